@@ -1,0 +1,9 @@
+-- cancel.lua - a run is cancelled: compare-and-set on the run not being
+-- finished. Unfinished steps become cancelled; running jobs are returned
+-- for the caller to publish on the cancel channel.
+-- Plan: run, mark, reason.
+if run_active() or redis.call('HGET', K_RUN, 'status') == 'pending' then
+    end_run('cancelled', P.reason or 'cancelled')
+end
+ack(K_EVENTS, 'schedulers', P.mark)
+return cjson.encode(out)

@@ -1,0 +1,61 @@
+-- finish.lua - a step's attempt ended (a worker's result, a false
+-- condition, a timeout), or a composite completed on activation.
+-- Compare-and-set: the step is active with this attempt (queued/running
+-- with attempt A; or pending with attempt A - 1 when `expect` is
+-- 'pending', for a step skipped before dispatch).
+-- Plan: run, step, attempt, mark (event to ack), outcome
+--   (success|failed|skipped), verdict, result, state, artifacts, persona,
+--   git, message, skey (state key stem), retry_at (ms; 0 = no retry),
+--   on_failure, run_error, deps [{id, job?}], anc [{id, kind, deps,
+--   desc, skey, on_failure}], ttl.
+local function cas()
+    if not run_active() then return false end
+    local st = redis.call('HGET', K_STEPS, P.step)
+    local att = attempt_of(P.step)
+    if P.expect == 'pending' then
+        return st == 'pending' and att == P.attempt - 1
+    end
+    return (st == 'queued' or st == 'running') and att == P.attempt
+end
+
+if not cas() then
+    ack(K_EVENTS, 'schedulers', P.mark)
+    out.stale = true
+    return cjson.encode(out)
+end
+redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt))
+if P.outcome == 'failed' and (tonumber(P.retry_at) or 0) > 0 then
+    redis.call('HSET', K_STEPS, P.step, 'pending', P.step .. ':error',
+               P.message or '')
+    redis.call('ZADD', K_DELAYED, P.retry_at,
+               member(P.step, P.attempt + 1))
+    hist('step', P.step, 'retrying',
+         {'attempt', P.attempt, 'due', P.retry_at,
+          'error', P.message or ''})
+    ack(K_EVENTS, 'schedulers', P.mark)
+    out.retry = true
+    return cjson.encode(out)
+end
+local status = P.outcome
+if P.expect == 'pending' then
+    redis.call('HSET', K_STEPS, P.step .. ':attempt', P.attempt)
+end
+redis.call('HSET', K_STEPS, P.step, status, P.step .. ':finished', NOW)
+if P.message then
+    redis.call('HSET', K_STEPS, P.step .. ':error', P.message)
+end
+record_outcome(P.step, status)
+if status == 'failed' and P.on_failure == 'escalate' then
+    redis.call('HSET', K_STEPS, P.step, 'waiting_for_human')
+    redis.call('HSET', K_RUN, 'status', 'waiting_for_human')
+    hist('step', P.step, 'waiting_for_human',
+         {'attempt', P.attempt, 'error', P.message or ''})
+    ack(K_EVENTS, 'schedulers', P.mark)
+    out.run = 'waiting_for_human'
+    return cjson.encode(out)
+end
+hist('step', P.step, status, {'attempt', P.attempt,
+                              'error', P.message or ''})
+propagate(status, status ~= 'failed' or P.on_failure == 'continue', P.deps)
+ack(K_EVENTS, 'schedulers', P.mark)
+return cjson.encode(out)

@@ -1,0 +1,15 @@
+-- fire_delayed.lua - retry timers that are due become ready events.
+-- (No prelude.) KEYS: delayed zset, events stream. ARGV: now (ms), limit.
+-- ZRANGEBYSCORE and ZREM run in one script, so each timer fires exactly
+-- once whichever scheduler replica gets here first.
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0,
+                       tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+    redis.call('ZREM', KEYS[1], m)
+    local run, step, attempt = string.match(m, '^([^|]+)|([^|]+)|(%d+)$')
+    if run then
+        redis.call('XADD', KEYS[2], '*', 'type', 'ready', 'run', run, 'step',
+                   step, 'attempt', attempt)
+    end
+end
+return #due

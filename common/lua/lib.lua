@@ -1,0 +1,222 @@
+-- lib.lua - shared prelude of every transition script (docs/protocol.md).
+--
+-- The build prepends this file to each script, so each EVALSHA is one
+-- self-contained script. Conventions:
+--   KEYS[1..9]  run, steps, deps, state, history, events, runs, delayed,
+--               deadlines (the run-scoped layout), then queue keys.
+--   ARGV[1]     now, ms since the epoch (the caller's clock).
+--   ARGV[2]     the plan: a JSON document the scheduler built from the
+--               definition (the step's own edges, pre-rendered jobs).
+--   ARGV[3..]   job bodies (binary msgpack), referenced by index.
+-- A script never reads the definition: what it needs of the graph is in
+-- the plan, so its cost follows the step's own edges.
+
+local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST = KEYS[1], KEYS[2], KEYS[3],
+    KEYS[4], KEYS[5]
+local K_EVENTS, K_RUNS, K_DELAYED, K_DEADLINES = KEYS[6], KEYS[7], KEYS[8],
+    KEYS[9]
+local NOW = tonumber(ARGV[1])
+local P = cjson.decode(ARGV[2])
+local RUN = P.run
+local HIST_MAX = tonumber(P.hist_max) or 100000
+local out = {ready = {}, cancel = {}}
+
+local TERMINAL = {success = true, failed = true, skipped = true,
+                  cancelled = true}
+
+local function hist(kind, step, status, extra)
+    local args = {'XADD', K_HIST, 'MAXLEN', '~', HIST_MAX, '*',
+                  'type', kind, 'step', step or '', 'status', status or '',
+                  'ts', NOW}
+    if extra then
+        for i = 1, #extra do args[#args + 1] = extra[i] end
+    end
+    redis.call(unpack(args))
+end
+
+-- Acknowledges and deletes the message that caused this transition.
+local function ack(stream, group, id)
+    if id and id ~= '' then
+        redis.call('XACK', stream, group, id)
+        redis.call('XDEL', stream, id)
+    end
+end
+
+local function attempt_of(step)
+    return tonumber(redis.call('HGET', K_STEPS, step .. ':attempt')) or 0
+end
+
+-- Puts a pre-rendered job on its queue and marks the step queued.
+local function emit_job(step, attempt, job)
+    redis.call('XADD', KEYS[job.q], '*', 'run', RUN, 'step', step,
+               'attempt', attempt, 'type', job.type, 'persona',
+               job.persona or '', 'body', ARGV[job.a], 'sig', job.sig)
+    redis.call('HSET', K_STEPS, step, 'queued', step .. ':attempt', attempt,
+               step .. ':queued', NOW)
+    hist('step', step, 'queued', {'attempt', attempt})
+end
+
+-- A step became ready: dispatch it now if its job needs no evaluation,
+-- else leave the durable mark (a ready event) for a scheduler to evaluate.
+local function make_ready(item)
+    local step = item.id
+    local attempt = attempt_of(step) + 1
+    if item.job and attempt == 1 then
+        emit_job(step, attempt, item.job)
+        return
+    end
+    local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
+                          'step', step, 'attempt', attempt)
+    out.ready[#out.ready + 1] = {step, attempt, id}
+end
+
+local function release(list)
+    for _, item in ipairs(list or {}) do
+        if redis.call('HINCRBY', K_DEPS, item.id, -1) == 0 then
+            make_ready(item)
+        end
+    end
+end
+
+local function member(step, attempt)
+    return RUN .. '|' .. step .. '|' .. attempt
+end
+
+-- Stops a step that has not finished: running jobs are told over pub/sub,
+-- queued and pending ones are marked without running.
+local function stop_step(step, status)
+    local st = redis.call('HGET', K_STEPS, step)
+    if not st or TERMINAL[st] then return end
+    local attempt = attempt_of(step)
+    if st == 'running' then
+        local m = member(step, attempt)
+        out.cancel[#out.cancel + 1] = m
+        if P.chan then redis.call('PUBLISH', P.chan, m) end
+        status = 'cancelled'
+    end
+    redis.call('HSET', K_STEPS, step, status, step .. ':finished', NOW)
+    redis.call('ZREM', K_DEADLINES, member(step, attempt))
+    hist('step', step, status)
+end
+
+local function json_field(key, field)
+    local v = redis.call('HGET', key, field)
+    if v then return cjson.decode(v) end
+    return nil
+end
+
+local function set_retention()
+    local ttl = tonumber(P.ttl) or 0
+    if ttl > 0 then
+        for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+    end
+end
+
+local function end_run(status, err)
+    redis.call('HSET', K_RUN, 'status', status, 'finished', NOW)
+    if err then redis.call('HSET', K_RUN, 'error', err) end
+    if status ~= 'success' then
+        local all = redis.call('HGETALL', K_STEPS)
+        for i = 1, #all, 2 do
+            local f = all[i]
+            if not string.find(f, ':', 1, true) then
+                stop_step(f, 'cancelled')
+            end
+        end
+    end
+    hist('run', '', status, err and {'error', err} or nil)
+    set_retention()
+    out.run = status
+end
+
+-- Records what a finished step produced in the run's context.
+local function record_outcome(step, status)
+    local skey = P.skey or step
+    if P.result ~= nil then
+        redis.call('HSET', K_STATE, skey .. '_result', cjson.encode(P.result))
+    end
+    redis.call('HSET', K_STATE, skey .. '_status',
+               cjson.encode(P.verdict or status))
+    if type(P.state) == 'table' then
+        for k, v in pairs(P.state) do
+            redis.call('HSET', K_STATE, k, cjson.encode(v))
+        end
+    end
+    if type(P.artifacts) == 'table' and #P.artifacts > 0 then
+        local a = json_field(K_RUN, 'artifacts') or {}
+        for _, x in ipairs(P.artifacts) do a[#a + 1] = x end
+        redis.call('HSET', K_RUN, 'artifacts', cjson.encode(a))
+    end
+    if P.persona and P.result ~= nil then
+        local pr = json_field(K_RUN, 'personaResults') or {}
+        pr[P.persona] = P.result
+        redis.call('HSET', K_RUN, 'personaResults', cjson.encode(pr))
+    end
+    if type(P.git) == 'table' then
+        local g = json_field(K_RUN, 'gitState') or {}
+        for k, v in pairs(P.git) do g[k] = v end
+        redis.call('HSET', K_RUN, 'gitState', cjson.encode(g))
+    end
+end
+
+-- A step (or group) finished with status; ok says whether its dependents
+-- may run (success, skipped, or failed with on_failure: continue). Walks
+-- up the enclosing groups (P.anc, innermost first) completing each whose
+-- last child this was, and completes the run at the top.
+local function propagate(status, ok, deps)
+    if ok then release(deps) end
+    for _, g in ipairs(P.anc or {}) do
+        local gs = redis.call('HGET', K_STEPS, g.id)
+        if TERMINAL[gs] then return end
+        local gstatus
+        if g.kind == 'any' then
+            if status == 'success' then
+                for _, d in ipairs(g.desc or {}) do
+                    stop_step(d, 'skipped')
+                end
+                gstatus = 'success'
+            else
+                if status == 'failed' then
+                    redis.call('HINCRBY', K_DEPS, g.id .. ':failed', 1)
+                end
+                if redis.call('HINCRBY', K_DEPS, g.id .. ':left', -1) > 0 then
+                    return
+                end
+                if redis.call('HEXISTS', K_DEPS, g.id .. ':failed') == 1 then
+                    gstatus = 'failed'
+                else
+                    gstatus = 'skipped'
+                end
+            end
+        elseif not ok then
+            for _, d in ipairs(g.desc or {}) do stop_step(d, 'cancelled') end
+            gstatus = 'failed'
+        elseif redis.call('HINCRBY', K_DEPS, g.id .. ':left', -1) > 0 then
+            return
+        else
+            gstatus = 'success'
+        end
+        redis.call('HSET', K_STEPS, g.id, gstatus, g.id .. ':finished', NOW)
+        hist('step', g.id, gstatus)
+        if g.skey then
+            redis.call('HSET', K_STATE, g.skey .. '_status',
+                       cjson.encode(gstatus))
+        end
+        status = gstatus
+        ok = gstatus ~= 'failed' or g.on_failure == 'continue'
+        if ok then release(g.deps) end
+    end
+    -- Reached the top level.
+    if not ok then
+        end_run('failed', P.run_error or 'a step failed')
+        return
+    end
+    if redis.call('HINCRBY', K_RUN, 'top_left', -1) <= 0 then
+        end_run('success')
+    end
+end
+
+local function run_active()
+    local rs = redis.call('HGET', K_RUN, 'status')
+    return rs == 'running' or rs == 'waiting_for_human'
+end

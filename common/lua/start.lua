@@ -1,0 +1,20 @@
+-- start.lua - a worker claimed a job and is about to run it.
+-- Compare-and-set: the step is queued (or running after a reclaim) with
+-- the job's attempt; otherwise the job is stale (skipped, cancelled,
+-- superseded) and the worker drops it without running it.
+-- Plan: run, step, attempt, worker, deadline (ms, 0 = none).
+-- Returns 'ok' or the reason the job must not run.
+if not run_active() then
+    return 'run ' .. (redis.call('HGET', K_RUN, 'status') or 'missing')
+end
+local st = redis.call('HGET', K_STEPS, P.step)
+if attempt_of(P.step) ~= P.attempt then return 'superseded' end
+if st ~= 'queued' and st ~= 'running' then return st or 'missing' end
+redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':worker', P.worker,
+           P.step .. ':started', NOW)
+if (tonumber(P.deadline) or 0) > 0 then
+    redis.call('ZADD', K_DEADLINES, P.deadline,
+               member(P.step, P.attempt))
+end
+hist('step', P.step, 'running', {'attempt', P.attempt, 'worker', P.worker})
+return 'ok'
