@@ -90,7 +90,7 @@ int expr_foreach_root(const struct expr *e, expr_root_cb fn, void *ud);
 /* JS truthiness of v (NULL = undefined). */
 bool expr_truthy(const json_t *v);
 
-/* Appends JS String(v) to *buf/*len (a weft_malloc'd string the caller
+/* Writes JS String(v) into *out and *outlen (a weft_malloc'd string the caller
  * owns) with these rendering rules for templates: undefined and null
  * render as "", numbers as JS Number#toString, arrays and objects as
  * compact JSON. Returns 0, WEFT_ENOMEM or WEFT_ELIMIT. */

@@ -1,6 +1,7 @@
 /* strmap.c - open-addressing string map. */
 #include "strmap.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -90,4 +91,35 @@ void *strmap_get(const struct strmap *m, const char *key, size_t keylen)
     uint64_t h = strmap_hash(key, keylen);
     struct strmap_slot *s = find(m->slots, m->cap, key, keylen, h);
     return s->key ? s->value : NULL;
+}
+
+void *strmap_del(struct strmap *m, const char *key, size_t keylen)
+{
+    if (m->cap == 0)
+        return NULL;
+    uint64_t h = strmap_hash(key, keylen);
+    struct strmap_slot *s = find(m->slots, m->cap, key, keylen, h);
+    if (s->key == NULL)
+        return NULL;
+    void *value = s->value;
+    size_t mask = m->cap - 1, i = (size_t)(s - m->slots), j = i;
+    /* Backward-shift deletion for linear probing: move later entries of
+     * the cluster into the hole when their home slot allows it. */
+    for (;;) {
+        j = (j + 1) & mask;
+        struct strmap_slot *t = &m->slots[j];
+        if (t->key == NULL)
+            break;
+        size_t home = (size_t)t->hash & mask;
+        /* t may move to i when i lies cyclically in [home, j). */
+        bool movable = (j > i) ? (home <= i || home > j)
+                               : (home <= i && home > j);
+        if (movable) {
+            m->slots[i] = *t;
+            i = j;
+        }
+    }
+    m->slots[i].key = NULL;
+    m->count--;
+    return value;
 }

@@ -36,6 +36,11 @@ int strmap_put(struct strmap *m, const char *key, size_t keylen, void *value,
 /* The value for key, or NULL when absent. */
 void *strmap_get(const struct strmap *m, const char *key, size_t keylen);
 
+/* Removes key; returns its value, or NULL when absent. Slots are
+ * shifted back (no tombstones), so lookups stay short after many
+ * removals. */
+void *strmap_del(struct strmap *m, const char *key, size_t keylen);
+
 /* FNV-1a 64-bit hash of the bytes. */
 uint64_t strmap_hash(const char *key, size_t keylen);
 

@@ -1,0 +1,192 @@
+/* main.c - weft-scheduler: flags and environment, signals, the loop. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "alloc.h"
+#include "hmac.h"
+#include "keys.h"
+#include "log.h"
+#include "num.h"
+#include "redisurl.h"
+#include "sched.h"
+
+/* A week: finished runs stay inspectable for a working week by default. */
+#define DEFAULT_RETENTION_S (7 * 24 * 3600)
+
+static void usage(FILE *out)
+{
+    fputs("usage: weft-scheduler [options]\n"
+          "  --redis URL        Redis (env REDIS_URL; default "
+          "redis://127.0.0.1:6379)\n"
+          "  --prefix P         key prefix (env WEFT_PREFIX; default weft)\n"
+          "  --name NAME        consumer name (default host-pid)\n"
+          "  --workflows DIR    workflow files for tasks naming one "
+          "(env WEFT_WORKFLOWS)\n"
+          "  --batch N          entries per read (default 256)\n"
+          "  --retention SEC    keep finished runs this long (default 7 "
+          "days; 0 = forever)\n"
+          "  --claim-idle MS    reclaim messages of dead schedulers after "
+          "MS (default 5000)\n"
+          "  --log-level L      debug, info, warn, error (env "
+          "WEFT_LOG_LEVEL)\n"
+          "The job signing key comes from WEFT_HMAC_KEY or "
+          "WEFT_HMAC_KEY_FILE.\n",
+          out);
+}
+
+static int parse_u32(const char *flag, const char *v, uint32_t *out)
+{
+    int64_t n;
+    if (num_parse_i64(v, strlen(v), 0, UINT32_MAX, &n) != 0) {
+        fprintf(stderr, "weft-scheduler: %s: not a number: '%s'\n", flag, v);
+        return -1;
+    }
+    *out = (uint32_t)n;
+    return 0;
+}
+
+struct app {
+    struct event_base *base;
+    struct sched *sched;
+};
+
+static void on_drained(void *ud)
+{
+    struct app *app = ud;
+    event_base_loopexit(app->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *ud)
+{
+    (void)what;
+    struct app *app = ud;
+    log_info("signal received, draining", "signal",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    sched_drain(app->sched, 10000, on_drained, app);
+}
+
+int main(int argc, char **argv)
+{
+    weft_alloc_init();
+    log_init("weft-scheduler");
+    const char *url_text = getenv("REDIS_URL");
+    const char *prefix = getenv("WEFT_PREFIX");
+    const char *workflows = getenv("WEFT_WORKFLOWS");
+    const char *level = getenv("WEFT_LOG_LEVEL");
+    char name[128];
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(name, sizeof(name), "%s-%ld", host, (long)getpid());
+    const char *name_opt = NULL;
+    struct sched_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.ttl_s = DEFAULT_RETENTION_S;
+
+    static const struct option opts[] = {
+        {"redis", required_argument, NULL, 'r'},
+        {"prefix", required_argument, NULL, 'p'},
+        {"name", required_argument, NULL, 'n'},
+        {"workflows", required_argument, NULL, 'w'},
+        {"batch", required_argument, NULL, 'b'},
+        {"retention", required_argument, NULL, 't'},
+        {"claim-idle", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            url_text = optarg;
+            break;
+        case 'p':
+            prefix = optarg;
+            break;
+        case 'n':
+            name_opt = optarg;
+            break;
+        case 'w':
+            workflows = optarg;
+            break;
+        case 'b':
+            if (parse_u32("--batch", optarg, &cfg.batch))
+                return 2;
+            break;
+        case 't':
+            if (parse_u32("--retention", optarg, &cfg.ttl_s))
+                return 2;
+            break;
+        case 'c':
+            if (parse_u32("--claim-idle", optarg, &cfg.claim_idle_ms))
+                return 2;
+            break;
+        case 'l':
+            level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "weft-scheduler: unexpected argument '%s'\n",
+                argv[optind]);
+        return 2;
+    }
+    if (level && log_set_level(level) != 0) {
+        fprintf(stderr, "weft-scheduler: unknown log level '%s'\n", level);
+        return 2;
+    }
+    struct weft_error err;
+    weft_error_clear(&err);
+    if (redis_url_parse(url_text ? url_text : "redis://127.0.0.1:6379",
+                        &cfg.url, &err) != 0) {
+        fprintf(stderr, "weft-scheduler: --redis: %s\n", err.msg);
+        return 2;
+    }
+    if (keys_init(&cfg.keys, prefix) != 0) {
+        fprintf(stderr, "weft-scheduler: invalid prefix '%s'\n", prefix);
+        return 2;
+    }
+    if (hmac_key_from_env(&cfg.hmac, &err) != 0) {
+        fprintf(stderr, "weft-scheduler: signing key: %s\n", err.msg);
+        return 2;
+    }
+    cfg.name = name_opt ? name_opt : name;
+    cfg.workflows = workflows;
+
+    signal(SIGPIPE, SIG_IGN);
+    struct app app = {0};
+    app.base = event_base_new();
+    app.sched = app.base ? sched_new(app.base, &cfg) : NULL;
+    if (app.sched == NULL || sched_start(app.sched) != 0) {
+        fprintf(stderr, "weft-scheduler: out of memory\n");
+        return 1;
+    }
+    struct event *sigterm = evsignal_new(app.base, SIGTERM, on_signal, &app);
+    struct event *sigint = evsignal_new(app.base, SIGINT, on_signal, &app);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    log_info("scheduler started", "name", cfg.name, NULL);
+    event_base_dispatch(app.base);
+    const struct sched_stats *st = sched_stats(app.sched);
+    char msgs[32];
+    snprintf(msgs, sizeof(msgs), "%llu", (unsigned long long)st->messages);
+    log_info("scheduler stopped", "messages", msgs, NULL);
+    event_free(sigterm);
+    event_free(sigint);
+    sched_free(app.sched);
+    event_base_free(app.base);
+    redis_url_deinit(&cfg.url);
+    return 0;
+}

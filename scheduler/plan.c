@@ -1,0 +1,774 @@
+/* plan.c - transition plans: the definition's graph, as the scripts need
+ * it, for one step at a time. */
+#include "plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "alloc.h"
+#include "tmpl.h"
+
+void plan_init(struct plan *p)
+{
+    memset(p, 0, sizeof(*p));
+}
+
+void plan_deinit(struct plan *p)
+{
+    for (uint32_t i = 0; i < p->nkeys; i++)
+        weft_free(p->keys[i]);
+    weft_free(p->keys);
+    for (uint32_t i = 0; i < p->nbodies; i++)
+        weft_free(p->bodies[i]);
+    weft_free(p->bodies);
+    weft_free(p->blens);
+    json_decref(p->doc);
+    plan_init(p);
+}
+
+/* Index (1-based, as Lua sees KEYS) of key in the script's KEYS, adding
+ * it after the base keys when new. 0 on OOM. */
+static uint32_t plan_key(struct plan *p, const char *key)
+{
+    for (uint32_t i = 0; i < p->nkeys; i++)
+        if (strcmp(p->keys[i], key) == 0)
+            return PLAN_BASE_KEYS + i + 1;
+    char **n = weft_realloc(p->keys, (p->nkeys + 1) * sizeof(*n));
+    if (n == NULL)
+        return 0;
+    p->keys = n;
+    if ((p->keys[p->nkeys] = weft_strdup(key)) == NULL)
+        return 0;
+    return PLAN_BASE_KEYS + ++p->nkeys;
+}
+
+/* Adds a body; returns its ARGV index (1-based; bodies start at 3). */
+static uint32_t plan_body(struct plan *p, char *body, size_t len)
+{
+    char **nb = weft_realloc(p->bodies, (p->nbodies + 1) * sizeof(*nb));
+    if (nb == NULL)
+        return 0;
+    p->bodies = nb;
+    size_t *nl = weft_realloc(p->blens, (p->nbodies + 1) * sizeof(*nl));
+    if (nl == NULL)
+        return 0;
+    p->blens = nl;
+    p->bodies[p->nbodies] = body;
+    p->blens[p->nbodies] = len;
+    return 3 + p->nbodies++;
+}
+
+int plan_argv(struct plan *p, int64_t now_ms, int *nkeys, int *argc,
+              const char ***argv, size_t **lens, char **docstr)
+{
+    int total = PLAN_BASE_KEYS + (int)p->nkeys + 2 + (int)p->nbodies;
+    const char **av = weft_calloc((size_t)total, sizeof(*av));
+    size_t *al = weft_calloc((size_t)total, sizeof(*al));
+    char *doc = json_dumps(p->doc, JSON_COMPACT);
+    if (av == NULL || al == NULL || doc == NULL) {
+        weft_free(av);
+        weft_free(al);
+        weft_free(doc);
+        return WEFT_ENOMEM;
+    }
+    int n = 0;
+    for (int i = 0; i < PLAN_BASE_KEYS; i++)
+        av[n++] = p->run_keys[i];
+    for (uint32_t i = 0; i < p->nkeys; i++)
+        av[n++] = p->keys[i];
+    for (int i = 0; i < n; i++)
+        al[i] = strlen(av[i]);
+    snprintf(p->now, sizeof(p->now), "%lld", (long long)now_ms);
+    av[n] = p->now;
+    al[n++] = strlen(p->now);
+    av[n] = doc;
+    al[n++] = strlen(doc);
+    for (uint32_t i = 0; i < p->nbodies; i++) {
+        av[n] = p->bodies[i];
+        al[n++] = p->blens[i];
+    }
+    *nkeys = PLAN_BASE_KEYS + (int)p->nkeys;
+    *argc = n;
+    *argv = av;
+    *lens = al;
+    *docstr = doc;
+    return 0;
+}
+
+static bool tv_literal(const struct tvalue *tv)
+{
+    return tv == NULL || tvalue_literal(tv) != NULL;
+}
+
+bool plan_step_is_static(const struct wf_step *s)
+{
+    if (s->condition != NULL || s->type == WF_STEP_CONDITIONAL ||
+        s->type == WF_STEP_PARALLEL)
+        return false;
+    return tv_literal(s->name) && tv_literal(s->timeout) &&
+           tv_literal(s->params) && tv_literal(s->git_branch) &&
+           tv_literal(s->git_message) && tv_literal(s->git_remote);
+}
+
+const char *plan_queue_of(const struct wf_step *s)
+{
+    if (s->queue)
+        return s->queue;
+    if (s->type == WF_STEP_PERSONA && s->persona)
+        return s->persona;
+    if (s->type == WF_STEP_GIT)
+        return "git";
+    return "default";
+}
+
+void plan_state_stem(const char *id, char *out)
+{
+    size_t i = 0;
+    for (; id[i] && i < WF_MAX_ID_LEN; i++)
+        out[i] = id[i] == '-' ? '_' : id[i];
+    out[i] = '\0';
+}
+
+static int set_new(json_t *o, const char *k, json_t *v)
+{
+    if (v == NULL)
+        return WEFT_ENOMEM;
+    return json_object_set_new(o, k, v) == 0 ? 0 : WEFT_ENOMEM;
+}
+
+static json_t *object_or_empty(json_t *v)
+{
+    return json_is_object(v) ? json_incref(v) : json_object();
+}
+
+json_t *plan_scope(const struct runinfo *ri, json_t *state, json_t *extra)
+{
+    json_t *scope = json_object();
+    json_t *context = json_object();
+    json_t *st = object_or_empty(state);
+    json_t *steps = json_object();
+    if (!scope || !context || !st || !steps)
+        goto fail;
+    /* steps.<id>: {status, result} from the state the steps left. */
+    const struct wf *wf = ri->wf;
+    for (uint32_t i = 0; i < wf->nsteps; i++) {
+        char stem[WF_MAX_ID_LEN + 1], key[WF_MAX_ID_LEN + 16];
+        plan_state_stem(wf->steps[i].id, stem);
+        snprintf(key, sizeof(key), "%s_status", stem);
+        json_t *status = json_object_get(st, key);
+        if (status == NULL)
+            continue;
+        snprintf(key, sizeof(key), "%s_result", stem);
+        json_t *entry = json_object();
+        if (entry == NULL ||
+            json_object_set_new(steps, wf->steps[i].id, entry) != 0)
+            goto fail;
+        json_object_set(entry, "status", status);
+        json_t *result = json_object_get(st, key);
+        if (result)
+            json_object_set(entry, "result", result);
+    }
+    json_t *ctx = ri->ctx;
+    const char *fixed[] = {"workflowId", "repoRoot", "branchName",
+                           "baseBranch", "milestone"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(*fixed); i++) {
+        json_t *v = json_object_get(ctx, fixed[i]);
+        if (v)
+            json_object_set(context, fixed[i], v);
+    }
+    json_object_set(context, "task", ri->task);
+    json_object_set(context, "state", st);
+    const char *dyn[] = {"artifacts", "personaResults", "gitState"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(extra, dyn[i]);
+        if (v == NULL)
+            v = i == 0 ? json_array() : json_object();
+        else
+            json_incref(v);
+        if (set_new(context, dyn[i], v))
+            goto fail;
+    }
+    if (set_new(context, "dashboardState", json_object()))
+        goto fail;
+    json_object_set(scope, "task", ri->task);
+    json_t *milestone = json_object_get(ctx, "milestone");
+    if (milestone)
+        json_object_set(scope, "milestone", milestone);
+    json_object_set(scope, "variables", ri->vars);
+    json_object_set(scope, "workflowId", json_object_get(ctx, "workflowId"));
+    json_object_set_new(scope, "state", st);
+    json_object_set_new(scope, "steps", steps);
+    json_object_set_new(scope, "context", context);
+    return scope;
+fail:
+    json_decref(scope);
+    json_decref(context);
+    json_decref(st);
+    json_decref(steps);
+    return NULL;
+}
+
+int plan_render_vars(const struct wf *wf, const char *run, json_t *task,
+                     json_t *ctx, json_t **out, struct weft_error *err)
+{
+    json_t *vars = json_object();
+    json_t *scope = json_object();
+    int rc = WEFT_ENOMEM;
+    if (vars == NULL || scope == NULL)
+        goto done;
+    json_object_set(scope, "task", task);
+    json_object_set(scope, "context", ctx);
+    json_object_set_new(scope, "workflowId", json_string(run));
+    json_object_set(scope, "variables", vars);
+    for (uint32_t i = 0; i < wf->nvariables; i++) {
+        json_t *v = NULL;
+        rc = tvalue_render(wf->variable_values[i], scope, &v, err);
+        if (rc) {
+            char msg[WEFT_ERROR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
+            weft_error_set(err, rc, 0, 0, "variable '%s': %s",
+                           wf->variable_names[i], msg);
+            goto done;
+        }
+        if (json_object_set_new(vars, wf->variable_names[i],
+                                v ? v : json_null()) != 0) {
+            rc = WEFT_ENOMEM;
+            goto done;
+        }
+    }
+    *out = json_incref(vars);
+    rc = 0;
+done:
+    json_decref(vars);
+    json_decref(scope);
+    return rc;
+}
+
+/* Renders an optional templated field; *out NULL when absent/undefined. */
+static int render_tv(const struct tvalue *tv, const json_t *scope,
+                     const char *field, json_t **out, struct weft_error *err)
+{
+    *out = NULL;
+    if (tv == NULL)
+        return 0;
+    int rc = tvalue_render(tv, scope, out, err);
+    if (rc) {
+        char msg[WEFT_ERROR_MSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
+        return weft_error_set(err, rc, 0, 0, "%s: %s", field, msg);
+    }
+    return 0;
+}
+
+static char *dup_string_or(json_t *v, const char *fallback)
+{
+    if (json_is_string(v))
+        return weft_strdup(json_string_value(v));
+    return fallback ? weft_strdup(fallback) : NULL;
+}
+
+static void new_span(const char *trace, char *out, size_t size)
+{
+    unsigned char span[8] = {0};
+    RAND_bytes(span, sizeof(span));
+    int n = snprintf(out, size, "00-%s-", trace ? trace : "");
+    for (int i = 0; i < 8 && (size_t)n + 2 < size; i++)
+        n += snprintf(out + n, size - (size_t)n, "%02x", span[i]);
+    snprintf(out + n, size - (size_t)n, "-01");
+}
+
+/* Renders, encodes and signs the job of s; returns the script's job
+ * reference {q, a, sig, type, persona} in *ref. */
+static int render_job(const struct plan_env *env, const struct runinfo *ri,
+                      const struct wf_step *s, uint32_t attempt,
+                      const json_t *scope, struct plan *p, json_t **ref,
+                      struct weft_error *err)
+{
+    struct wire_job job;
+    memset(&job, 0, sizeof(job));
+    json_t *name = NULL, *timeout = NULL, *branch = NULL, *message = NULL,
+           *remote = NULL;
+    char *body = NULL;
+    size_t blen = 0;
+    int rc;
+    if ((rc = render_tv(s->name, scope, "name", &name, err)) ||
+        (rc = render_tv(s->timeout, scope, "timeout", &timeout, err)) ||
+        (rc = render_tv(s->params, scope, "params", &job.params, err)) ||
+        (rc = render_tv(s->git_branch, scope, "branch", &branch, err)) ||
+        (rc = render_tv(s->git_message, scope, "message", &message, err)) ||
+        (rc = render_tv(s->git_remote, scope, "remote", &remote, err)))
+        goto done;
+    if (job.params && !json_is_object(job.params)) {
+        rc = weft_error_set(err, WEFT_ETYPE, 0, 0,
+                            "params must render to an object");
+        goto done;
+    }
+    if (timeout) {
+        double t = json_number_value(timeout);
+        if (!json_is_number(timeout) || !(t > 0) || t > WF_MAX_TIMEOUT_S) {
+            rc = weft_error_set(err, WEFT_ETYPE, 0, 0,
+                                "timeout must render to a number of "
+                                "seconds in (0, %d]",
+                                WF_MAX_TIMEOUT_S);
+            goto done;
+        }
+        job.timeout_ms = (uint64_t)llround(t * 1000.0);
+    }
+    char trace[64];
+    new_span(ri->trace, trace, sizeof(trace));
+    rc = WEFT_ENOMEM;
+    job.run = ri->run;
+    job.step = (char *)s->id;
+    job.type = (char *)wf_step_type_name(s->type);
+    job.persona = (char *)s->persona;
+    job.queue = (char *)plan_queue_of(s);
+    job.attempt = attempt;
+    job.trace = trace;
+    job.name = dup_string_or(name, s->id);
+    if (job.name == NULL)
+        goto done;
+    job.context = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O}", "workflowId",
+                            json_object_get(ri->ctx, "workflowId"),
+                            "repoRoot", json_object_get(ri->ctx, "repoRoot"),
+                            "branchName",
+                            json_object_get(ri->ctx, "branchName"),
+                            "baseBranch",
+                            json_object_get(ri->ctx, "baseBranch"), "task",
+                            ri->task);
+    if (job.context == NULL)
+        goto done;
+    if (s->type == WF_STEP_GIT) {
+        job.git = json_pack("{s:s, s:O?, s:O?, s:O?}", "operation",
+                            wf_git_op_name(s->git_op), "branch", branch,
+                            "message", message, "remote", remote);
+        if (job.git == NULL)
+            goto done;
+    }
+    if ((rc = wire_job_encode(&job, &body, &blen)) != 0) {
+        weft_error_set(err, rc, 0, 0, "cannot encode job: %s",
+                       weft_strerror(rc));
+        goto done;
+    }
+    char sig[HMAC_HEX_LEN + 1];
+    hmac_sign_hex(env->hmac, body, blen, sig);
+    char qkey[KEYS_MAX];
+    rc = WEFT_ENOMEM;
+    if (keys_queue(env->keys, job.queue, qkey) == 0) {
+        rc = weft_error_set(err, WEFT_EINVAL, 0, 0, "invalid queue name '%s'",
+                            job.queue);
+        goto done;
+    }
+    uint32_t q = plan_key(p, qkey);
+    uint32_t a = q ? plan_body(p, body, blen) : 0;
+    if (a == 0)
+        goto done;
+    body = NULL; /* owned by p now */
+    *ref = json_pack("{s:i, s:i, s:s, s:s, s:s}", "q", (json_int_t)q, "a",
+                     (json_int_t)a, "sig", sig, "type", job.type, "persona",
+                     s->persona ? s->persona : "");
+    rc = *ref ? 0 : WEFT_ENOMEM;
+done:
+    weft_free(body);
+    weft_free(job.name);
+    json_decref(job.params);
+    json_decref(job.context);
+    json_decref(job.git);
+    json_decref(name);
+    json_decref(timeout);
+    json_decref(branch);
+    json_decref(message);
+    json_decref(remote);
+    return rc;
+}
+
+/* {id, job?} for a step that may become ready; the job is rendered now
+ * when the step needs no evaluation. */
+static int ready_item(const struct plan_env *env, const struct runinfo *ri,
+                      const struct wf_step *s, struct plan *p, json_t *list,
+                      struct weft_error *err)
+{
+    json_t *item = json_pack("{s:s}", "id", s->id);
+    if (item == NULL || json_array_append_new(list, item) != 0)
+        return WEFT_ENOMEM;
+    if (!plan_step_is_static(s))
+        return 0;
+    json_t *job = NULL;
+    int rc = render_job(env, ri, s, 1, NULL, p, &job, err);
+    if (rc == WEFT_ETYPE || rc == WEFT_EINVAL || rc == WEFT_ENOENT) {
+        /* Leave it to the ready path, which reports the error on the step. */
+        return 0;
+    }
+    if (rc)
+        return rc;
+    return set_new(item, "job", job);
+}
+
+static int items_of(const struct plan_env *env, const struct runinfo *ri,
+                    const uint32_t *idx, uint32_t n, bool roots_only,
+                    struct plan *p, json_t **out, struct weft_error *err)
+{
+    json_t *list = json_array();
+    if (list == NULL)
+        return WEFT_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct wf_step *s = &ri->wf->steps[idx[i]];
+        if (roots_only && s->ndeps > 0)
+            continue;
+        int rc = ready_item(env, ri, s, p, list, err);
+        if (rc) {
+            json_decref(list);
+            return rc;
+        }
+    }
+    *out = list;
+    return 0;
+}
+
+/* End (exclusive) of the pre-order range holding s's descendants. */
+static uint32_t subtree_end(const struct wf *wf, uint32_t i)
+{
+    uint32_t d = wf->steps[i].depth, j = i + 1;
+    while (j < wf->nsteps && wf->steps[j].depth > d)
+        j++;
+    return j;
+}
+
+/* Appends the ids of the steps in list `branch` of g and their
+ * descendants (branch < 0: both lists). */
+static int add_descendants(const struct wf *wf, const struct wf_step *g,
+                           int branch, json_t *out)
+{
+    for (int b = 0; b < 2; b++) {
+        if (branch >= 0 && b != branch)
+            continue;
+        for (uint32_t k = 0; k < g->nchildren[b]; k++) {
+            uint32_t c = g->children[b][k], end = subtree_end(wf, c);
+            for (uint32_t j = c; j < end; j++)
+                if (json_array_append_new(out,
+                                          json_string(wf->steps[j].id)) != 0)
+                    return WEFT_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static const char *group_kind(const struct wf_step *g)
+{
+    if (g->type == WF_STEP_CONDITIONAL)
+        return "cond";
+    return g->wait_for == WF_WAIT_ANY ? "any" : "all";
+}
+
+/* The enclosing groups of s, innermost first, with what the script needs
+ * to complete each: its dependents, and its descendants when this outcome
+ * may stop them (an any-group on success, other groups on failure). */
+static int ancestors(const struct plan_env *env, const struct runinfo *ri,
+                     const struct wf_step *s, bool success, bool failing,
+                     struct plan *p, json_t **out, struct weft_error *err)
+{
+    const struct wf *wf = ri->wf;
+    json_t *list = json_array();
+    if (list == NULL)
+        return WEFT_ENOMEM;
+    int rc = 0;
+    for (int32_t g_i = s->parent; g_i >= 0; g_i = wf->steps[g_i].parent) {
+        const struct wf_step *g = &wf->steps[g_i];
+        const char *kind = group_kind(g);
+        char stem[WF_MAX_ID_LEN + 1];
+        plan_state_stem(g->id, stem);
+        json_t *deps = NULL;
+        if ((rc = items_of(env, ri, g->dependents, g->ndependents, false, p,
+                           &deps, err)))
+            break;
+        json_t *a = json_pack("{s:s, s:s, s:o, s:s, s:s}", "id", g->id,
+                              "kind", kind, "deps", deps, "skey", stem,
+                              "on_failure",
+                              wf_on_failure_name(g->on_failure));
+        if (a == NULL || json_array_append_new(list, a) != 0) {
+            rc = WEFT_ENOMEM;
+            break;
+        }
+        bool any = strcmp(kind, "any") == 0;
+        if ((any && success) || (!any && failing)) {
+            json_t *desc = json_array();
+            if (desc == NULL || set_new(a, "desc", desc) ||
+                add_descendants(wf, g, -1, desc)) {
+                rc = WEFT_ENOMEM;
+                break;
+            }
+        }
+    }
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
+    *out = list;
+    return 0;
+}
+
+static json_t *base_doc(const struct plan_env *env, const struct runinfo *ri,
+                        struct plan *p)
+{
+    static const enum keys_run run_keys[] = {KEYS_RUN, KEYS_RUN_STEPS,
+                                             KEYS_RUN_DEPS, KEYS_RUN_STATE,
+                                             KEYS_RUN_HISTORY};
+    for (int i = 0; i < 5; i++)
+        keys_run(env->keys, run_keys[i], ri->run, p->run_keys[i]);
+    keys_global(env->keys, KEYS_EVENTS, p->run_keys[5]);
+    keys_global(env->keys, KEYS_RUNS, p->run_keys[6]);
+    keys_global(env->keys, KEYS_DELAYED, p->run_keys[7]);
+    keys_global(env->keys, KEYS_DEADLINES, p->run_keys[8]);
+    char chan[KEYS_MAX];
+    keys_global(env->keys, KEYS_CANCEL, chan);
+    return json_pack("{s:s, s:i, s:i, s:s}", "run", ri->run, "hist_max",
+                     (json_int_t)env->hist_max, "ttl", (json_int_t)env->ttl_s,
+                     "chan", chan);
+}
+
+static char *dumps(json_t *v)
+{
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+int plan_create_run(const struct plan_env *env, const struct runinfo *ri,
+                    const char *entry, struct plan *p,
+                    struct weft_error *err)
+{
+    const struct wf *wf = ri->wf;
+    int rc = WEFT_ENOMEM;
+    char *task = dumps(ri->task), *vars = dumps(ri->vars),
+         *ctx = dumps(ri->ctx);
+    json_t *steps = json_array(), *deps = json_array(), *ready = NULL;
+    if (!task || !vars || !ctx || !steps || !deps)
+        goto done;
+    if ((p->doc = base_doc(env, ri, p)) == NULL)
+        goto done;
+    char tkey[KEYS_MAX];
+    keys_global(env->keys, KEYS_TASKS, tkey);
+    if (plan_key(p, tkey) != PLAN_BASE_KEYS + 1)
+        goto done;
+    for (uint32_t i = 0; i < wf->nsteps; i++) {
+        const struct wf_step *s = &wf->steps[i];
+        if (json_array_append_new(steps, json_string(s->id)) != 0)
+            goto done;
+        if (s->ndeps > 0 &&
+            json_array_append_new(
+                deps, json_pack("[s, i]", s->id, (json_int_t)s->ndeps)) != 0)
+            goto done;
+    }
+    if ((rc = items_of(env, ri, wf->top, wf->ntop, true, p, &ready, err)))
+        goto done;
+    rc = WEFT_ENOMEM;
+    json_t *header = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "workflow",
+        wf->name, "digest", ri->digest, "task", task, "vars", vars, "ctx",
+        ctx, "trace", ri->trace ? ri->trace : "", "artifacts", "[]",
+        "personaResults", "{}", "gitState", "{}");
+    if (header == NULL || set_new(p->doc, "header", header) ||
+        json_object_set(p->doc, "steps", steps) ||
+        json_object_set(p->doc, "deps", deps) ||
+        set_new(p->doc, "top", json_integer(wf->ntop)) ||
+        set_new(p->doc, "ready", ready) ||
+        set_new(p->doc, "entry", json_string(entry ? entry : "")))
+        goto done;
+    ready = NULL;
+    rc = 0;
+done:
+    weft_free(task);
+    weft_free(vars);
+    weft_free(ctx);
+    json_decref(steps);
+    json_decref(deps);
+    json_decref(ready);
+    return rc;
+}
+
+int plan_dispatch(const struct plan_env *env, const struct runinfo *ri,
+                  const struct wf_step *s, uint32_t attempt, const char *mark,
+                  const json_t *scope, struct plan *p,
+                  struct weft_error *err)
+{
+    if ((p->doc = base_doc(env, ri, p)) == NULL)
+        return WEFT_ENOMEM;
+    json_t *job = NULL;
+    int rc = render_job(env, ri, s, attempt, scope, p, &job, err);
+    if (rc)
+        return rc;
+    if (set_new(p->doc, "job", job) ||
+        set_new(p->doc, "step", json_string(s->id)) ||
+        set_new(p->doc, "attempt", json_integer(attempt)) ||
+        set_new(p->doc, "mark", json_string(mark ? mark : "")))
+        return WEFT_ENOMEM;
+    return 0;
+}
+
+int64_t plan_backoff_ms(const struct wf_retry *r, uint32_t next, double rnd)
+{
+    double d = r->delay_ms;
+    if (r->backoff == WF_BACKOFF_EXPONENTIAL) {
+        /* next is 2 for the first retry: delay, 2*delay, 4*delay, ... */
+        for (uint32_t i = 2; i < next && d < r->max_delay_ms; i++)
+            d *= 2;
+        if (d > r->max_delay_ms)
+            d = r->max_delay_ms;
+    }
+    if (r->jitter > 0)
+        d += d * r->jitter * (2.0 * rnd - 1.0);
+    return d < 0 ? 0 : (int64_t)d;
+}
+
+static double random_unit(void)
+{
+    uint32_t x = 0;
+    RAND_bytes((unsigned char *)&x, sizeof(x));
+    return x / 4294967296.0;
+}
+
+int plan_finish(const struct plan_env *env, const struct runinfo *ri,
+                const struct wf_step *s, uint32_t attempt, const char *mark,
+                const struct wire_result *res, const char *eval_error,
+                struct plan *p, struct weft_error *err)
+{
+    const char *outcome;
+    bool retryable = false;
+    const char *message = eval_error;
+    if (res == NULL) {
+        outcome = eval_error ? "failed" : "skipped";
+    } else {
+        message = res->message;
+        switch (res->status) {
+        case WIRE_SUCCESS:
+            outcome = "success";
+            break;
+        case WIRE_ERROR:
+        case WIRE_TIMEOUT:
+            outcome = "failed";
+            retryable = true;
+            break;
+        default:
+            outcome = "failed";
+            break;
+        }
+    }
+    bool failing = strcmp(outcome, "failed") == 0;
+    bool retry = failing && retryable && attempt <= s->retry.max;
+    if ((p->doc = base_doc(env, ri, p)) == NULL)
+        return WEFT_ENOMEM;
+    char stem[WF_MAX_ID_LEN + 1];
+    plan_state_stem(s->id, stem);
+    json_t *d = p->doc;
+    if (set_new(d, "step", json_string(s->id)) ||
+        set_new(d, "attempt", json_integer(attempt)) ||
+        set_new(d, "mark", json_string(mark ? mark : "")) ||
+        set_new(d, "outcome", json_string(outcome)) ||
+        set_new(d, "skey", json_string(stem)) ||
+        set_new(d, "on_failure",
+                json_string(wf_on_failure_name(s->on_failure))))
+        return WEFT_ENOMEM;
+    if (res == NULL && set_new(d, "expect", json_string("pending")))
+        return WEFT_ENOMEM;
+    if (message && set_new(d, "message", json_string(message)))
+        return WEFT_ENOMEM;
+    if (retry) {
+        int64_t due = env->now_ms +
+                      plan_backoff_ms(&s->retry, attempt + 1, random_unit());
+        return set_new(d, "retry_at", json_integer(due));
+    }
+    if (failing) {
+        char why[WEFT_ERROR_MSG_MAX + WF_MAX_ID_LEN + 32];
+        snprintf(why, sizeof(why), "step '%s' failed%s%s", s->id,
+                 message ? ": " : "", message ? message : "");
+        if (set_new(d, "run_error", json_string(why)))
+            return WEFT_ENOMEM;
+    }
+    if (res) {
+        if ((res->verdict &&
+             set_new(d, "verdict", json_string(res->verdict))) ||
+            (res->result && json_object_set(d, "result", res->result)) ||
+            (json_is_object(res->state) &&
+             json_object_set(d, "state", res->state)) ||
+            (json_is_array(res->artifacts) &&
+             json_object_set(d, "artifacts", res->artifacts)))
+            return WEFT_ENOMEM;
+        if (s->persona && set_new(d, "persona", json_string(s->persona)))
+            return WEFT_ENOMEM;
+        if (s->type == WF_STEP_GIT && json_is_object(res->result) &&
+            json_object_set(d, "git", res->result))
+            return WEFT_ENOMEM;
+    }
+    if (res == NULL && !failing &&
+        (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL)) {
+        json_t *skip = json_array();
+        if (skip == NULL || set_new(d, "skip", skip) ||
+            add_descendants(ri->wf, s, -1, skip))
+            return WEFT_ENOMEM;
+    }
+    bool stops = failing && s->on_failure == WF_ON_FAILURE_FAIL;
+    json_t *deps = NULL, *anc = NULL;
+    int rc;
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p,
+                       &deps, err)) ||
+        set_new(d, "deps", deps))
+        return rc ? rc : WEFT_ENOMEM;
+    if ((rc = ancestors(env, ri, s, strcmp(outcome, "success") == 0, stops, p,
+                        &anc, err)) ||
+        set_new(d, "anc", anc))
+        return rc ? rc : WEFT_ENOMEM;
+    return 0;
+}
+
+int plan_activate(const struct plan_env *env, const struct runinfo *ri,
+                  const struct wf_step *s, uint32_t attempt, const char *mark,
+                  int branch, struct plan *p, struct weft_error *err)
+{
+    if ((p->doc = base_doc(env, ri, p)) == NULL)
+        return WEFT_ENOMEM;
+    json_t *d = p->doc;
+    char stem[WF_MAX_ID_LEN + 1];
+    plan_state_stem(s->id, stem);
+    const char *bname = s->type == WF_STEP_CONDITIONAL
+                            ? (branch == 0 ? "then" : "else")
+                            : "";
+    json_t *kids = NULL, *skip = json_array(), *deps = NULL, *anc = NULL;
+    if (skip == NULL || set_new(d, "skip", skip))
+        return WEFT_ENOMEM;
+    if (s->type == WF_STEP_CONDITIONAL &&
+        add_descendants(ri->wf, s, 1 - branch, skip))
+        return WEFT_ENOMEM;
+    int rc;
+    if ((rc = items_of(env, ri, s->children[branch], s->nchildren[branch],
+                       true, p, &kids, err)) ||
+        set_new(d, "kids", kids))
+        return rc ? rc : WEFT_ENOMEM;
+    if (set_new(d, "step", json_string(s->id)) ||
+        set_new(d, "attempt", json_integer(attempt)) ||
+        set_new(d, "mark", json_string(mark ? mark : "")) ||
+        set_new(d, "nkids", json_integer(s->nchildren[branch])) ||
+        set_new(d, "branch", json_string(bname)) ||
+        set_new(d, "skey", json_string(stem)))
+        return WEFT_ENOMEM;
+    if (s->nchildren[branch] > 0)
+        return 0;
+    /* An empty list: the group completes now and releases its edges. */
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p,
+                       &deps, err)) ||
+        set_new(d, "deps", deps))
+        return rc ? rc : WEFT_ENOMEM;
+    if ((rc = ancestors(env, ri, s, true, false, p, &anc, err)) ||
+        set_new(d, "anc", anc))
+        return rc ? rc : WEFT_ENOMEM;
+    return 0;
+}
+
+int plan_cancel(const struct plan_env *env, const struct runinfo *ri,
+                const char *mark, const char *reason, struct plan *p)
+{
+    if ((p->doc = base_doc(env, ri, p)) == NULL ||
+        set_new(p->doc, "mark", json_string(mark ? mark : "")) ||
+        set_new(p->doc, "reason", json_string(reason ? reason : "cancelled")))
+        return WEFT_ENOMEM;
+    return 0;
+}

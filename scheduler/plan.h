@@ -1,0 +1,129 @@
+/* plan.h - builds the inputs of the transition scripts from a definition.
+ *
+ * The Lua scripts (common/lua) know nothing of the workflow graph; for
+ * each transition the scheduler hands them a plan: a JSON document with
+ * the step's own edges (its dependents, its enclosing groups), and the
+ * jobs of the steps that may become ready, rendered and signed in advance
+ * when they need no evaluation. Everything here is a pure function of the
+ * definition, the run's fixed context and the scope given, so it is unit
+ * tested without Redis and a replay after a crash builds the same plan.
+ */
+#ifndef WEFT_SCHEDULER_PLAN_H
+#define WEFT_SCHEDULER_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "error.h"
+#include "hmac.h"
+#include "keys.h"
+#include "wfdef.h"
+#include "wire.h"
+
+/* What the scheduler knows of a run that never changes after creation. */
+struct runinfo {
+    char *run;
+    char *digest;
+    const struct wf *wf; /* borrowed from the definition cache */
+    json_t *task;        /* owned */
+    json_t *vars;        /* rendered variables, owned */
+    json_t *ctx;         /* workflowId, repoRoot, branchName, baseBranch,
+                            milestone; owned */
+    char *trace;         /* 32 hex digits */
+};
+
+/* Settings every plan carries. */
+struct plan_env {
+    const struct keys *keys;
+    const struct hmac_key *hmac;
+    int64_t now_ms;
+    uint32_t hist_max;  /* per-run history cap (entries) */
+    uint32_t ttl_s;     /* retention of finished runs; 0 = keep */
+};
+
+/* A built plan: the script's extra KEYS (after the nine run keys), the
+ * JSON plan (ARGV[2]) and job bodies (ARGV[3..]). */
+#define PLAN_BASE_KEYS 9
+struct plan {
+    char run_keys[PLAN_BASE_KEYS][KEYS_MAX];
+    char **keys; /* extra keys (queue keys, tasks stream), owned */
+    uint32_t nkeys;
+    json_t *doc;  /* owned */
+    char **bodies; /* owned msgpack bodies */
+    size_t *blens;
+    uint32_t nbodies;
+    char now[24]; /* ARGV[1], filled by plan_argv */
+};
+
+void plan_init(struct plan *p);
+void plan_deinit(struct plan *p);
+
+/* Builds the argv of EVALSHA's keys and args for p (after the script
+ * sha and numkeys): *argc, argv and lens are owned by the caller
+ * (weft_free of argv and lens; the strings are borrowed from p and the
+ * serialized doc which is stored in *docstr, also owned). */
+int plan_argv(struct plan *p, int64_t now_ms, int *nkeys, int *argc,
+              const char ***argv, size_t **lens, char **docstr);
+
+/* True when step s can be dispatched without evaluating anything: it has
+ * no condition, is not a composite, and its templated fields are all
+ * literal. Such jobs are rendered ahead of time. */
+bool plan_step_is_static(const struct wf_step *s);
+
+/* The queue a step's jobs go to. */
+const char *plan_queue_of(const struct wf_step *s);
+
+/* The state key stem for a step: its id with '-' written '_'. out must
+ * hold WF_MAX_ID_LEN + 1 bytes. */
+void plan_state_stem(const char *id, char *out);
+
+/* Builds the scope conditions and templates see (docs/workflow-language.md):
+ * context, task, milestone, variables, steps, state, workflowId. state is
+ * the run's state hash decoded (object, borrowed; NULL = empty); extra is
+ * {artifacts, personaResults, gitState} from the run header (borrowed;
+ * NULL = empty). New reference; NULL on OOM. */
+json_t *plan_scope(const struct runinfo *ri, json_t *state, json_t *extra);
+
+/* Renders the variables of wf against the task (run start). New object
+ * in *out; errors name the variable. */
+int plan_render_vars(const struct wf *wf, const char *run, json_t *task,
+                     json_t *ctx, json_t **out, struct weft_error *err);
+
+/* create_run: the run's header, every step pending, dependency counters,
+ * the top-level steps without dependencies (with their jobs when static).
+ * entry is the weft:tasks entry id to acknowledge. */
+int plan_create_run(const struct plan_env *env, const struct runinfo *ri,
+                    const char *entry, struct plan *p,
+                    struct weft_error *err);
+
+/* dispatch: render step's job for attempt against scope and put it on
+ * its queue. mark is the ready event id. */
+int plan_dispatch(const struct plan_env *env, const struct runinfo *ri,
+                  const struct wf_step *s, uint32_t attempt, const char *mark,
+                  const json_t *scope, struct plan *p,
+                  struct weft_error *err);
+
+/* finish: the attempt ended with res (a worker's result), or, when res
+ * is NULL, the step was skipped before dispatch (false condition;
+ * expect = pending) or failed before dispatch (eval_error != NULL). */
+int plan_finish(const struct plan_env *env, const struct runinfo *ri,
+                const struct wf_step *s, uint32_t attempt, const char *mark,
+                const struct wire_result *res, const char *eval_error,
+                struct plan *p, struct weft_error *err);
+
+/* activate: composite s opens list `branch` (0 = then/steps, 1 = else). */
+int plan_activate(const struct plan_env *env, const struct runinfo *ri,
+                  const struct wf_step *s, uint32_t attempt, const char *mark,
+                  int branch, struct plan *p, struct weft_error *err);
+
+/* cancel: the run and its unfinished steps end as cancelled. */
+int plan_cancel(const struct plan_env *env, const struct runinfo *ri,
+                const char *mark, const char *reason, struct plan *p);
+
+/* Milliseconds to wait before attempt `next` (2-based) under s's retry
+ * policy; rnd in [0,1) drives the jitter. */
+int64_t plan_backoff_ms(const struct wf_retry *r, uint32_t next, double rnd);
+
+#endif

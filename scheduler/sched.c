@@ -1,0 +1,1466 @@
+/* sched.c - the scheduler's loop: read messages, apply transitions.
+ *
+ * Each stream entry becomes a `struct work` that moves through a short
+ * chain of asynchronous steps on the command connection: learn the run
+ * (cached header + definition), fetch the run's state when a condition or
+ * template needs it, build the plan (plan.c), EVALSHA the transition, and
+ * spawn follow-up work for the steps the script reports ready. Many works
+ * are in flight at once, so their commands are pipelined on one
+ * connection; the blocking XREADGROUP has its own.
+ *
+ * Nothing here is authoritative: the scripts compare-and-set, so a work
+ * applied twice (after a crash, by two replicas) changes nothing twice.
+ */
+#include "sched.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "num.h"
+#include "plan.h"
+#include "rconn.h"
+#include "strmap.h"
+#include "wire.h"
+
+/* Run headers cached; beyond this the least recently used are dropped
+ * (they are re-read from Redis on demand). */
+#define SCHED_RUNCACHE_MAX 20000
+/* Definitions cached by digest; each is a parsed workflow. */
+#define SCHED_DEFCACHE_MAX 256
+/* How often due retry timers are looked for, and how many per call. */
+#define SCHED_TIMER_MS 50
+#define SCHED_TIMER_BATCH 500
+/* How often other schedulers' stuck messages are reclaimed. */
+#define SCHED_RECLAIM_MS 1000
+/* Workflow files read from --workflows are bounded like any YAML. */
+#define SCHED_BLOCK_MS 2000
+
+enum work_kind { WORK_TASK, WORK_RESULT, WORK_READY, WORK_CANCEL };
+
+struct defent {
+    char *digest;
+    struct wf *wf;
+    unsigned refs;
+};
+
+struct runent {
+    struct sched *s;
+    struct runinfo ri;
+    struct defent *def;
+    unsigned refs;
+    int loading;            /* HMGET in flight */
+    struct work **waiters;  /* works waiting for the load */
+    size_t nwaiters;
+    struct runent *lru_prev, *lru_next; /* most recent at head */
+};
+
+struct work {
+    struct sched *s;
+    enum work_kind kind;
+    int counted;          /* came from a stream read: counts as in flight */
+    char *stream;         /* "tasks" or "events" (for acks on failure) */
+    char *entry;          /* stream entry id */
+    char *run, *step;
+    uint32_t attempt;
+    char *task, *digest, *workflow, *type; /* WORK_TASK */
+    char *body;           /* WORK_RESULT msgpack */
+    size_t bodylen;
+    char *reason;         /* WORK_CANCEL */
+    struct runent *re;
+    json_t *state, *extra; /* fetched for evaluation */
+    int marked;           /* entry is registered in s->marks */
+};
+
+struct sched {
+    struct event_base *base;
+    struct sched_config cfg;
+    char *name;
+    char *workflows;
+    struct rconn *cmd, *rd;
+    int groups_ready;   /* XGROUP CREATE done on this connection */
+    int reading;        /* an XREADGROUP is outstanding */
+    int draining;
+    uint32_t inflight;
+    struct event *timer, *reclaim;
+    struct strmap defs, runs;
+    struct strmap marks; /* ready marks being handled from a script reply */
+    size_t nruns;
+    struct runent *lru_head, *lru_tail;
+    struct sched_stats stats;
+    char k_tasks[KEYS_MAX], k_events[KEYS_MAX], k_delayed[KEYS_MAX],
+        k_dlq[KEYS_MAX];
+    void (*drained_cb)(void *);
+    void *drained_ud;
+    struct event *drain_timer;
+};
+
+static void read_more(struct sched *s);
+static void work_run(struct work *w);
+static void work_done(struct work *w);
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- definitions ---------------------------------------------------- */
+
+static void def_unref(struct sched *s, struct defent *d)
+{
+    if (d == NULL || --d->refs > 0)
+        return;
+    /* Kept while the cache has room: definitions are shared by runs. */
+    if (s->defs.count <= SCHED_DEFCACHE_MAX)
+        return;
+    strmap_del(&s->defs, d->digest, strlen(d->digest));
+    wf_free(d->wf);
+    weft_free(d->digest);
+    weft_free(d);
+}
+
+/* Takes ownership of wf. Returns the entry with a reference held. */
+static struct defent *def_put(struct sched *s, struct wf *wf)
+{
+    struct defent *d = strmap_get(&s->defs, wf->digest, strlen(wf->digest));
+    if (d) {
+        wf_free(wf);
+        d->refs++;
+        return d;
+    }
+    d = weft_calloc(1, sizeof(*d));
+    if (d == NULL || (d->digest = weft_strdup(wf->digest)) == NULL) {
+        weft_free(d);
+        wf_free(wf);
+        return NULL;
+    }
+    d->wf = wf;
+    d->refs = 1;
+    if (strmap_put(&s->defs, d->digest, strlen(d->digest), d, NULL) != 0) {
+        weft_free(d->digest);
+        weft_free(d);
+        wf_free(wf);
+        return NULL;
+    }
+    return d;
+}
+
+static struct defent *def_parse(struct sched *s, const char *text, size_t len,
+                                char *why, size_t whysize)
+{
+    struct diag dg;
+    diag_init(&dg, "definition");
+    struct wf *wf = NULL;
+    int rc = wf_load_canonical(text, len, &wf, &dg);
+    if (rc) {
+        snprintf(why, whysize, "stored definition is invalid: %s",
+                 dg.count ? dg.entries[0].message : weft_strerror(rc));
+        diag_deinit(&dg);
+        return NULL;
+    }
+    diag_deinit(&dg);
+    return def_put(s, wf);
+}
+
+/* ---- run cache ------------------------------------------------------- */
+
+static void lru_unlink(struct sched *s, struct runent *e)
+{
+    if (e->lru_prev)
+        e->lru_prev->lru_next = e->lru_next;
+    else if (s->lru_head == e)
+        s->lru_head = e->lru_next;
+    if (e->lru_next)
+        e->lru_next->lru_prev = e->lru_prev;
+    else if (s->lru_tail == e)
+        s->lru_tail = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push(struct sched *s, struct runent *e)
+{
+    e->lru_next = s->lru_head;
+    if (s->lru_head)
+        s->lru_head->lru_prev = e;
+    s->lru_head = e;
+    if (s->lru_tail == NULL)
+        s->lru_tail = e;
+}
+
+static void runent_free(struct sched *s, struct runent *e)
+{
+    def_unref(s, e->def);
+    weft_free(e->ri.run);
+    weft_free(e->ri.digest);
+    weft_free(e->ri.trace);
+    json_decref(e->ri.task);
+    json_decref(e->ri.vars);
+    json_decref(e->ri.ctx);
+    weft_free(e->waiters);
+    weft_free(e);
+}
+
+static void run_forget(struct sched *s, struct runent *e)
+{
+    if (strmap_get(&s->runs, e->ri.run, strlen(e->ri.run)) != e)
+        return;
+    strmap_del(&s->runs, e->ri.run, strlen(e->ri.run));
+    lru_unlink(s, e);
+    s->nruns--;
+    if (e->refs == 0)
+        runent_free(s, e);
+}
+
+static void run_unref(struct sched *s, struct runent *e)
+{
+    if (e == NULL || --e->refs > 0)
+        return;
+    if (strmap_get(&s->runs, e->ri.run, strlen(e->ri.run)) != e)
+        runent_free(s, e);
+}
+
+static void run_evict(struct sched *s)
+{
+    struct runent *e = s->lru_tail;
+    while (s->nruns > SCHED_RUNCACHE_MAX && e) {
+        struct runent *prev = e->lru_prev;
+        if (!e->loading)
+            run_forget(s, e);
+        e = prev;
+    }
+}
+
+static struct runent *run_insert(struct sched *s, const char *run)
+{
+    struct runent *e = weft_calloc(1, sizeof(*e));
+    if (e == NULL || (e->ri.run = weft_strdup(run)) == NULL) {
+        weft_free(e);
+        return NULL;
+    }
+    e->s = s;
+    if (strmap_put(&s->runs, e->ri.run, strlen(e->ri.run), e, NULL) != 0) {
+        weft_free(e->ri.run);
+        weft_free(e);
+        return NULL;
+    }
+    lru_push(s, e);
+    s->nruns++;
+    run_evict(s);
+    return e;
+}
+
+static json_t *parse_json(const char *text, size_t len)
+{
+    return json_loadb(text, len, JSON_DECODE_ANY, NULL);
+}
+
+/* ---- acknowledgement and dead letters --------------------------------- */
+
+static const char *stream_key(struct work *w)
+{
+    return strcmp(w->stream, "tasks") == 0 ? w->s->k_tasks : w->s->k_events;
+}
+
+static void ack_entry(struct work *w)
+{
+    if (w->entry == NULL)
+        return;
+    const char *key = stream_key(w);
+    rconn_cmd(w->s->cmd, NULL, NULL, "XACK %s %s %s", key,
+              KEYS_GROUP_SCHEDULERS, w->entry);
+    rconn_cmd(w->s->cmd, NULL, NULL, "XDEL %s %s", key, w->entry);
+}
+
+/* Moves the message to the DLQ with the reason, acks it, ends the work. */
+static void dead_letter(struct work *w, const char *reason)
+{
+    struct sched *s = w->s;
+    log_warn("message to dead-letter queue", "stream", w->stream, "entry",
+             w->entry, "run", w->run, "step", w->step, "reason", reason,
+             NULL);
+    rconn_cmd(s->cmd, NULL, NULL,
+              "XADD %s * source %s entry %s run %s step %s reason %s", s->k_dlq,
+              w->stream, w->entry ? w->entry : "", w->run ? w->run : "",
+              w->step ? w->step : "", reason);
+    ack_entry(w);
+    s->stats.dead++;
+    work_done(w);
+}
+
+/* ---- script calls --------------------------------------------------- */
+
+struct evalctx {
+    struct work *w;
+    char *doc;
+    const char **argv;
+    size_t *lens;
+    struct plan plan;
+};
+
+static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(ready, i, item)
+    {
+        const char *step = json_string_value(json_array_get(item, 0));
+        json_int_t attempt = json_integer_value(json_array_get(item, 1));
+        const char *mark = json_string_value(json_array_get(item, 2));
+        if (step == NULL || mark == NULL || attempt <= 0)
+            continue;
+        struct work *w = weft_calloc(1, sizeof(*w));
+        if (w == NULL)
+            continue; /* the ready mark stays in the stream */
+        w->s = s;
+        w->kind = WORK_READY;
+        w->stream = weft_strdup("events");
+        w->entry = weft_strdup(mark);
+        w->run = weft_strdup(re->ri.run);
+        w->step = weft_strdup(step);
+        w->attempt = (uint32_t)attempt;
+        if (!w->stream || !w->entry || !w->run || !w->step) {
+            work_done(w);
+            continue;
+        }
+        w->re = re;
+        re->refs++;
+        /* The same mark also reaches some scheduler's read loop; while this
+         * work handles it, a copy read here is dropped (the script this
+         * work runs acknowledges the entry). */
+        if (strmap_put(&s->marks, w->entry, strlen(w->entry), w, NULL) == 0)
+            w->marked = 1;
+        work_run(w);
+    }
+}
+
+static void on_eval(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct evalctx *ec = ud;
+    struct work *w = ec->w;
+    struct sched *s = w->s;
+    if (r == NULL) {
+        /* Connection lost: the message stays pending and is reclaimed. */
+        work_done(w);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        log_error("transition script failed", "run", w->run, "step", w->step,
+                  "error", r->str, NULL);
+        dead_letter(w, r->str);
+    } else {
+        json_t *out = NULL;
+        if (r->type == REDIS_REPLY_STRING)
+            out = parse_json(r->str, r->len);
+        if (json_is_true(json_object_get(out, "stale")))
+            s->stats.stale++;
+        else
+            s->stats.transitions++;
+        json_t *ready = json_object_get(out, "ready");
+        if (json_is_array(ready) && w->re)
+            spawn_ready(s, w->re, ready);
+        const char *rs = json_string_value(json_object_get(out, "run"));
+        if (rs && strcmp(rs, "waiting_for_human") != 0) {
+            s->stats.runs_done++;
+            log_info("run finished", "run", w->run, "status", rs, NULL);
+            if (w->re)
+                run_forget(s, w->re);
+        }
+        json_decref(out);
+        work_done(w);
+    }
+    plan_deinit(&ec->plan);
+    weft_free(ec->doc);
+    weft_free(ec->argv);
+    weft_free(ec->lens);
+    weft_free(ec);
+}
+
+static struct plan_env env_of(struct sched *s)
+{
+    struct plan_env env = {
+        .keys = &s->cfg.keys,
+        .hmac = &s->cfg.hmac,
+        .now_ms = now_ms(),
+        .hist_max = s->cfg.hist_max,
+        .ttl_s = s->cfg.ttl_s,
+    };
+    return env;
+}
+
+/* Sends the plan's script; takes ownership of the plan. */
+static void eval_plan(struct work *w, enum script_id id, struct plan *p)
+{
+    struct evalctx *ec = weft_calloc(1, sizeof(*ec));
+    if (ec == NULL) {
+        plan_deinit(p);
+        work_done(w);
+        return;
+    }
+    ec->w = w;
+    ec->plan = *p;
+    int nkeys, argc;
+    if (plan_argv(&ec->plan, now_ms(), &nkeys, &argc, &ec->argv, &ec->lens,
+                  &ec->doc) != 0 ||
+        rconn_eval(w->s->cmd, id, on_eval, ec, nkeys, argc, ec->argv,
+                   ec->lens) != 0) {
+        plan_deinit(&ec->plan);
+        weft_free(ec->doc);
+        weft_free(ec->argv);
+        weft_free(ec->lens);
+        weft_free(ec);
+        work_done(w);
+    }
+}
+
+/* ---- tasks ------------------------------------------------------------ */
+
+static void random_hex(char *out, size_t nbytes)
+{
+    unsigned char b[32];
+    if (nbytes > sizeof(b))
+        nbytes = sizeof(b);
+    RAND_bytes(b, (int)nbytes);
+    for (size_t i = 0; i < nbytes; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static json_t *task_ctx(const char *run, json_t *task)
+{
+    char branch[KEYS_ID_MAX + 8];
+    const char *b = json_string_value(json_object_get(task, "branchName"));
+    if (b == NULL) {
+        snprintf(branch, sizeof(branch), "weft/%s", run);
+        b = branch;
+    }
+    const char *base = json_string_value(json_object_get(task, "baseBranch"));
+    const char *root = json_string_value(json_object_get(task, "repoRoot"));
+    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s}", "workflowId", run,
+                            "repoRoot", root ? root : "", "branchName", b,
+                            "baseBranch", base ? base : "main");
+    json_t *ms = json_object_get(task, "milestone");
+    if (ctx && ms)
+        json_object_set(ctx, "milestone", ms);
+    return ctx;
+}
+
+static void task_create(struct work *w, struct defent *d)
+{
+    struct sched *s = w->s;
+    char why[WEFT_ERROR_MSG_MAX + 64];
+    struct runent *e = weft_calloc(1, sizeof(*e));
+    if (e == NULL) {
+        def_unref(s, d);
+        work_done(w);
+        return;
+    }
+    e->s = s;
+    e->def = d;
+    e->ri.wf = d->wf;
+    e->refs = 1;
+    e->ri.run = weft_strdup(w->run);
+    e->ri.digest = weft_strdup(d->digest);
+    e->ri.trace = weft_malloc(33);
+    e->ri.task = parse_json(w->task, strlen(w->task));
+    if (!e->ri.run || !e->ri.digest || !e->ri.trace) {
+        runent_free(s, e);
+        work_done(w);
+        return;
+    }
+    random_hex(e->ri.trace, 16);
+    if (!json_is_object(e->ri.task)) {
+        runent_free(s, e);
+        dead_letter(w, "field 'task' must be a JSON object");
+        return;
+    }
+    e->ri.ctx = task_ctx(w->run, e->ri.task);
+    struct weft_error err;
+    weft_error_clear(&err);
+    if (e->ri.ctx == NULL ||
+        plan_render_vars(d->wf, w->run, e->ri.task, e->ri.ctx, &e->ri.vars,
+                         &err) != 0) {
+        snprintf(why, sizeof(why), "cannot start run: %s", err.msg);
+        runent_free(s, e);
+        dead_letter(w, why);
+        return;
+    }
+    struct plan p;
+    plan_init(&p);
+    struct plan_env env = env_of(s);
+    int rc = plan_create_run(&env, &e->ri, w->entry, &p, &err);
+    if (rc) {
+        plan_deinit(&p);
+        snprintf(why, sizeof(why), "cannot start run: %s", err.msg);
+        runent_free(s, e);
+        dead_letter(w, why);
+        return;
+    }
+    /* Cache the header we just wrote; follow-up work uses it. */
+    if (strmap_get(&s->runs, e->ri.run, strlen(e->ri.run)) == NULL &&
+        strmap_put(&s->runs, e->ri.run, strlen(e->ri.run), e, NULL) == 0) {
+        lru_push(s, e);
+        s->nruns++;
+        run_evict(s);
+    }
+    w->re = e;
+    log_info("run starting", "run", w->run, "workflow", d->wf->name, NULL);
+    eval_plan(w, SCRIPT_CREATE_RUN, &p);
+}
+
+static void on_def(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct work *w = ud;
+    if (r == NULL) {
+        work_done(w);
+        return;
+    }
+    if (r->type != REDIS_REPLY_STRING) {
+        dead_letter(w, "no definition stored for this digest");
+        return;
+    }
+    char why[WEFT_ERROR_MSG_MAX + 64];
+    struct defent *d = def_parse(w->s, r->str, r->len, why, sizeof(why));
+    if (d == NULL) {
+        dead_letter(w, why);
+        return;
+    }
+    if (strcmp(d->digest, w->digest) != 0) {
+        def_unref(w->s, d);
+        dead_letter(w, "stored definition does not match its digest");
+        return;
+    }
+    task_create(w, d);
+}
+
+/* A task naming a workflow file: load it from --workflows, store its
+ * definition, and start. Names are plain file names, never paths. */
+static void task_from_file(struct work *w)
+{
+    struct sched *s = w->s;
+    if (s->workflows == NULL) {
+        dead_letter(w, "task names a workflow but no --workflows dir is set");
+        return;
+    }
+    const char *name = w->workflow;
+    if (!keys_valid_id(name, strlen(name)) || name[0] == '.') {
+        dead_letter(w, "workflow name must be a plain file name");
+        return;
+    }
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", s->workflows, name);
+    if (stat(path, &st) != 0)
+        snprintf(path, sizeof(path), "%s/%s.yml", s->workflows, name);
+    struct diag dg;
+    diag_init(&dg, path);
+    struct wf *wf = NULL;
+    int rc = wf_load_file(path, &wf, &dg);
+    if (rc) {
+        char why[600];
+        snprintf(why, sizeof(why), "workflow '%s' is invalid: %s", name,
+                 dg.count ? dg.entries[0].message : weft_strerror(rc));
+        diag_deinit(&dg);
+        dead_letter(w, why);
+        return;
+    }
+    diag_deinit(&dg);
+    char key[KEYS_MAX];
+    keys_def(&s->cfg.keys, wf->digest, key);
+    rconn_cmd(s->cmd, NULL, NULL, "SET %s %b NX", key, wf->canonical,
+              (size_t)wf->canonical_len);
+    struct defent *d = def_put(s, wf);
+    if (d == NULL) {
+        work_done(w);
+        return;
+    }
+    task_create(w, d);
+}
+
+static void task_begin(struct work *w)
+{
+    struct sched *s = w->s;
+    if (w->task == NULL) {
+        dead_letter(w, "task entry has no 'task' field");
+        return;
+    }
+    if (w->run == NULL && (w->run = weft_strdup(w->entry)) == NULL) {
+        work_done(w);
+        return;
+    }
+    if (!keys_valid_id(w->run, strlen(w->run))) {
+        dead_letter(w, "invalid run id");
+        return;
+    }
+    if (w->digest) {
+        struct defent *d = strmap_get(&s->defs, w->digest, strlen(w->digest));
+        if (d) {
+            d->refs++;
+            task_create(w, d);
+            return;
+        }
+        char key[KEYS_MAX];
+        if (keys_def(&s->cfg.keys, w->digest, key) == 0 ||
+            !keys_valid_id(w->digest, strlen(w->digest))) {
+            dead_letter(w, "invalid digest");
+            return;
+        }
+        if (rconn_cmd(s->cmd, on_def, w, "GET %s", key) != 0)
+            work_done(w);
+        return;
+    }
+    if (w->workflow) {
+        task_from_file(w);
+        return;
+    }
+    dead_letter(w, "task names no workflow: give 'digest' or 'workflow'");
+}
+
+/* ---- loading a run's header ------------------------------------------- */
+
+static void run_loaded(struct sched *s, struct runent *e, const char *error)
+{
+    e->loading = 0;
+    struct work **ws = e->waiters;
+    size_t n = e->nwaiters;
+    e->waiters = NULL;
+    e->nwaiters = 0;
+    if (error)
+        run_forget(s, e);
+    for (size_t i = 0; i < n; i++) {
+        if (error)
+            dead_letter(ws[i], error);
+        else
+            work_run(ws[i]);
+    }
+    weft_free(ws);
+}
+
+static void on_run_def(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct runent *e = ud;
+    struct sched *s = e->s;
+    if (r == NULL) {
+        /* Redis went away: the works stay pending and are reclaimed. */
+        for (size_t i = 0; i < e->nwaiters; i++)
+            work_done(e->waiters[i]);
+        e->nwaiters = 0;
+        e->loading = 0;
+        run_forget(s, e);
+        return;
+    }
+    char why[WEFT_ERROR_MSG_MAX + 64];
+    if (r->type != REDIS_REPLY_STRING) {
+        run_loaded(s, e, "the run's definition is missing");
+        return;
+    }
+    struct defent *d = def_parse(s, r->str, r->len, why, sizeof(why));
+    if (d == NULL) {
+        run_loaded(s, e, why);
+        return;
+    }
+    e->def = d;
+    e->ri.wf = d->wf;
+    run_loaded(s, e, NULL);
+}
+
+static void on_run_header(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct runent *e = ud;
+    struct sched *s = e->s;
+    if (r == NULL) {
+        for (size_t i = 0; i < e->nwaiters; i++)
+            work_done(e->waiters[i]);
+        e->nwaiters = 0;
+        e->loading = 0;
+        run_forget(s, e);
+        return;
+    }
+    /* HMGET digest task vars ctx trace */
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        run_loaded(s, e, "unknown run");
+        return;
+    }
+    for (size_t i = 1; i < 5; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING) {
+            run_loaded(s, e, "run header is incomplete");
+            return;
+        }
+    }
+    e->ri.digest = weft_strndup(r->element[0]->str, r->element[0]->len);
+    e->ri.task = parse_json(r->element[1]->str, r->element[1]->len);
+    e->ri.vars = parse_json(r->element[2]->str, r->element[2]->len);
+    e->ri.ctx = parse_json(r->element[3]->str, r->element[3]->len);
+    e->ri.trace = weft_strndup(r->element[4]->str, r->element[4]->len);
+    if (!e->ri.digest || !e->ri.task || !e->ri.vars || !e->ri.ctx ||
+        !e->ri.trace) {
+        run_loaded(s, e, "run header is not valid JSON");
+        return;
+    }
+    struct defent *d =
+        strmap_get(&s->defs, e->ri.digest, strlen(e->ri.digest));
+    if (d) {
+        d->refs++;
+        e->def = d;
+        e->ri.wf = d->wf;
+        run_loaded(s, e, NULL);
+        return;
+    }
+    char key[KEYS_MAX];
+    if (keys_def(&s->cfg.keys, e->ri.digest, key) == 0 ||
+        rconn_cmd(s->cmd, on_run_def, e, "GET %s", key) != 0) {
+        for (size_t i = 0; i < e->nwaiters; i++)
+            work_done(e->waiters[i]);
+        e->nwaiters = 0;
+        e->loading = 0;
+        run_forget(s, e);
+    }
+}
+
+/* Makes w->re point at the run's cached header; returns 1 when ready, 0
+ * when w was parked until the header loads (or ended). */
+static int run_acquire(struct work *w)
+{
+    struct sched *s = w->s;
+    if (w->re && !w->re->loading && w->re->ri.wf)
+        return 1;
+    struct runent *e = strmap_get(&s->runs, w->run, strlen(w->run));
+    if (e == NULL) {
+        if ((e = run_insert(s, w->run)) == NULL) {
+            work_done(w);
+            return 0;
+        }
+        char key[KEYS_MAX];
+        keys_run(&s->cfg.keys, KEYS_RUN, w->run, key);
+        if (rconn_cmd(s->cmd, on_run_header, e,
+                      "HMGET %s digest task vars ctx trace", key) != 0) {
+            run_forget(s, e);
+            work_done(w);
+            return 0;
+        }
+        e->loading = 1;
+    }
+    if (w->re == NULL) {
+        w->re = e;
+        e->refs++;
+    }
+    if (!e->loading) {
+        lru_unlink(s, e);
+        lru_push(s, e);
+        return 1;
+    }
+    struct work **n =
+        weft_realloc(e->waiters, (e->nwaiters + 1) * sizeof(*n));
+    if (n == NULL) {
+        work_done(w);
+        return 0;
+    }
+    e->waiters = n;
+    e->waiters[e->nwaiters++] = w;
+    return 0;
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+static const struct wf_step *work_step(struct work *w)
+{
+    return wf_find_step(w->re->ri.wf, w->step, strlen(w->step));
+}
+
+static void result_apply(struct work *w)
+{
+    struct sched *s = w->s;
+    const struct wf_step *st = work_step(w);
+    if (st == NULL) {
+        dead_letter(w, "result for a step the run does not have");
+        return;
+    }
+    struct wire_result res;
+    struct weft_error err;
+    weft_error_clear(&err);
+    char why[WEFT_ERROR_MSG_MAX + 32];
+    memset(&res, 0, sizeof(res));
+    if (w->body == NULL ||
+        wire_result_decode(w->body, w->bodylen, &res, &err) != 0) {
+        /* The step cannot know what happened: fail the attempt (it may be
+         * retried) rather than leave it hanging. */
+        snprintf(why, sizeof(why), "undecodable result: %s", err.msg);
+        res.status = WIRE_ERROR;
+        res.message = weft_strdup(why);
+    }
+    struct plan p;
+    plan_init(&p);
+    struct plan_env env = env_of(s);
+    int rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, &res,
+                         NULL, &p, &err);
+    wire_result_deinit(&res);
+    if (rc) {
+        plan_deinit(&p);
+        snprintf(why, sizeof(why), "cannot apply result: %s", err.msg);
+        dead_letter(w, why);
+        return;
+    }
+    eval_plan(w, SCRIPT_FINISH, &p);
+}
+
+/* ---- ready steps -------------------------------------------------------- */
+
+static bool needs_scope(const struct wf_step *st)
+{
+    return !plan_step_is_static(st) || st->condition != NULL;
+}
+
+static void ready_fail(struct work *w, const struct wf_step *st,
+                       const char *error)
+{
+    struct plan p;
+    plan_init(&p);
+    struct plan_env env = env_of(w->s);
+    struct weft_error err;
+    weft_error_clear(&err);
+    if (plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, NULL, error,
+                    &p, &err) != 0) {
+        plan_deinit(&p);
+        dead_letter(w, err.msg);
+        return;
+    }
+    eval_plan(w, SCRIPT_FINISH, &p);
+}
+
+static void ready_apply(struct work *w)
+{
+    struct sched *s = w->s;
+    const struct wf_step *st = work_step(w);
+    if (st == NULL) {
+        dead_letter(w, "ready mark for a step the run does not have");
+        return;
+    }
+    json_t *scope = NULL;
+    struct weft_error err;
+    weft_error_clear(&err);
+    char why[WEFT_ERROR_MSG_MAX + 32];
+    if (needs_scope(st)) {
+        scope = plan_scope(&w->re->ri, w->state, w->extra);
+        if (scope == NULL) {
+            work_done(w);
+            return;
+        }
+    }
+    struct plan p;
+    plan_init(&p);
+    struct plan_env env = env_of(s);
+    int rc;
+    enum script_id script = SCRIPT_DISPATCH;
+    bool truth = true;
+    if (st->condition) {
+        rc = expr_eval_bool(st->condition, scope, &truth, &err);
+        if (rc) {
+            snprintf(why, sizeof(why), "condition: %s", err.msg);
+            json_decref(scope);
+            ready_fail(w, st, why);
+            return;
+        }
+    }
+    if (!truth) {
+        script = SCRIPT_FINISH;
+        rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, NULL,
+                         NULL, &p, &err);
+    } else if (st->type == WF_STEP_CONDITIONAL) {
+        /* A conditional's condition picks the branch; without one, then. */
+        script = SCRIPT_ACTIVATE;
+        rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry, 0, &p,
+                           &err);
+    } else if (st->type == WF_STEP_PARALLEL) {
+        script = SCRIPT_ACTIVATE;
+        rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry, 0, &p,
+                           &err);
+    } else {
+        rc = plan_dispatch(&env, &w->re->ri, st, w->attempt, w->entry, scope,
+                           &p, &err);
+        if (rc == WEFT_ETYPE || rc == WEFT_EINVAL || rc == WEFT_ENOENT ||
+            rc == WEFT_ELIMIT) {
+            plan_deinit(&p);
+            json_decref(scope);
+            ready_fail(w, st, err.msg);
+            return;
+        }
+    }
+    json_decref(scope);
+    if (rc) {
+        plan_deinit(&p);
+        work_done(w);
+        return;
+    }
+    eval_plan(w, script, &p);
+}
+
+static void on_extra(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct work *w = ud;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        work_done(w);
+        return;
+    }
+    static const char *const names[] = {"artifacts", "personaResults",
+                                        "gitState"};
+    w->extra = json_object();
+    for (size_t i = 0; i < 3 && w->extra; i++) {
+        redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING) {
+            json_t *v = parse_json(e->str, e->len);
+            if (v)
+                json_object_set_new(w->extra, names[i], v);
+        }
+    }
+    if (w->extra == NULL || w->state == NULL) {
+        work_done(w);
+        return;
+    }
+    ready_apply(w);
+}
+
+static void on_state(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct work *w = ud;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return; /* on_extra, queued behind, ends the work */
+    w->state = json_object();
+    for (size_t i = 0; w->state && i + 1 < r->elements; i += 2) {
+        redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *val = parse_json(v->str, v->len);
+        char *key = weft_strndup(k->str, k->len);
+        if (val && key)
+            json_object_set_new(w->state, key, val);
+        else
+            json_decref(val);
+        weft_free(key);
+    }
+}
+
+static void ready_begin(struct work *w)
+{
+    struct sched *s = w->s;
+    const struct wf_step *st = work_step(w);
+    if (st == NULL || !needs_scope(st)) {
+        ready_apply(w);
+        return;
+    }
+    char kstate[KEYS_MAX], krun[KEYS_MAX];
+    keys_run(&s->cfg.keys, KEYS_RUN_STATE, w->run, kstate);
+    keys_run(&s->cfg.keys, KEYS_RUN, w->run, krun);
+    /* Replies arrive in order on one connection: on_state runs first. */
+    if (rconn_cmd(s->cmd, on_state, w, "HGETALL %s", kstate) != 0) {
+        work_done(w);
+        return;
+    }
+    if (rconn_cmd(s->cmd, on_extra, w,
+                  "HMGET %s artifacts personaResults gitState", krun) != 0)
+        work_done(w);
+}
+
+/* ---- cancel ----------------------------------------------------------- */
+
+static void cancel_apply(struct work *w)
+{
+    struct plan p;
+    plan_init(&p);
+    struct plan_env env = env_of(w->s);
+    struct weft_error err;
+    weft_error_clear(&err);
+    if (plan_cancel(&env, &w->re->ri, w->entry, w->reason, &p) != 0) {
+        plan_deinit(&p);
+        work_done(w);
+        return;
+    }
+    eval_plan(w, SCRIPT_CANCEL, &p);
+}
+
+/* ---- work lifecycle ----------------------------------------------------- */
+
+static void work_run(struct work *w)
+{
+    if (w->kind == WORK_TASK) {
+        task_begin(w);
+        return;
+    }
+    if (!run_acquire(w))
+        return;
+    switch (w->kind) {
+    case WORK_RESULT:
+        result_apply(w);
+        break;
+    case WORK_READY:
+        if (w->state == NULL)
+            ready_begin(w);
+        else
+            ready_apply(w);
+        break;
+    case WORK_CANCEL:
+        cancel_apply(w);
+        break;
+    case WORK_TASK:
+        break;
+    }
+}
+
+static void work_done(struct work *w)
+{
+    struct sched *s = w->s;
+    if (w->counted) {
+        s->inflight--;
+        s->stats.messages++;
+    }
+    if (w->marked)
+        strmap_del(&s->marks, w->entry, strlen(w->entry));
+    run_unref(s, w->re);
+    weft_free(w->stream);
+    weft_free(w->entry);
+    weft_free(w->run);
+    weft_free(w->step);
+    weft_free(w->task);
+    weft_free(w->digest);
+    weft_free(w->workflow);
+    weft_free(w->type);
+    weft_free(w->body);
+    weft_free(w->reason);
+    json_decref(w->state);
+    json_decref(w->extra);
+    weft_free(w);
+    if (s->draining && s->inflight == 0 && s->drained_cb) {
+        void (*cb)(void *) = s->drained_cb;
+        s->drained_cb = NULL;
+        cb(s->drained_ud);
+        return;
+    }
+    read_more(s);
+}
+
+/* ---- parsing stream entries -------------------------------------------- */
+
+static char *field_dup(redisReply *v)
+{
+    return v->type == REDIS_REPLY_STRING ? weft_strndup(v->str, v->len) : NULL;
+}
+
+/* Builds a work from one entry [id, [k, v, ...]] of stream `which`. */
+static void entry_handle(struct sched *s, const char *which, redisReply *e)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    struct work *w = weft_calloc(1, sizeof(*w));
+    if (w == NULL)
+        return; /* stays pending; reclaimed later */
+    w->s = s;
+    w->counted = 1;
+    s->inflight++;
+    w->stream = weft_strdup(which);
+    w->entry = weft_strndup(e->element[0]->str, e->element[0]->len);
+    if (w->stream == NULL || w->entry == NULL) {
+        work_done(w);
+        return;
+    }
+    redisReply *f = e->element[1];
+    if (f->type != REDIS_REPLY_ARRAY) {
+        /* Deleted while pending (XAUTOCLAIM shows nil): nothing to do. */
+        ack_entry(w);
+        work_done(w);
+        return;
+    }
+    const char *type = NULL;
+    size_t typelen = 0;
+    char *attempt = NULL;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        const char *key = k->str;
+        char **slot = NULL;
+        if (strcmp(key, "run") == 0)
+            slot = &w->run;
+        else if (strcmp(key, "step") == 0)
+            slot = &w->step;
+        else if (strcmp(key, "task") == 0)
+            slot = &w->task;
+        else if (strcmp(key, "digest") == 0)
+            slot = &w->digest;
+        else if (strcmp(key, "workflow") == 0)
+            slot = &w->workflow;
+        else if (strcmp(key, "reason") == 0)
+            slot = &w->reason;
+        else if (strcmp(key, "attempt") == 0)
+            slot = &attempt;
+        else if (strcmp(key, "type") == 0) {
+            type = v->str;
+            typelen = v->len;
+            slot = &w->type;
+        } else if (strcmp(key, "body") == 0) {
+            weft_free(w->body);
+            w->body = weft_malloc(v->len ? v->len : 1);
+            if (w->body) {
+                memcpy(w->body, v->str, v->len);
+                w->bodylen = v->len;
+            }
+            continue;
+        }
+        if (slot) {
+            weft_free(*slot);
+            *slot = field_dup(v);
+        }
+    }
+    (void)typelen;
+    if (strcmp(which, "tasks") == 0) {
+        w->kind = WORK_TASK;
+        weft_free(attempt);
+        work_run(w);
+        return;
+    }
+    int64_t a = 0;
+    int bad_attempt =
+        attempt && num_parse_i64(attempt, strlen(attempt), 1, UINT32_MAX, &a);
+    weft_free(attempt);
+    w->attempt = (uint32_t)a;
+    if (type == NULL) {
+        dead_letter(w, "event has no 'type'");
+        return;
+    }
+    if (w->run == NULL || !keys_valid_id(w->run, strlen(w->run))) {
+        dead_letter(w, "event has no valid 'run'");
+        return;
+    }
+    if (strcmp(w->type, "cancel") == 0) {
+        w->kind = WORK_CANCEL;
+    } else if (strcmp(w->type, "ready") == 0 &&
+               strmap_get(&s->marks, w->entry, strlen(w->entry))) {
+        work_done(w); /* handled right now by the work that made it */
+        return;
+    } else if (strcmp(w->type, "result") == 0 ||
+               strcmp(w->type, "ready") == 0) {
+        w->kind =
+            strcmp(w->type, "result") == 0 ? WORK_RESULT : WORK_READY;
+        if (w->step == NULL || !keys_valid_id(w->step, strlen(w->step)) ||
+            bad_attempt || w->attempt == 0) {
+            dead_letter(w, "event needs a valid 'step' and 'attempt'");
+            return;
+        }
+    } else {
+        dead_letter(w, "unknown event type");
+        return;
+    }
+    work_run(w);
+}
+
+/* Handles an XREADGROUP / XAUTOCLAIM entries array. */
+static void entries_handle(struct sched *s, const char *which,
+                           redisReply *entries)
+{
+    if (entries->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < entries->elements; i++)
+        entry_handle(s, which, entries->element[i]);
+}
+
+static const char *which_of(struct sched *s, redisReply *name)
+{
+    if (name->type != REDIS_REPLY_STRING)
+        return NULL;
+    if (strcmp(name->str, s->k_tasks) == 0)
+        return "tasks";
+    if (strcmp(name->str, s->k_events) == 0)
+        return "events";
+    return NULL;
+}
+
+static void on_read(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct sched *s = ud;
+    s->reading = 0;
+    if (r == NULL)
+        return; /* reconnect restarts reading */
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("XREADGROUP failed", "error", r->str, NULL);
+        if (strncmp(r->str, "NOGROUP", 7) == 0)
+            s->groups_ready = 0;
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) {
+            redisReply *st = r->element[i];
+            if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+                continue;
+            const char *which = which_of(s, st->element[0]);
+            if (which)
+                entries_handle(s, which, st->element[1]);
+        }
+    }
+    read_more(s);
+}
+
+static void read_more(struct sched *s)
+{
+    if (s->reading || s->draining || !s->groups_ready ||
+        s->inflight >= s->cfg.batch || !rconn_is_up(s->rd))
+        return;
+    char count[16];
+    snprintf(count, sizeof(count), "%u", s->cfg.batch - s->inflight);
+    char block[16];
+    snprintf(block, sizeof(block), "%d", SCHED_BLOCK_MS);
+    const char *argv[] = {"XREADGROUP", "GROUP", KEYS_GROUP_SCHEDULERS,
+                          s->name,      "COUNT", count,
+                          "BLOCK",      block,   "STREAMS",
+                          s->k_tasks,   s->k_events, ">",
+                          ">"};
+    if (rconn_argv(s->rd, on_read, s, 13, argv, NULL) == 0)
+        s->reading = 1;
+}
+
+/* ---- groups, timers, reclaim ------------------------------------------ */
+
+static void on_group(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct sched *s = ud;
+    if (r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0) {
+        log_error("XGROUP CREATE failed", "error", r->str, NULL);
+        return;
+    }
+    /* Called for the events group, which is created second. */
+    s->groups_ready = 1;
+    read_more(s);
+}
+
+static void create_groups(struct sched *s)
+{
+    rconn_cmd(s->cmd, NULL, NULL, "XGROUP CREATE %s %s $ MKSTREAM",
+              s->k_tasks, KEYS_GROUP_SCHEDULERS);
+    rconn_cmd(s->cmd, on_group, s, "XGROUP CREATE %s %s $ MKSTREAM",
+              s->k_events, KEYS_GROUP_SCHEDULERS);
+}
+
+static void on_cmd_state(struct rconn *c, bool up, void *ud)
+{
+    (void)c;
+    struct sched *s = ud;
+    if (up) {
+        log_info("connected to redis", "conn", "cmd", NULL);
+        create_groups(s);
+    } else {
+        s->groups_ready = 0;
+        log_warn("lost redis connection", "conn", "cmd", NULL);
+    }
+}
+
+static void on_rd_state(struct rconn *c, bool up, void *ud)
+{
+    (void)c;
+    struct sched *s = ud;
+    s->reading = 0;
+    if (up)
+        read_more(s);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    struct sched *s = ud;
+    if (!rconn_is_up(s->cmd) || s->draining)
+        return;
+    char now[24], limit[16];
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms());
+    snprintf(limit, sizeof(limit), "%d", SCHED_TIMER_BATCH);
+    const char *argv[] = {s->k_delayed, s->k_events, now, limit};
+    rconn_eval(s->cmd, SCRIPT_FIRE_DELAYED, NULL, NULL, 2, 4, argv, NULL);
+}
+
+static void on_claimed(struct rconn *c, redisReply *r, void *ud,
+                       const char *which)
+{
+    (void)c;
+    struct sched *s = ud;
+    /* Redis 7.0 answers [next id, entries, deleted ids]. */
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+        r->element[1]->type == REDIS_REPLY_ARRAY) {
+        if (r->element[1]->elements > 0)
+            log_info("reclaimed messages", "stream", which, NULL);
+        entries_handle(s, which, r->element[1]);
+    }
+}
+
+static void on_claimed_tasks(struct rconn *c, redisReply *r, void *ud)
+{
+    on_claimed(c, r, ud, "tasks");
+}
+
+static void on_claimed_events(struct rconn *c, redisReply *r, void *ud)
+{
+    on_claimed(c, r, ud, "events");
+}
+
+static void reclaim(struct sched *s, const char *key, rconn_reply_cb cb)
+{
+    char idle[16];
+    snprintf(idle, sizeof(idle), "%u", s->cfg.claim_idle_ms);
+    const char *argv[] = {"XAUTOCLAIM", key,  KEYS_GROUP_SCHEDULERS,
+                          s->name,      idle, "0-0",
+                          "COUNT",      "100"};
+    rconn_argv(s->cmd, cb, s, 8, argv, NULL);
+}
+
+static void on_reclaim(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    struct sched *s = ud;
+    if (!rconn_is_up(s->cmd) || !s->groups_ready || s->draining ||
+        s->inflight >= s->cfg.batch)
+        return;
+    reclaim(s, s->k_tasks, on_claimed_tasks);
+    reclaim(s, s->k_events, on_claimed_events);
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+struct sched *sched_new(struct event_base *base,
+                        const struct sched_config *cfg)
+{
+    struct sched *s = weft_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->base = base;
+    s->cfg = *cfg;
+    if (s->cfg.batch == 0)
+        s->cfg.batch = 256;
+    if (s->cfg.hist_max == 0)
+        s->cfg.hist_max = 100000;
+    if (s->cfg.claim_idle_ms == 0)
+        s->cfg.claim_idle_ms = 5000;
+    s->name = weft_strdup(cfg->name);
+    s->workflows = cfg->workflows ? weft_strdup(cfg->workflows) : NULL;
+    strmap_init(&s->defs);
+    strmap_init(&s->runs);
+    strmap_init(&s->marks);
+    keys_global(&s->cfg.keys, KEYS_TASKS, s->k_tasks);
+    keys_global(&s->cfg.keys, KEYS_EVENTS, s->k_events);
+    keys_global(&s->cfg.keys, KEYS_DELAYED, s->k_delayed);
+    keys_global(&s->cfg.keys, KEYS_DLQ, s->k_dlq);
+    s->timer = event_new(base, -1, EV_PERSIST, on_timer, s);
+    s->reclaim = event_new(base, -1, EV_PERSIST, on_reclaim, s);
+    if (s->name == NULL || s->timer == NULL || s->reclaim == NULL ||
+        (cfg->workflows && s->workflows == NULL)) {
+        sched_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int sched_start(struct sched *s)
+{
+    char cname[KEYS_MAX];
+    snprintf(cname, sizeof(cname), "%s-cmd", s->name);
+    s->cmd = rconn_new(s->base, &s->cfg.url, cname, on_cmd_state, s);
+    snprintf(cname, sizeof(cname), "%s-read", s->name);
+    s->rd = rconn_new(s->base, &s->cfg.url, cname, on_rd_state, s);
+    if (s->cmd == NULL || s->rd == NULL)
+        return WEFT_ENOMEM;
+    struct timeval tv = {0, SCHED_TIMER_MS * 1000};
+    struct timeval rv = {SCHED_RECLAIM_MS / 1000,
+                         (SCHED_RECLAIM_MS % 1000) * 1000};
+    event_add(s->timer, &tv);
+    event_add(s->reclaim, &rv);
+    return 0;
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    struct sched *s = ud;
+    if (s->drained_cb) {
+        void (*cb)(void *) = s->drained_cb;
+        s->drained_cb = NULL;
+        cb(s->drained_ud);
+    }
+}
+
+void sched_drain(struct sched *s, uint32_t grace_ms, void (*done_cb)(void *),
+                 void *ud)
+{
+    s->draining = 1;
+    s->drained_cb = done_cb;
+    s->drained_ud = ud;
+    event_del(s->timer);
+    event_del(s->reclaim);
+    if (s->inflight == 0) {
+        s->drained_cb = NULL;
+        done_cb(ud);
+        return;
+    }
+    s->drain_timer = evtimer_new(s->base, on_drain_timeout, s);
+    struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
+    if (s->drain_timer)
+        evtimer_add(s->drain_timer, &tv);
+}
+
+void sched_free(struct sched *s)
+{
+    if (s == NULL)
+        return;
+    rconn_free(s->rd);
+    rconn_free(s->cmd);
+    if (s->timer)
+        event_free(s->timer);
+    if (s->reclaim)
+        event_free(s->reclaim);
+    if (s->drain_timer)
+        event_free(s->drain_timer);
+    while (s->lru_head) {
+        struct runent *e = s->lru_head;
+        lru_unlink(s, e);
+        strmap_del(&s->runs, e->ri.run, strlen(e->ri.run));
+        e->refs = 0;
+        runent_free(s, e);
+    }
+    for (size_t i = 0; i < s->defs.cap; i++) {
+        struct defent *d = s->defs.slots[i].value;
+        if (s->defs.slots[i].key && d) {
+            wf_free(d->wf);
+            weft_free(d->digest);
+            weft_free(d);
+        }
+    }
+    strmap_deinit(&s->defs);
+    strmap_deinit(&s->runs);
+    strmap_deinit(&s->marks);
+    weft_free(s->name);
+    weft_free(s->workflows);
+    weft_free(s);
+}
+
+bool sched_ready(const struct sched *s)
+{
+    return rconn_is_up(s->cmd) && rconn_is_up(s->rd) && s->groups_ready;
+}
+
+const struct sched_stats *sched_stats(const struct sched *s)
+{
+    return &s->stats;
+}
