@@ -7,12 +7,15 @@
  * reconnects with exponential backoff (RCONN_BACKOFF_MIN_MS doubling to
  * RCONN_BACKOFF_MAX_MS), re-sends AUTH and SELECT on every new connection
  * (queued ahead of anything else), and tells its owner through the
- * state callback so it can re-issue blocking reads and subscriptions.
+ * state callback so it can re-issue blocking reads.
  *
- * A blocking command (XREADGROUP BLOCK, SUBSCRIBE) holds up everything
- * behind it on the same connection: give each its own rconn.
+ * A blocking command (XREADGROUP BLOCK) holds up everything behind it on
+ * the same connection: give each its own rconn. Pub/sub is not offered
+ * here (its callbacks run once per message, see rconn_argv).
  *
- * All calls and callbacks run on the loop thread.
+ * All calls and callbacks run on the loop thread. The process must ignore
+ * SIGPIPE (the daemons' main.c does): a write to a connection Redis has
+ * closed would otherwise kill it.
  */
 #ifndef WEFT_COMMON_RCONN_H
 #define WEFT_COMMON_RCONN_H
@@ -40,24 +43,34 @@ struct rconn;
  * accepted command. */
 typedef void (*rconn_reply_cb)(struct rconn *c, redisReply *reply, void *ud);
 
-/* Called with up = true after each successful (re)connect (AUTH and
- * SELECT already sent), up = false when the connection is lost. */
+/* Called with up = true after each successful (re)connect, once AUTH,
+ * SELECT and CLIENT SETNAME have been answered (a failed AUTH or SELECT
+ * counts as a failed connect), and up = false when an established
+ * connection is lost. Failed attempts and rconn_free call nothing. The
+ * callback may send commands and may call rconn_free. */
 typedef void (*rconn_state_cb)(struct rconn *c, bool up, void *ud);
 
 /* Creates the connection and starts connecting. url is copied. name is
- * used in logs and as CLIENT SETNAME. NULL on OOM. */
+ * used in logs and as CLIENT SETNAME (NULL: none). NULL on OOM or when url
+ * has neither or both of host and unix_path. */
 struct rconn *rconn_new(struct event_base *base, const struct redis_url *url,
                         const char *name, rconn_state_cb state_cb, void *ud);
 
-/* Disconnects; pending callbacks run with reply == NULL. Safe inside a
- * reply callback of this connection (release is deferred). NULL: no-op. */
+/* Disconnects; pending callbacks run with reply == NULL (at once, or
+ * when the running callback of this connection returns). Safe inside any
+ * reply or state callback of this connection (release is deferred); the
+ * state callback is not called. NULL: no-op. */
 void rconn_free(struct rconn *c);
 
 bool rconn_is_up(const struct rconn *c);
 
-/* Sends one command built from argv. Returns 0 (cb will run exactly
- * once) or WEFT_EREDIS when not connected / WEFT_ENOMEM (cb never runs).
- * cb may be NULL to ignore the reply. */
+/* Sends one command built from argv (argvlen NULL: strlen of each).
+ * Returns 0 (cb will run exactly once) or WEFT_EREDIS when not connected /
+ * WEFT_ENOMEM / WEFT_EINVAL (cb never runs). cb may be NULL to ignore the
+ * reply. Refused with WEFT_EINVAL: AUTH, HELLO, SELECT, RESET (the URL
+ * sets user and db, re-sent on every connection; a command could not
+ * survive a reconnect), MONITOR and [P|S][UN]SUBSCRIBE (more than one
+ * reply per command). */
 int rconn_argv(struct rconn *c, rconn_reply_cb cb, void *ud, int argc,
                const char **argv, const size_t *argvlen);
 
@@ -66,20 +79,29 @@ int rconn_cmd(struct rconn *c, rconn_reply_cb cb, void *ud, const char *fmt,
               ...);
 
 /* EVALSHA of a script from scripts.h with nkeys keys then the args
- * (argv/argvlen hold keys first, then args). On a NOSCRIPT reply the
- * module sends SCRIPT LOAD and the EVALSHA again before calling cb, so
- * callers never see NOSCRIPT. */
-int rconn_eval(struct rconn *c, enum script_id id, rconn_reply_cb cb,
-               void *ud, int nkeys, int argc, const char **argv,
-               const size_t *argvlen);
+ * (argv/argvlen hold keys first, then args; copied). On a NOSCRIPT reply
+ * the module sends SCRIPT LOAD and the EVALSHA again before calling cb, so
+ * callers do not see NOSCRIPT; the retried call then runs after commands
+ * sent in the meantime. Recovery happens once per call: a second NOSCRIPT
+ * (a flush racing the reload) reaches cb, and a failed SCRIPT LOAD hands
+ * cb that error reply. Same returns as rconn_argv; WEFT_EINVAL for an
+ * unknown id or nkeys outside 0..argc. */
+int rconn_eval(struct rconn *c, enum script_id id, rconn_reply_cb cb, void *ud,
+               int nkeys, int argc, const char **argv, const size_t *argvlen);
 
 /* Round-trip time of the last PING this module sent, in microseconds
- * (0 = none yet). The module pings every second while connected. */
+ * (0 = none yet). The module pings once on connect, then every second
+ * while connected, never with a PING outstanding; on a connection that
+ * carries a blocking read the PING waits behind it and the figure
+ * includes that wait. */
 long rconn_rtt_us(const struct rconn *c);
 
-/* Synchronous client for the CLI and tests: connects (timeout_ms),
- * authenticates and selects the db. NULL with err filled on failure.
- * Free with redisFree. */
+/* Synchronous client for the CLI and tests: connects, authenticates and
+ * selects the db, each bounded by timeout_ms (<= 0: no limit); later
+ * commands have no time limit (redisSetTimeout sets one). NULL with err
+ * filled on failure: WEFT_ETIMEOUT, WEFT_EIO (unreachable, dropped),
+ * WEFT_EAUTH (AUTH refused), WEFT_EREDIS (SELECT refused), WEFT_EINVAL,
+ * WEFT_ENOMEM. The caller owns the context: free it with redisFree. */
 redisContext *rconn_connect_sync(const struct redis_url *url, int timeout_ms,
                                  struct weft_error *err);
 
