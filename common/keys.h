@@ -16,13 +16,13 @@
 #include <stddef.h>
 
 /* prefix (<= 64) + ":run:" + run id (<= 128) + ":history" with room. */
-#define KEYS_MAX 256
+#define KEYS_MAX        256
 #define KEYS_PREFIX_MAX 64
 /* Longest run, step, queue or persona name accepted on the wire. */
 #define KEYS_ID_MAX 128
 
 #define KEYS_GROUP_SCHEDULERS "schedulers"
-#define KEYS_GROUP_WORKERS "workers"
+#define KEYS_GROUP_WORKERS    "workers"
 
 struct keys {
     char prefix[KEYS_PREFIX_MAX + 1];
