@@ -228,6 +228,9 @@ static bool match_special_float(const char *s, size_t n)
 static enum ytree_type resolve_plain(const char *s, size_t n, bool *bad)
 {
     *bad = false;
+    /* Most plain scalars are words: only these can start a non-string. */
+    if (n > 0 && strchr("0123456789+-.~nNtTfF", s[0]) == NULL)
+        return YTREE_STRING;
     if (n == 0 || text_is(s, n, "~") || text_is(s, n, "null") ||
         text_is(s, n, "Null") || text_is(s, n, "NULL"))
         return YTREE_NULL;
