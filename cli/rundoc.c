@@ -1,0 +1,311 @@
+/* rundoc.c - a run's status as one JSON document, read from its header
+ * and step hashes (docs/protocol.md), and its rendering for people.
+ * Used by `weft status` and by `weft run` for its final report.
+ *
+ * The document (docs/cli.md):
+ *   {"id", "status", "workflow", "digest", "error", "created", "started",
+ *    "finished", "steps": {"<id>": {"status", "attempts", "queued",
+ *    "started", "finished", "worker", "error"}}}
+ * Times are ms since the epoch or null; attempts is 0 before the first
+ * dispatch. Steps follow the definition's pre-order when the definition
+ * is in Redis, else field order sorted by id.
+ */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "diag.h"
+#include "num.h"
+#include "strmap.h"
+
+/* Widest step column of the table; longer ids are shown whole but push
+ * the row. */
+#define STEP_COL_MAX 40
+
+bool rundoc_is_final(const char *status)
+{
+    return status != NULL &&
+           (strcmp(status, "success") == 0 || strcmp(status, "failed") == 0 ||
+            strcmp(status, "cancelled") == 0 ||
+            strcmp(status, "waiting_for_human") == 0);
+}
+
+/* JSON for a string field: the string or null. */
+static json_t *jstr(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* JSON for a time field. */
+static json_t *jtime(int64_t ms)
+{
+    return ms >= 0 ? json_integer(ms) : json_null();
+}
+
+/* Field index of a flat HGETALL reply: name -> value reply. */
+struct fields {
+    struct strmap map;
+    const redisReply *r;
+};
+
+static int fields_init(struct fields *f, const redisReply *r)
+{
+    strmap_init(&f->map);
+    f->r = r;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i];
+        if (k == NULL || k->type != REDIS_REPLY_STRING)
+            continue;
+        int rc = strmap_put(&f->map, k->str, k->len, r->element[i + 1], NULL);
+        if (rc == WEFT_ENOMEM)
+            return rc;
+    }
+    return 0;
+}
+
+static const char *field_str(const struct fields *f, const char *step,
+                             const char *suffix)
+{
+    char name[KEYS_ID_MAX + 32];
+    int n = snprintf(name, sizeof(name), "%s%s", step, suffix);
+    if (n < 0 || (size_t)n >= sizeof(name))
+        return NULL;
+    const redisReply *v = strmap_get(&f->map, name, (size_t)n);
+    if (v == NULL || v->type != REDIS_REPLY_STRING ||
+        strlen(v->str) != (size_t)v->len)
+        return NULL;
+    return v->str;
+}
+
+static int64_t field_i64(const struct fields *f, const char *step,
+                         const char *suffix, int64_t dflt)
+{
+    const char *s = field_str(f, step, suffix);
+    int64_t n;
+    if (s == NULL || num_parse_i64(s, strlen(s), 0, INT64_MAX, &n) != 0)
+        return dflt;
+    return n;
+}
+
+static json_t *step_doc(const struct fields *f, const char *id)
+{
+    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "status",
+                     jstr(field_str(f, id, "")), "attempts",
+                     (json_int_t)field_i64(f, id, ":attempt", 0), "queued",
+                     jtime(field_i64(f, id, ":queued", -1)), "started",
+                     jtime(field_i64(f, id, ":started", -1)), "finished",
+                     jtime(field_i64(f, id, ":finished", -1)), "worker",
+                     jstr(field_str(f, id, ":worker")), "error",
+                     jstr(field_str(f, id, ":error")));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Adds every step of the hash that steps does not hold yet, sorted. */
+static int add_other_steps(json_t *steps, const struct fields *f)
+{
+    const redisReply *r = f->r;
+    const char **names = weft_calloc(r->elements / 2 + 1, sizeof(char *));
+    if (names == NULL)
+        return WEFT_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i];
+        if (k == NULL || k->type != REDIS_REPLY_STRING ||
+            memchr(k->str, ':', k->len) != NULL ||
+            !keys_valid_id(k->str, k->len))
+            continue;
+        if (json_object_get(steps, k->str) == NULL)
+            names[n++] = k->str;
+    }
+    qsort(names, n, sizeof(*names), cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *s = step_doc(f, names[i]);
+        if (s == NULL || json_object_set_new(steps, names[i], s) != 0)
+            rc = WEFT_ENOMEM;
+    }
+    weft_free(names);
+    return rc;
+}
+
+/* Loads the pinned definition, or NULL when it is gone or unreadable
+ * (the table then follows the hash). */
+static struct wf *load_def(redisContext *c, const struct keys *k,
+                           const char *digest)
+{
+    char key[KEYS_MAX];
+    if (digest == NULL || keys_def(k, digest, key) == 0)
+        return NULL;
+    redisReply *r = cli_cmd(c, "GET %s", key);
+    struct wf *wf = NULL;
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        struct diag d;
+        diag_init(&d, key);
+        if (wf_load_canonical(r->str, r->len, &wf, &d) != 0)
+            wf = NULL;
+        diag_deinit(&d);
+    }
+    freeReplyObject(r);
+    return wf;
+}
+
+int rundoc_load(redisContext *c, const struct keys *k, const char *run,
+                json_t **doc, struct wf **wf_out)
+{
+    char hkey[KEYS_MAX], skey[KEYS_MAX];
+    if (wf_out != NULL)
+        *wf_out = NULL;
+    if (keys_run(k, KEYS_RUN, run, hkey) == 0 ||
+        keys_run(k, KEYS_RUN_STEPS, run, skey) == 0) {
+        cli_error("'%s' is not a valid run id", run);
+        return WEFT_EINVAL;
+    }
+    redisReply *h = cli_cmd(c, "HGETALL %s", hkey);
+    if (h == NULL)
+        return WEFT_EREDIS;
+    if (h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
+        freeReplyObject(h);
+        return WEFT_ENOENT;
+    }
+    redisReply *s = cli_cmd(c, "HGETALL %s", skey);
+    if (s == NULL) {
+        freeReplyObject(h);
+        return WEFT_EREDIS;
+    }
+    if (s->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(h);
+        freeReplyObject(s);
+        cli_error("redis: unexpected reply to HGETALL %s", skey);
+        return WEFT_EREDIS;
+    }
+    struct wf *wf = load_def(c, k, cli_reply_str(h, "digest"));
+    struct fields f;
+    int rc = fields_init(&f, s);
+    json_t *steps = json_object();
+    if (steps == NULL)
+        rc = WEFT_ENOMEM;
+    for (uint32_t i = 0; wf != NULL && rc == 0 && i < wf->nsteps; i++) {
+        const char *id = wf->steps[i].id;
+        json_t *sd = step_doc(&f, id);
+        if (sd == NULL || json_object_set_new(steps, id, sd) != 0)
+            rc = WEFT_ENOMEM;
+    }
+    if (rc == 0)
+        rc = add_other_steps(steps, &f);
+    json_t *d = NULL;
+    if (rc == 0) {
+        d = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+                      run, "status", jstr(cli_reply_str(h, "status")),
+                      "workflow", jstr(cli_reply_str(h, "workflow")), "digest",
+                      jstr(cli_reply_str(h, "digest")), "error",
+                      jstr(cli_reply_str(h, "error")), "created",
+                      jtime(cli_reply_i64(h, "created", -1)), "started",
+                      jtime(cli_reply_i64(h, "started", -1)), "finished",
+                      jtime(cli_reply_i64(h, "finished", -1)), "steps", steps);
+        steps = NULL;
+        if (d == NULL)
+            rc = WEFT_ENOMEM;
+    }
+    json_decref(steps);
+    strmap_deinit(&f.map);
+    freeReplyObject(h);
+    freeReplyObject(s);
+    if (rc != 0) {
+        cli_error("out of memory");
+        wf_free(wf);
+        return rc;
+    }
+    *doc = d;
+    if (wf_out != NULL)
+        *wf_out = wf;
+    else
+        wf_free(wf);
+    return 0;
+}
+
+static int64_t doc_time(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+}
+
+static const char *doc_str(const json_t *o, const char *key, const char *d)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : d;
+}
+
+/* Duration of something started at `started`: until finished, or until
+ * now while it still runs. */
+static int64_t span(int64_t started, int64_t finished, const char *status,
+                    int64_t now)
+{
+    if (started < 0)
+        return -1;
+    if (finished >= started)
+        return finished - started;
+    if (status != NULL && (strcmp(status, "running") == 0))
+        return now - started;
+    return -1;
+}
+
+void rundoc_print(const json_t *doc, const struct wf *wf, FILE *out)
+{
+    int64_t now = cli_now_ms();
+    char t[64], dur[32];
+    const char *status = doc_str(doc, "status", "-");
+    fprintf(out, "run       %s\n", doc_str(doc, "id", "-"));
+    fprintf(out, "workflow  %s\n", doc_str(doc, "workflow", "-"));
+    fprintf(out, "status    %s\n", status);
+    fmt_time(doc_time(doc, "created"), t, sizeof(t));
+    fprintf(out, "created   %s\n", t);
+    fmt_time(doc_time(doc, "started"), t, sizeof(t));
+    fprintf(out, "started   %s\n", t);
+    fmt_time(doc_time(doc, "finished"), t, sizeof(t));
+    int64_t took = span(doc_time(doc, "started"), doc_time(doc, "finished"),
+                        "running", now);
+    fmt_duration(took, dur, sizeof(dur));
+    fprintf(out, "finished  %s%s%s%s\n", t, took >= 0 ? " (" : "",
+            took >= 0 ? dur : "", took >= 0 ? ")" : "");
+    fprintf(out, "error     %s\n", doc_str(doc, "error", "-"));
+
+    const json_t *steps = json_object_get(doc, "steps");
+    if (json_object_size(steps) == 0)
+        return;
+    int w = 4;
+    const char *id;
+    const json_t *s;
+    json_object_foreach((json_t *)steps, id, s)
+    {
+        const struct wf_step *ws = wf ? wf_find_step(wf, id, strlen(id)) : NULL;
+        int len = (int)strlen(id) + 2 * (ws ? (int)ws->depth : 0);
+        if (len > w)
+            w = len < STEP_COL_MAX ? len : STEP_COL_MAX;
+    }
+    fprintf(out, "\n%-*s  %-17s  %8s  %9s  %s\n", w, "STEP", "STATUS",
+            "ATTEMPTS", "DURATION", "WORKER");
+    json_object_foreach((json_t *)steps, id, s)
+    {
+        const struct wf_step *ws = wf ? wf_find_step(wf, id, strlen(id)) : NULL;
+        int depth = ws ? (int)ws->depth : 0;
+        const char *st = doc_str(s, "status", "-");
+        fmt_duration(
+            span(doc_time(s, "started"), doc_time(s, "finished"), st, now), dur,
+            sizeof(dur));
+        fprintf(out, "%*s%-*s  %-17s  %8" PRId64 "  %9s  %s\n", 2 * depth, "",
+                w - 2 * depth, id, st,
+                doc_time(s, "attempts") < 0 ? (int64_t)0
+                                            : doc_time(s, "attempts"),
+                dur, doc_str(s, "worker", "-"));
+        const char *err = doc_str(s, "error", NULL);
+        if (err != NULL && err[0] != '\0' && strcmp(st, "success") != 0)
+            fprintf(out, "%*s  error: %s\n", 2 * depth, "", err);
+    }
+}
