@@ -50,4 +50,8 @@ void job_complete(struct job *j, struct wire_result *res);
 /* The noop handler: succeeds at once with a null result. */
 extern const struct handler handler_noop;
 
+/* Every handler weft-worker runs, NULL-terminated (worker/handlers.c):
+ * the one place a step type is registered. Types are unique. */
+extern const struct handler *const handler_table[];
+
 #endif
