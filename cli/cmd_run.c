@@ -13,8 +13,9 @@
  *
  * Exit 0 when the run succeeded, 1 otherwise, 2 for usage errors. On
  * every exit path, and on SIGINT/SIGTERM/SIGHUP, the children get SIGTERM
- * (SIGKILL after PROC_STOP_MS), Redis is stopped and the temp dir
- * removed; when the run failed the logs are kept and their path printed.
+ * (SIGKILL after RUN_STOP_MS), Redis is stopped and the temp dir
+ * removed; when the run failed (not when it was interrupted) the logs
+ * are kept and their path printed.
  */
 #include "cli.h"
 
@@ -225,7 +226,7 @@ static void redraw(struct run_ctx *r, bool force)
         }
         int off = snprintf(line, sizeof(line), "  %u steps:", (unsigned)n);
         for (size_t k = 0; k < sizeof(words) / sizeof(*words); k++) {
-            if (off > 0 && (size_t)off < sizeof(line))
+            if (count[k] > 0 && off > 0 && (size_t)off < sizeof(line))
                 off += snprintf(line + off, sizeof(line) - (size_t)off,
                                 " %s %u", words[k], (unsigned)count[k]);
         }
@@ -611,7 +612,8 @@ int cmd_run(const struct cli_opts *o)
     rc = ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     keep = !ok;
 out:
-    teardown(r, keep && rc != CLI_EXIT_OK);
+    /* Logs help with a failure, not with a run the user stopped. */
+    teardown(r, keep && rc != CLI_EXIT_OK && !cli_interrupted);
     json_decref(doc);
     wf_free(dwf);
     json_decref(r->task);
