@@ -501,6 +501,16 @@ static bool fields_agree(const struct worker *w, const struct entry *e,
     return true;
 }
 
+/* Replaces bytes outside printable ASCII, so that a reason quoting
+ * hostile input stays valid UTF-8 in the result and the logs. */
+static void printable(char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < ' ' || (unsigned char)*s > '~')
+            *s = '?';
+    }
+}
+
 static void ack_entry(struct worker *w, unsigned qi, const char *id)
 {
     const char *ack[] = {"XACK", w->qkeys[qi], KEYS_GROUP_WORKERS, id};
@@ -550,9 +560,9 @@ static int encode_simple_result(enum wire_status st, const char *message,
 }
 
 /* Dead-letters e: copies it to the DLQ with reason, reports a result with
- * status st when the entry names a step (plain fields first, else the
- * decoded body), and acknowledges it, all in one MULTI. spec may be NULL
- * or zeroed when the body was not decoded. */
+ * status st when the entry names a step (the verified body first, else
+ * the plain fields), and acknowledges it, all in one MULTI. spec is NULL
+ * unless the body was verified and decoded. */
 static void entry_reject(struct worker *w, const struct entry *e,
                          const struct wire_job *spec, const char *reason,
                          enum wire_status st)
@@ -585,20 +595,23 @@ static void entry_reject(struct worker *w, const struct entry *e,
     cmd_adds(d, "body");
     cmd_add(d, e->val[EF_BODY] ? e->val[EF_BODY] : "", e->len[EF_BODY]);
 
-    if (e->val[EF_RUN] && e->val[EF_STEP] &&
-        keys_valid_id(e->val[EF_RUN], e->len[EF_RUN]) &&
-        keys_valid_id(e->val[EF_STEP], e->len[EF_STEP]) &&
-        parse_attempt(e->val[EF_ATTEMPT], e->len[EF_ATTEMPT], &attempt)) {
-        run = e->val[EF_RUN];
-        runlen = e->len[EF_RUN];
-        step = e->val[EF_STEP];
-        steplen = e->len[EF_STEP];
-    } else if (spec != NULL && spec->run != NULL) {
+    /* A signed body names the step with authority; plain fields are
+     * what is left when the body was not trusted or not decodable. */
+    if (spec != NULL && spec->run != NULL) {
         run = spec->run;
         runlen = strlen(run);
         step = spec->step;
         steplen = strlen(step);
         attempt = spec->attempt;
+    } else if (e->val[EF_RUN] && e->val[EF_STEP] &&
+               keys_valid_id(e->val[EF_RUN], e->len[EF_RUN]) &&
+               keys_valid_id(e->val[EF_STEP], e->len[EF_STEP]) &&
+               parse_attempt(e->val[EF_ATTEMPT], e->len[EF_ATTEMPT],
+                             &attempt)) {
+        run = e->val[EF_RUN];
+        runlen = e->len[EF_RUN];
+        step = e->val[EF_STEP];
+        steplen = e->len[EF_STEP];
     }
     if (run != NULL && encode_simple_result(st, reason, &body, &bodylen) == 0) {
         snprintf(attempt_s, sizeof(attempt_s), "%" PRIu32, attempt);
@@ -678,6 +691,7 @@ static void entry_handle(struct worker *w, struct entry *e, bool over_limit)
     }
     if (wire_job_decode(e->val[EF_BODY], e->len[EF_BODY], &spec, &err) != 0) {
         snprintf(reason, sizeof(reason), "undecodable body: %s", err.msg);
+        printable(reason);
         entry_reject(w, e, NULL, reason, WIRE_INVALID);
         goto out;
     }

@@ -434,6 +434,29 @@ Test(worker, dead_letters_garbage_entries_and_keeps_serving)
     stop_worker(SIGTERM);
 }
 
+Test(worker, dead_letters_a_body_past_the_wire_limit)
+{
+    /* One byte past WIRE_MAX_BODY: not copied, not hashed, not decoded. */
+    size_t len = WIRE_MAX_BODY + 1;
+    char *big = weft_malloc(len);
+    memset(big, 0x90, len);
+    make_step("r1", "s1", "queued");
+    xadd_job("default", "r1", "s1", "noop", big, len, "00");
+    weft_free(big);
+    start_worker(NULL);
+    struct event ev;
+    expect_event("r1", "s1", "invalid", &ev);
+    cr_assert_str_eq(ev.res.message, "body too large");
+    wire_result_deinit(&ev.res);
+    cr_assert_eq(cmd_int("XLEN weft:dlq"), 1);
+    cr_assert_eq(cmd_int("XLEN weft:q:default"), 0);
+    /* Still serving. */
+    add_job("default", "r2", "s1", "noop", 0);
+    expect_event("r2", "s1", "success", &ev);
+    wire_result_deinit(&ev.res);
+    stop_worker(SIGTERM);
+}
+
 Test(worker, acks_a_stale_job_without_running_it)
 {
     char *body;
