@@ -679,6 +679,15 @@ Test(cli_redis, watch_prints_history_and_exits_by_outcome)
     r = WEFT_R("watch", "nope");
     cr_assert_eq(r.rc, 1);
     res_free(&r);
+
+    /* An escalated step ends the watch too, with a hint. */
+    seed_run("w3", "waiting_for_human", 1700000000000LL, wf);
+    hist("w3", "step", "first", "waiting_for_human");
+    r = WEFT_R("watch", "w3");
+    cr_assert_eq(r.rc, 1);
+    cr_assert(matches(r.out, "step  first +waiting_for_human"), "%s", r.out);
+    cr_assert(matches(r.err, "waiting for a human"), "%s", r.err);
+    res_free(&r);
     wf_free(wf);
 }
 
@@ -817,12 +826,14 @@ Test(cli_run, private_system_runs_a_noop_workflow_to_success, .timeout = 120)
 
 Test(cli_run, plain_progress_and_outcome_without_a_tty, .timeout = 120)
 {
-    struct res r =
-        weft_env((const char *const[]){"REDIS_URL=", NULL},
-                 (const char *const[]){"run", NOOP_CHAIN, "--task", TASK_JSON,
-                                       "--workers", "1", NULL});
+    /* No task: task.type is undefined, so the else branch runs. */
+    struct res r = weft_env(
+        (const char *const[]){"REDIS_URL=", NULL},
+        (const char *const[]){"run", NOOP_CHAIN, "--workers", "1", NULL});
     cr_assert_eq(r.rc, 0, "stderr: %s\nstdout: %s", r.err, r.out);
     cr_assert(matches(r.out, "step  first +success"), "%s", r.out);
+    cr_assert(matches(r.out, "step  other-path +success"), "%s", r.out);
+    cr_assert(matches(r.out, "step  feature-path +skipped"), "%s", r.out);
     cr_assert(matches(r.out, "\nrun [0-9]+-[0-9a-f]{8} success in "), "%s",
               r.out);
     /* No ANSI escapes when stdout is not a terminal. */
