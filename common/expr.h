@@ -19,7 +19,10 @@
  * Values are jansson json_t: JSON null is JS null, a NULL pointer is JS
  * undefined; integers and reals are both JS numbers (doubles). Objects in
  * the scope stand for both plain objects and Maps: obj.get(k) is the own
- * property k or undefined, obj.has(k) whether it exists.
+ * property k or undefined, obj.has(k) whether it exists (as for a Map
+ * whose keys are strings, a key that is not a string is never found).
+ * Array literals are JSON arrays: an element that is undefined, NaN or
+ * +-Infinity is stored as null. See docs/expressions.md.
  *
  * Errors: parse errors carry the 1-based column inside the expression.
  * Evaluation errors are JavaScript's TypeErrors (reading a property of
@@ -66,8 +69,11 @@ const char *expr_source(const struct expr *e);
 /* Evaluates e with identifiers looked up in scope (a JSON object; may be
  * NULL for an empty scope; borrowed for the duration of the call).
  * On success returns 0 and sets *out to a new reference, or to NULL for
- * undefined. On failure returns a negative code, fills err, and leaves
- * *out unchanged. A reference to an identifier absent from scope is a
+ * undefined; a computed number is made by expr_number_to_json (NaN and
+ * Infinity become null), a number read unchanged from the scope keeps its
+ * JSON type. On failure returns a negative code, fills err (err->column
+ * is the column of the failing operator or name), and leaves *out
+ * unchanged. A reference to an identifier absent from scope is a
  * ReferenceError (WEFT_ENOENT). */
 int expr_eval(const struct expr *e, const json_t *scope, json_t **out,
               struct weft_error *err);
@@ -81,8 +87,7 @@ int expr_eval_bool(const struct expr *e, const json_t *scope, bool *truth,
  * expression reads, with its 1-based column in the source. Used by the
  * validator to reject unknown roots at load time. Stops early and returns
  * fn's value when fn returns non-zero. */
-typedef int (*expr_root_cb)(void *ud, const char *name, size_t len,
-                            int column);
+typedef int (*expr_root_cb)(void *ud, const char *name, size_t len, int column);
 int expr_foreach_root(const struct expr *e, expr_root_cb fn, void *ud);
 
 /* JavaScript helpers shared with the template renderer. */
@@ -90,10 +95,13 @@ int expr_foreach_root(const struct expr *e, expr_root_cb fn, void *ud);
 /* JS truthiness of v (NULL = undefined). */
 bool expr_truthy(const json_t *v);
 
-/* Writes JS String(v) into *out and *outlen (a weft_malloc'd string the caller
- * owns) with these rendering rules for templates: undefined and null
- * render as "", numbers as JS Number#toString, arrays and objects as
- * compact JSON. Returns 0, WEFT_ENOMEM or WEFT_ELIMIT. */
+/* Writes JS String(v) (v NULL = undefined) into *out and *outlen (a new
+ * NUL-terminated weft_malloc'd string the caller owns; their previous
+ * values are not read) with these rendering rules for templates:
+ * undefined and null render as "", numbers as JS Number#toString, arrays
+ * and objects as compact JSON (JSON.stringify). Returns 0, WEFT_ENOMEM or
+ * WEFT_ELIMIT (longer than EXPR_MAX_STRING); on failure *out and *outlen
+ * are unchanged. */
 int expr_to_display_string(const json_t *v, char **out, size_t *outlen);
 
 /* Formats a double as JavaScript's Number.prototype.toString() does
