@@ -47,7 +47,9 @@ void job_set_data(struct job *j, void *data);
  * cancelled). */
 void job_complete(struct job *j, struct wire_result *res);
 
-/* The noop handler: succeeds at once with a null result. */
+/* The noop handler: succeeds at once with a null result, unless its
+ * params script another outcome (result, verdict, fail_until, delay_ms:
+ * see handler_noop.c). */
 extern const struct handler handler_noop;
 
 /* Every handler weft-worker runs, NULL-terminated (worker/handlers.c):

@@ -130,6 +130,29 @@ static void make_step(const char *run, const char *step, const char *status)
                         status, step));
 }
 
+/* params: JSON object text, or NULL. */
+static void encode_job_params(const char *run, const char *step,
+                              const char *type, const char *queue,
+                              uint64_t timeout_ms, const char *params,
+                              char **body, size_t *len)
+{
+    struct wire_job j;
+    memset(&j, 0, sizeof(j));
+    j.run = (char *)run;
+    j.step = (char *)step;
+    j.name = (char *)step;
+    j.type = (char *)type;
+    j.queue = (char *)queue;
+    j.attempt = 1;
+    j.timeout_ms = timeout_ms;
+    if (params != NULL) {
+        j.params = json_loads(params, 0, NULL);
+        cr_assert_not_null(j.params, "bad test params %s", params);
+    }
+    cr_assert_eq(wire_job_encode(&j, body, len), 0);
+    json_decref(j.params);
+}
+
 static void encode_job(const char *run, const char *step, const char *type,
                        const char *queue, uint64_t timeout_ms, char **body,
                        size_t *len)
@@ -167,6 +190,21 @@ static void add_job(const char *queue, const char *run, const char *step,
     encode_job(run, step, type, queue, timeout_ms, &body, &len);
     hmac_sign_hex(&hkey, body, len, sig);
     xadd_job(queue, run, step, type, body, len, sig);
+    weft_free(body);
+}
+
+/* A queued step and its signed noop job with params. */
+static void add_noop(const char *run, const char *step, uint64_t timeout_ms,
+                     const char *params)
+{
+    char *body;
+    size_t len;
+    char sig[HMAC_HEX_LEN + 1];
+    make_step(run, step, "queued");
+    encode_job_params(run, step, "noop", "default", timeout_ms, params, &body,
+                      &len);
+    hmac_sign_hex(&hkey, body, len, sig);
+    xadd_job("default", run, step, "noop", body, len, sig);
     weft_free(body);
 }
 
@@ -302,6 +340,68 @@ Test(worker, runs_a_noop_job_and_reports_success)
     cr_assert_str_eq(hget("weft:run:r1:steps", "s1:worker"), WORKER_NAME);
     cr_assert_eq(cmd_int("XLEN weft:run:r1:history"), 1);
     stop_worker(SIGTERM);
+}
+
+Test(worker, noop_params_script_the_outcome)
+{
+    start_worker(NULL);
+    add_noop("r1", "s1", 0,
+             "{\"result\": {\"a\": [1, 2]}, "
+             "\"verdict\": \"pass\"}");
+    struct event ev;
+    expect_event("r1", "s1", "success", &ev);
+    cr_assert_str_eq(ev.res.verdict, "pass");
+    char *got = json_dumps(ev.res.result, JSON_COMPACT);
+    cr_assert_str_eq(got, "{\"a\":[1,2]}");
+    weft_free(got);
+    wire_result_deinit(&ev.res);
+
+    add_noop("r2", "s1", 0, "{\"fail_until\": 2}");
+    expect_event("r2", "s1", "error", &ev);
+    wire_result_deinit(&ev.res);
+    add_noop("r3", "s1", 0, "{\"fail_until\": 1}");
+    expect_event("r3", "s1", "success", &ev);
+    wire_result_deinit(&ev.res);
+    add_noop("r4", "s1", 0, "{\"delay_ms\": \"soon\"}");
+    expect_event("r4", "s1", "fatal", &ev);
+    cr_assert_not_null(strstr(ev.res.message, "delay_ms"));
+    wire_result_deinit(&ev.res);
+    add_noop("r5", "s1", 0, "{\"verdict\": 3}");
+    expect_event("r5", "s1", "fatal", &ev);
+    wire_result_deinit(&ev.res);
+    add_noop("r6", "s1", 0, "{\"delay_ms\": 50}");
+    expect_event("r6", "s1", "success", &ev);
+    cr_assert_geq(ev.res.finished_ms - ev.res.started_ms, 50);
+    wire_result_deinit(&ev.res);
+    stop_worker(SIGTERM);
+}
+
+Test(worker, times_out_a_slow_noop)
+{
+    start_worker(NULL);
+    add_noop("r1", "s1", 200, "{\"delay_ms\": 60000}");
+    struct event ev;
+    expect_event("r1", "s1", "timeout", &ev);
+    cr_assert_str_eq(ev.res.message, "timed out after 200 ms");
+    cr_assert_geq(ev.res.finished_ms - ev.res.started_ms, 200);
+    wire_result_deinit(&ev.res);
+    cr_assert_eq(pending_count("default"), 0);
+    stop_worker(SIGTERM);
+}
+
+Test(worker, sigterm_waits_for_running_jobs_within_the_grace)
+{
+    start_worker(NULL);
+    add_noop("r1", "s1", 0, "{\"delay_ms\": 300}");
+    wait_step("r1", "s1", "running");
+    long long t0 = now_ms();
+    stop_worker(SIGTERM);
+    cr_assert_geq(now_ms() - t0, 200, "exited before the job finished");
+    /* Finished, reported and acknowledged before the exit. */
+    struct event ev;
+    expect_event("r1", "s1", "success", &ev);
+    wire_result_deinit(&ev.res);
+    cr_assert_eq(pending_count("default"), 0);
 }
 
 Test(worker, serves_every_queue_it_is_given)
