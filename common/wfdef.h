@@ -20,8 +20,8 @@
  *
  * The normalized definition (canonical JSON: the YAML after alias
  * expansion and defaulting of `name`, keys sorted, compact) and its
- * SHA-256 are computed at load; a run pins that digest, and wf_load_json
- * rebuilds the same model from the canonical text.
+ * SHA-256 are computed at load; a run pins that digest, and
+ * wf_load_canonical rebuilds the same model from the canonical text.
  */
 #ifndef WEFT_COMMON_WFDEF_H
 #define WEFT_COMMON_WFDEF_H
@@ -103,7 +103,9 @@ struct wf_retry {
 struct wf_step {
     uint32_t index;     /* position in wf->steps */
     const char *id;     /* unique in the workflow; [A-Za-z0-9_.-]+ */
-    struct tvalue *name;     /* display name template; NULL: use id */
+    struct tvalue *name;     /* display name template; NULL: use id (also
+                                when `name` is written and equals the id,
+                                so a canonical reload gives the same) */
     enum wf_step_type type;
     const char *persona;     /* persona-request only; else NULL */
     const char *queue;       /* explicit `queue`, or NULL for the default:
@@ -120,6 +122,9 @@ struct wf_step {
     struct tvalue *git_branch;   /* NULL = operation's default */
     struct tvalue *git_message;  /* commit message */
     struct tvalue *git_remote;   /* NULL = "origin" */
+    struct tvalue *git_base;     /* `base`: start point of `branch`, target
+                                    of `merge`, upstream of `rebase`; NULL =
+                                    context.baseBranch */
 
     /* composites: conditional uses children[0] (then) and children[1]
      * (else); parallel uses children[0] and wait_for. */
@@ -143,8 +148,11 @@ struct wf {
     char *name;         /* `name`, or the file's base name without .yml */
     char *version;      /* NULL when absent */
     char *description;  /* NULL when absent */
-    /* `variables` in declaration order; each value may be a template over
-     * task/context and earlier variables. */
+    /* `variables` in evaluation order: each value may be a template over
+     * task, context, milestone, workflowId and other variables (read as
+     * `variables.NAME`); a variable comes after every variable it reads,
+     * ties ordered by name, so the order does not depend on the file's
+     * key order and survives the canonical form. */
     uint32_t nvariables;
     char **variable_names;
     struct tvalue **variable_values;
@@ -160,6 +168,9 @@ struct wf {
     char *canonical;        /* normalized definition (canonical JSON) */
     size_t canonical_len;
     char digest[65];        /* lowercase hex SHA-256 of canonical */
+
+    struct wf_mem *mem;     /* internal: string pool, index arrays, id
+                               map (wfdef_int.h) */
 };
 
 /* Loads and validates a workflow file. Returns 0 and *out (free with
@@ -175,7 +186,9 @@ int wf_load_buffer(const char *yaml, size_t len, const char *default_name,
                    struct wf **out, struct diag *d);
 
 /* Rebuilds a model from its canonical JSON (as stored in Redis under
- * weft:def:<digest>). The digest of the result equals the original's. */
+ * weft:def:<digest>). The digest of the result equals the original's.
+ * The text is read by the same loader (compact JSON is YAML flow syntax),
+ * so errors are reported as for wf_load_buffer, with positions. */
 int wf_load_canonical(const char *json, size_t len, struct wf **out,
                       struct diag *d);
 
