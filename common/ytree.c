@@ -966,6 +966,8 @@ static void report_dup(struct builder *b, const struct ytree_node *first,
  * allocation failure. */
 static long dedup_pairs(struct builder *b, size_t base, size_t pairs)
 {
+    if (pairs == 0)
+        return 0; /* the child stack may not even exist yet */
     struct ytree_node **it = b->stack + base;
     size_t kept = 0;
     if (pairs <= DUP_LINEAR_MAX) {

@@ -90,6 +90,16 @@ Test(ytree, empty_stream_has_no_root)
     ytree_free(t);
 }
 
+Test(ytree, empty_mapping_as_first_collection_is_valid)
+{
+    /* Found by fuzz_yaml: no child was ever pushed before `}`. */
+    struct ytree *t;
+    const struct ytree_node *r = parse_ok("{}\n", &t);
+    cr_assert_eq(r->kind, YTREE_MAPPING);
+    cr_assert_eq(r->len, 0);
+    ytree_free(t);
+}
+
 Test(ytree, plain_null_forms_are_null)
 {
     cr_assert_eq(plain_type("null"), YTREE_NULL);
