@@ -74,9 +74,9 @@ enum {
     R_STATE = 1u << 5,
     R_WORKFLOW_ID = 1u << 6,
     R_ALL = 0x7f,
-    /* Variables are evaluated when a run starts: no step has run. */
-    R_FOR_VARIABLES =
-        R_CONTEXT | R_TASK | R_MILESTONE | R_VARIABLES | R_WORKFLOW_ID
+    /* Variables are evaluated when a run starts, before any step, over
+     * the task, the fixed context fields and the run id. */
+    R_FOR_VARIABLES = R_CONTEXT | R_TASK | R_VARIABLES | R_WORKFLOW_ID
 };
 
 static const char *const root_names[] = {
@@ -502,6 +502,12 @@ static int check_root(void *ud, const char *name, size_t len, int column)
         diag_error(L->d, line, col, "unknown name '%.*s' in %s%s",
                    (int)(len > WF_HINT_MAX_WORD ? WF_HINT_MAX_WORD : len), name,
                    rc->what, hint_text(hint, sizeof(hint), s));
+        return 0;
+    }
+    if (bit == R_MILESTONE && !(rc->allowed & R_MILESTONE)) {
+        diag_error(L->d, line, col,
+                   "'milestone' cannot be read in a variable; use "
+                   "context.milestone");
         return 0;
     }
     if (((unsigned)bit & rc->allowed) == 0) {

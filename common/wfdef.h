@@ -149,7 +149,7 @@ struct wf {
     char *version;      /* NULL when absent */
     char *description;  /* NULL when absent */
     /* `variables` in evaluation order: each value may be a template over
-     * task, context, milestone, workflowId and other variables (read as
+     * task, context, workflowId and other variables (read as
      * `variables.NAME`); a variable comes after every variable it reads,
      * ties ordered by name, so the order does not depend on the file's
      * key order and survives the canonical form. */

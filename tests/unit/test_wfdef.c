@@ -642,6 +642,17 @@ Test(wfdef, rejects_step_results_in_variables)
                  "variables are evaluated when the run starts");
 }
 
+Test(wfdef, variables_read_milestone_through_context)
+{
+    expect_error("variables: {m: \"{{milestone.name}}\"}\n"
+                 "steps: [{id: s, type: noop}]\n",
+                 "1:19: error: 'milestone' cannot be read in a variable; use "
+                 "context.milestone");
+    struct wf *wf = load_ok("variables: {m: \"{{context.milestone.name}}\"}"
+                            "\nsteps: [{id: s, type: noop}]\n");
+    wf_free(wf);
+}
+
 Test(wfdef, rejects_unknown_variable_with_hint)
 {
     expect_error("variables: {prefix: x}\nsteps:\n  - id: s\n    type: noop\n"
