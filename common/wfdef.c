@@ -1130,13 +1130,13 @@ static void check_required(struct loader *L, uint32_t si)
     struct wf_step *s = S(L, si);
     struct step_src *src = &L->src[si];
     const struct ytree_node *m = src->map;
-    step_label(L, si, label, sizeof(label));
     if (ytree_map_get(m, "id") == NULL)
         diag_error(L->d, m->line, m->column,
                    "step is missing required key 'id'");
     if (ytree_map_get(m, "type") == NULL)
         diag_error(L->d, m->line, m->column,
-                   "%s is missing required key 'type'", label);
+                   "%s is missing required key 'type'",
+                   step_label(L, si, label, sizeof(label)));
     if (!src->type_known)
         return;
     const char *need = NULL;
@@ -1152,7 +1152,8 @@ static void check_required(struct loader *L, uint32_t si)
     case WF_STEP_CONDITIONAL:
         if (ytree_map_get(m, "condition") == NULL)
             diag_error(L->d, m->line, m->column,
-                       "%s is missing required key 'condition'", label);
+                       "%s is missing required key 'condition'",
+                       step_label(L, si, label, sizeof(label)));
         if (ytree_map_get(m, "then_steps") == NULL)
             need = "then_steps";
         break;
@@ -1165,7 +1166,7 @@ static void check_required(struct loader *L, uint32_t si)
     }
     if (need != NULL)
         diag_error(L->d, m->line, m->column, "%s is missing required key '%s'",
-                   label, need);
+                   step_label(L, si, label, sizeof(label)), need);
     const struct ytree_node *opn = ytree_map_get(m, "operation");
     if (s->type != WF_STEP_GIT || opn == NULL || !ytree_is_string(opn))
         return;
@@ -1183,7 +1184,8 @@ static void check_required(struct loader *L, uint32_t si)
                        git_field_names[f], op->name);
         if (k == NULL && (op->required & (1u << f)))
             diag_error(L->d, m->line, m->column,
-                       "%s: git operation '%s' requires '%s'", label, op->name,
+                       "%s: git operation '%s' requires '%s'",
+                       step_label(L, si, label, sizeof(label)), op->name,
                        git_field_names[f]);
     }
 }
@@ -1512,24 +1514,68 @@ static int intern_strings(struct loader *L, const char *default_name)
 
 /* ---- phase 3: ids ---- */
 
+static uint32_t id_hash(const char *id, size_t len)
+{
+    uint64_t h = strmap_hash(id, len);
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Index of the step with this id, or UINT32_MAX. */
+static uint32_t find_index(const struct wf *wf, const char *id, size_t len)
+{
+    const struct wf_mem *m = wf->mem;
+    if (m == NULL || m->id_slots == NULL)
+        return UINT32_MAX;
+    uint32_t h = id_hash(id, len);
+    for (uint32_t i = h & m->id_mask;; i = (i + 1) & m->id_mask) {
+        uint32_t s = m->id_slots[i];
+        if (s == 0)
+            return UINT32_MAX;
+        if (m->id_hash[s - 1] != h)
+            continue;
+        const char *sid = m->strings + m->id_off[s - 1];
+        if (strncmp(sid, id, len) == 0 && sid[len] == '\0')
+            return s - 1;
+    }
+}
+
 static void index_ids(struct loader *L)
 {
     struct wf *wf = L->wf;
-    for (uint32_t i = 0; i < wf->nsteps && !failed(L); i++) {
-        struct wf_step *s = &wf->steps[i];
+    struct wf_mem *m = wf->mem;
+    /* Load factor at most 1/2 keeps probes short. */
+    size_t cap = 16;
+    while (cap < 2 * (size_t)wf->nsteps)
+        cap *= 2;
+    m->id_slots = weft_calloc(cap, sizeof(*m->id_slots));
+    m->id_hash = weft_calloc(wf->nsteps ? wf->nsteps : 1, sizeof(*m->id_hash));
+    m->id_off = weft_calloc(wf->nsteps ? wf->nsteps : 1, sizeof(*m->id_off));
+    if (m->id_slots == NULL || m->id_hash == NULL || m->id_off == NULL) {
+        set_oom(L);
+        return;
+    }
+    m->id_mask = (uint32_t)(cap - 1);
+    for (uint32_t i = 0; i < wf->nsteps; i++) {
+        const struct wf_step *s = &wf->steps[i];
         if (s->id == NULL)
             continue;
-        void *prev = NULL;
-        int rc = strmap_put(&wf->mem->ids, s->id, strlen(s->id), s, &prev);
-        if (rc == WEFT_ENOMEM) {
-            set_oom(L);
-        } else if (rc == WEFT_EINVAL) {
-            const struct wf_step *p = prev;
+        size_t len = strlen(s->id);
+        uint32_t h = id_hash(s->id, len);
+        m->id_hash[i] = h;
+        m->id_off[i] = (uint32_t)(s->id - m->strings);
+        uint32_t first = find_index(wf, s->id, len);
+        if (first != UINT32_MAX) {
+            const struct wf_step *p = &wf->steps[first];
             const struct ytree_node *idn = L->src[i].id;
             diag_error(L->d, idn->line, idn->column,
                        "duplicate step id '%s' (first defined at %d:%d)", s->id,
                        p->line, p->column);
+            continue;
         }
+        uint32_t j = h & m->id_mask;
+        while (m->id_slots[j] != 0)
+            j = (j + 1) & m->id_mask;
+        m->id_slots[j] = i + 1;
     }
 }
 
@@ -1652,10 +1698,21 @@ static void resolve_deps(struct loader *L, struct edges *e)
 {
     struct wf *wf = L->wf;
     char label[WF_MAX_ID_LEN + 32], hint[WF_HINT_MAX_WORD + 32];
-    uint32_t *seen = weft_calloc(wf->nsteps ? wf->nsteps : 1, sizeof(*seen));
-    if (seen == NULL) {
+    /* seen[y] == x + 1: x already listed y. list[i]: which list step i
+     * is in (0 = top level, else 2 * parent + branch + 1); both are small
+     * arrays so the hot loop stays in cache. */
+    size_t n = wf->nsteps ? wf->nsteps : 1;
+    uint32_t *seen = weft_calloc(n, sizeof(*seen));
+    uint32_t *list = weft_malloc(n * sizeof(*list));
+    if (seen == NULL || list == NULL) {
+        weft_free(seen);
+        weft_free(list);
         set_oom(L);
         return;
+    }
+    for (uint32_t i = 0; i < wf->nsteps; i++) {
+        const struct wf_step *s = &wf->steps[i];
+        list[i] = s->parent < 0 ? 0 : 2 * (uint32_t)s->parent + s->branch + 1;
     }
     for (uint32_t x = 0; x < wf->nsteps && !failed(L); x++) {
         const struct ytree_node *deps = L->src[x].deps;
@@ -1670,8 +1727,8 @@ static void resolve_deps(struct loader *L, struct edges *e)
                            ytree_describe(d));
                 continue;
             }
-            const struct wf_step *ys = wf_find_step(wf, d->u.text, d->len);
-            if (ys == NULL) {
+            uint32_t y = find_index(wf, d->u.text, d->len);
+            if (y == UINT32_MAX) {
                 struct ids_ctx c = {wf};
                 const char *s = suggest(L, d->u.text, d->len, ids_get, &c);
                 diag_error(L->d, d->line, d->column,
@@ -1681,7 +1738,6 @@ static void resolve_deps(struct loader *L, struct edges *e)
                            hint_text(hint, sizeof(hint), s));
                 continue;
             }
-            uint32_t y = ys->index;
             if (y == x) {
                 diag_error(L->d, d->line, d->column, "%s depends on itself",
                            step_label(L, x, label, sizeof(label)));
@@ -1690,11 +1746,13 @@ static void resolve_deps(struct loader *L, struct edges *e)
             if (seen[y] == x + 1) {
                 diag_error(L->d, d->line, d->column,
                            "%s lists dependency '%s' more than once",
-                           step_label(L, x, label, sizeof(label)), ys->id);
+                           step_label(L, x, label, sizeof(label)),
+                           wf->steps[y].id);
                 continue;
             }
             seen[y] = x + 1;
-            if (wf->steps[x].id == NULL || check_crossing(L, x, y, d))
+            if (wf->steps[x].id == NULL ||
+                (list[x] != list[y] && check_crossing(L, x, y, d)))
                 continue;
             if (edges_add(e, x, y) != 0) {
                 set_oom(L);
@@ -1703,6 +1761,7 @@ static void resolve_deps(struct loader *L, struct edges *e)
         }
     }
     weft_free(seen);
+    weft_free(list);
 }
 
 /* ---- phase 5: cycles and order ---- */
@@ -1846,11 +1905,20 @@ static void order_steps(struct loader *L, const struct edges *e)
     int rc = 0;
     memset(&g, 0, sizeof(g));
     /* Kahn over dependency -> dependent and parent -> child. */
-    for (size_t i = 0; i < e->n && rc == 0; i++)
-        rc = edges_add(&all, e->to[i], e->from[i]);
+    all.cap = e->n + n + 1;
+    all.from = weft_malloc(all.cap * sizeof(*all.from));
+    all.to = weft_malloc(all.cap * sizeof(*all.to));
+    if (all.from == NULL || all.to == NULL)
+        rc = WEFT_ENOMEM;
+    for (size_t i = 0; i < e->n && rc == 0; i++) {
+        all.from[all.n] = e->to[i];
+        all.to[all.n++] = e->from[i];
+    }
     for (uint32_t i = 0; i < n && rc == 0; i++) {
-        if (wf->steps[i].parent >= 0)
-            rc = edges_add(&all, (uint32_t)wf->steps[i].parent, i);
+        if (wf->steps[i].parent >= 0) {
+            all.from[all.n] = (uint32_t)wf->steps[i].parent;
+            all.to[all.n++] = i;
+        }
     }
     if (rc == 0)
         rc = dag_graph_init(&g, n, all.from, all.to, all.n);
@@ -2196,7 +2264,9 @@ void wf_free(struct wf *wf)
     if (wf->mem != NULL) {
         weft_free(wf->mem->strings);
         weft_free(wf->mem->pool);
-        strmap_deinit(&wf->mem->ids);
+        weft_free(wf->mem->id_slots);
+        weft_free(wf->mem->id_hash);
+        weft_free(wf->mem->id_off);
         weft_free(wf->mem);
     }
     weft_free(wf);
@@ -2205,9 +2275,10 @@ void wf_free(struct wf *wf)
 const struct wf_step *wf_find_step(const struct wf *wf, const char *id,
                                    size_t len)
 {
-    if (wf == NULL || wf->mem == NULL)
+    if (wf == NULL)
         return NULL;
-    return strmap_get(&wf->mem->ids, id, len);
+    uint32_t i = find_index(wf, id, len);
+    return i == UINT32_MAX ? NULL : &wf->steps[i];
 }
 
 /* Builds and validates the model from a parsed tree. errors0 is
@@ -2229,7 +2300,6 @@ static int load_tree(struct ytree *tree, const char *default_name,
         set_oom(&L);
         goto cleanup;
     }
-    strmap_init(&L.wf->mem->ids);
     const struct ytree_node *root = ytree_root(tree);
     parse_root(&L, root);
     if (failed(&L))

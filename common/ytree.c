@@ -1393,8 +1393,25 @@ json_t *ytree_to_json(const struct ytree_node *n)
     return c;
 }
 
+/* Strings up to this long without anything to escape are written with
+ * one append (most ids, keys and names). */
+#define JSON_FAST_STRING 126
+
 int ytree_write_json_string(struct buf *b, const char *s, size_t len)
 {
+    if (len <= JSON_FAST_STRING) {
+        char tmp[JSON_FAST_STRING + 2];
+        size_t i = 0;
+        while (i < len && (unsigned char)s[i] >= 0x20 && s[i] != '"' &&
+               s[i] != '\\')
+            i++;
+        if (i == len) {
+            tmp[0] = '"';
+            memcpy(tmp + 1, s, len);
+            tmp[len + 1] = '"';
+            return buf_append(b, tmp, len + 2);
+        }
+    }
     int rc = buf_append_char(b, '"');
     size_t run = 0; /* start of the pending run of plain bytes */
     for (size_t i = 0; rc == 0 && i < len; i++) {
