@@ -162,7 +162,8 @@ struct loader {
     const char *description;
     const struct ytree_node *steps_node;
     const struct ytree_node *vars_node;
-    /* Variables: names (tree text) and, while compiling one, which. */
+    /* Variables: their names, and which variable reads which (found
+     * while their templates compile), for the evaluation order. */
     struct strmap var_index; /* name -> index + 1 */
     uint32_t *var_edges;     /* pairs (reader, read) */
     size_t nvar_edges, capvar_edges;
@@ -760,7 +761,8 @@ static void h_retries(struct loader *L, uint32_t si,
         S(L, si)->retry.max = (uint32_t)x;
 }
 
-/* Seconds (a number) as milliseconds in [min_s, WF_MAX_RETRY_DELAY_S]. */
+/* A number of seconds in [0, WF_MAX_RETRY_DELAY_S] (above 0 when
+ * positive) into *ms; false (reported) otherwise. */
 static bool expect_seconds(struct loader *L, const char *key,
                            const struct ytree_node *v, bool positive,
                            uint32_t *ms)

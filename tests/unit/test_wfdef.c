@@ -832,6 +832,37 @@ Test(wfdef, rejects_delay_longer_than_max_delay)
                  "'retry.delay'");
 }
 
+Test(wfdef, retry_delay_at_the_limit_is_accepted)
+{
+    struct wf *wf = load_ok("steps: [{id: s, type: noop, retry: {max: 1, "
+                            "delay: 86400, max_delay: 86400}}]\n");
+    cr_assert_eq(step(wf, "s")->retry.delay_ms, 86400u * 1000u);
+    wf_free(wf);
+}
+
+Test(wfdef, retry_delay_one_past_the_limit_is_rejected)
+{
+    expect_error("steps: [{id: s, type: noop, retry: {max: 1, delay: 86401}}]"
+                 "\n",
+                 "1:52: error: 'retry.delay' must be zero or more and at most "
+                 "86400 seconds, got 86401");
+}
+
+Test(wfdef, jitter_at_the_limit_is_accepted)
+{
+    struct wf *wf = load_ok("steps: [{id: s, type: noop, retry: {max: 1, "
+                            "jitter: 1}}]\n");
+    cr_assert_eq(step(wf, "s")->retry.jitter, 1.0);
+    wf_free(wf);
+}
+
+Test(wfdef, jitter_past_the_limit_is_rejected)
+{
+    expect_error("steps: [{id: s, type: noop, retry: {max: 1, jitter: 1.01}}]"
+                 "\n",
+                 "1:53: error: 'retry.jitter' must be from 0 to 1, got 1.01");
+}
+
 Test(wfdef, timeout_at_the_limit_is_accepted)
 {
     struct wf *wf = load_ok("steps: [{id: s, type: noop, timeout: 604800}]\n");
