@@ -83,7 +83,7 @@ size_t keys_global(const struct keys *k, enum keys_global which,
         [KEYS_TASKS] = "tasks",         [KEYS_EVENTS] = "events",
         [KEYS_RUNS] = "runs",           [KEYS_DELAYED] = "delayed",
         [KEYS_DEADLINES] = "deadlines", [KEYS_DLQ] = "dlq",
-        [KEYS_CANCEL] = "cancel",
+        [KEYS_CANCEL] = "cancel",       [KEYS_STATS] = "stats",
     };
     if ((unsigned)which >= sizeof(names) / sizeof(names[0])) {
         out[0] = '\0';

@@ -42,6 +42,7 @@ enum keys_global {
     KEYS_DEADLINES, /* zset: step deadlines */
     KEYS_DLQ,       /* stream: dead letters */
     KEYS_CANCEL,    /* pub/sub channel: stop running jobs */
+    KEYS_STATS,     /* hash: counters (runs by final status) */
 };
 size_t keys_global(const struct keys *k, enum keys_global which,
                    char out[KEYS_MAX]);

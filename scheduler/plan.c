@@ -521,6 +521,7 @@ static json_t *base_doc(const struct plan_env *env, const struct runinfo *ri,
     keys_global(env->keys, KEYS_RUNS, p->run_keys[6]);
     keys_global(env->keys, KEYS_DELAYED, p->run_keys[7]);
     keys_global(env->keys, KEYS_DEADLINES, p->run_keys[8]);
+    keys_global(env->keys, KEYS_STATS, p->run_keys[9]);
     char chan[KEYS_MAX];
     keys_global(env->keys, KEYS_CANCEL, chan);
     return json_pack("{s:s, s:i, s:i, s:s}", "run", ri->run, "hist_max",

@@ -43,9 +43,9 @@ struct plan_env {
     uint32_t ttl_s;     /* retention of finished runs; 0 = keep */
 };
 
-/* A built plan: the script's extra KEYS (after the nine run keys), the
- * JSON plan (ARGV[2]) and job bodies (ARGV[3..]). */
-#define PLAN_BASE_KEYS 9
+/* A built plan: the script's extra KEYS (after the ten base keys of
+ * lib.lua), the JSON plan (ARGV[2]) and job bodies (ARGV[3..]). */
+#define PLAN_BASE_KEYS 10
 struct plan {
     char run_keys[PLAN_BASE_KEYS][KEYS_MAX];
     char **keys; /* extra keys (queue keys, tasks stream), owned */

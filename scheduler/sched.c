@@ -872,15 +872,15 @@ static void ready_apply(struct work *w)
             return;
         }
     }
-    if (!truth) {
+    if (st->type == WF_STEP_CONDITIONAL) {
+        /* A conditional's condition picks the branch: then when true. */
+        script = SCRIPT_ACTIVATE;
+        rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry,
+                           truth ? 0 : 1, &p, &err);
+    } else if (!truth) {
         script = SCRIPT_FINISH;
         rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, NULL,
                          NULL, &p, &err);
-    } else if (st->type == WF_STEP_CONDITIONAL) {
-        /* A conditional's condition picks the branch; without one, then. */
-        script = SCRIPT_ACTIVATE;
-        rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry, 0, &p,
-                           &err);
     } else if (st->type == WF_STEP_PARALLEL) {
         script = SCRIPT_ACTIVATE;
         rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry, 0, &p,
@@ -1247,11 +1247,14 @@ static void on_group(struct rconn *c, redisReply *r, void *ud)
     read_more(s);
 }
 
+/* Groups start at 0, not $: the streams hold only entries not yet
+ * consumed (acknowledged ones are deleted), and a task submitted before
+ * the first scheduler ever connected must still run. */
 static void create_groups(struct sched *s)
 {
-    rconn_cmd(s->cmd, NULL, NULL, "XGROUP CREATE %s %s $ MKSTREAM",
+    rconn_cmd(s->cmd, NULL, NULL, "XGROUP CREATE %s %s 0 MKSTREAM",
               s->k_tasks, KEYS_GROUP_SCHEDULERS);
-    rconn_cmd(s->cmd, on_group, s, "XGROUP CREATE %s %s $ MKSTREAM",
+    rconn_cmd(s->cmd, on_group, s, "XGROUP CREATE %s %s 0 MKSTREAM",
               s->k_events, KEYS_GROUP_SCHEDULERS);
 }
 

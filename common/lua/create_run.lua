@@ -1,10 +1,10 @@
 -- create_run.lua - a task becomes a run (compare-and-set: the run header
 -- does not exist yet, so a redelivered task creates nothing twice).
--- KEYS[10] is weft:tasks; queue keys follow.
+-- KEYS[11] is weft:tasks; queue keys follow.
 -- Plan: run, entry (task entry id to ack), header {field: value},
 --   steps [ids], deps [[id, n]...], top (top-level count),
 --   ready [{id, job?}] (top-level steps with no dependencies).
-local K_TASKS = KEYS[10]
+local K_TASKS = KEYS[11]
 if redis.call('EXISTS', K_RUN) == 1 then
     ack(K_TASKS, 'schedulers', P.entry)
     out.created = false

@@ -7,7 +7,8 @@
 --   (success|failed|skipped), verdict, result, state, artifacts, persona,
 --   git, message, skey (state key stem), retry_at (ms; 0 = no retry),
 --   on_failure, run_error, deps [{id, job?}], anc [{id, kind, deps,
---   desc, skey, on_failure}], ttl.
+--   desc, skey, on_failure}], skip [ids] (descendants of a skipped
+--   composite), ttl, chan (cancel channel).
 local function cas()
     if not run_active() then return false end
     local st = redis.call('HGET', K_STEPS, P.step)
@@ -45,6 +46,7 @@ if P.message then
     redis.call('HSET', K_STEPS, P.step .. ':error', P.message)
 end
 record_outcome(P.step, status)
+for _, id in ipairs(P.skip or {}) do stop_step(id, 'skipped') end
 if status == 'failed' and P.on_failure == 'escalate' then
     redis.call('HSET', K_STEPS, P.step, 'waiting_for_human')
     redis.call('HSET', K_RUN, 'status', 'waiting_for_human')

@@ -2,8 +2,9 @@
 --
 -- The build prepends this file to each script, so each EVALSHA is one
 -- self-contained script. Conventions:
---   KEYS[1..9]  run, steps, deps, state, history, events, runs, delayed,
---               deadlines (the run-scoped layout), then queue keys.
+--   KEYS[1..10] run, steps, deps, state, history, events, runs, delayed,
+--               deadlines, stats (the run-scoped layout), then extra keys
+--               (queues).
 --   ARGV[1]     now, ms since the epoch (the caller's clock).
 --   ARGV[2]     the plan: a JSON document the scheduler built from the
 --               definition (the step's own edges, pre-rendered jobs).
@@ -15,6 +16,7 @@ local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST = KEYS[1], KEYS[2], KEYS[3],
     KEYS[4], KEYS[5]
 local K_EVENTS, K_RUNS, K_DELAYED, K_DEADLINES = KEYS[6], KEYS[7], KEYS[8],
     KEYS[9]
+local K_STATS = KEYS[10]
 local NOW = tonumber(ARGV[1])
 local P = cjson.decode(ARGV[2])
 local RUN = P.run
@@ -24,10 +26,15 @@ local out = {ready = {}, cancel = {}}
 local TERMINAL = {success = true, failed = true, skipped = true,
                   cancelled = true}
 
+-- Redis' own clock in microseconds: one clock for every process, precise
+-- enough to measure step-to-step latency from the history alone.
+local T = redis.call('TIME')
+local US = T[1] .. string.format('%06d', tonumber(T[2]))
+
 local function hist(kind, step, status, extra)
     local args = {'XADD', K_HIST, 'MAXLEN', '~', HIST_MAX, '*',
                   'type', kind, 'step', step or '', 'status', status or '',
-                  'ts', NOW}
+                  'ts', NOW, 'us', US}
     if extra then
         for i = 1, #extra do args[#args + 1] = extra[i] end
     end
@@ -125,6 +132,7 @@ local function end_run(status, err)
         end
     end
     hist('run', '', status, err and {'error', err} or nil)
+    if K_STATS then redis.call('HINCRBY', K_STATS, 'runs_' .. status, 1) end
     set_retention()
     out.run = status
 end

@@ -1,0 +1,491 @@
+/* bench_runtime.c - the engine's figures: throughput, step-to-step
+ * latency, fan-out/fan-in, Redis commands per step, RSS.
+ *
+ * Starts its own redis-server (unix socket), one weft-scheduler and two
+ * weft-worker processes, and drives noop workflows through them (noop
+ * steps take the whole path: queue, worker, result, transition). Before
+ * that it measures the floor in the same run: a bare C round trip over
+ * two streams (one process XADDs to A; another XREADGROUPs A and XADDs
+ * to B; the first XREADs B), so every figure can be read as a ratio to
+ * what Redis itself allows on this machine.
+ *
+ * Latencies come from the runs' history streams, which the transition
+ * scripts stamp with Redis' own clock in microseconds (one clock for all
+ * processes). Step-to-step latency is measured from the predecessor's
+ * start transition to the successor's: with noop steps that run in
+ * microseconds this is an upper bound of completion-to-start.
+ *
+ * Usage: bench_runtime [--quick]   (--quick: smaller sizes, for a smoke
+ * test). Prints figures; asserts nothing about time.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "alloc.h"
+#include "procs.h"
+#include "rconn.h"
+#include "redis_fixture.h"
+#include "redisurl.h"
+#include "wfdef.h"
+
+#define KEY "bench-signing-key-0123456789"
+
+static struct redis_fixture fx;
+static redisContext *rc;
+static pid_t sched_pid, worker_pids[2];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_runtime: %s\n", what);
+    exit(1);
+}
+
+static redisReply *cmd(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        die(rc->errstr);
+    return r;
+}
+
+static long long cmd_int(const char *fmt, const char *arg)
+{
+    redisReply *r = cmd(fmt, arg);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+                                                  : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+static struct wf *load(const char *yaml)
+{
+    struct diag d;
+    diag_init(&d, "bench.yml");
+    struct wf *wf = NULL;
+    if (wf_load_buffer(yaml, strlen(yaml), "bench", &wf, &d) != 0) {
+        diag_print(&d, stderr);
+        die("workflow does not load");
+    }
+    diag_deinit(&d);
+    freeReplyObject(cmd("SET weft:def:%s %b", wf->digest, wf->canonical,
+                        (size_t)wf->canonical_len));
+    return wf;
+}
+
+/* Submits n runs of wf named prefix-i, pipelined. */
+static void submit_many(const struct wf *wf, const char *prefix, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char run[64];
+        snprintf(run, sizeof(run), "%s-%d", prefix, i);
+        redisAppendCommand(rc, "XADD weft:tasks * run %s digest %s task {}",
+                           run, wf->digest);
+    }
+    for (int i = 0; i < n; i++) {
+        redisReply *r;
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+            die("submit failed");
+        freeReplyObject(r);
+    }
+}
+
+static long long runs_done(void)
+{
+    return cmd_int("HGET weft:stats %s", "runs_success") +
+           cmd_int("HGET weft:stats %s", "runs_failed");
+}
+
+static void wait_done(long long target)
+{
+    struct timespec ts = {0, 200 * 1000};
+    double deadline = now_s() + 600;
+    while (runs_done() < target) {
+        if (now_s() > deadline)
+            die("runs did not finish in 600 s");
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Microsecond stamps of a run's history: for `step` entries with
+ * status `status`, in order; or the run entries when step is "". */
+static int history_us(const char *run, const char *step, const char *status,
+                      long long *out, int max)
+{
+    redisReply *r = cmd("XRANGE weft:run:%s:history - +", run);
+    int n = 0;
+    for (size_t i = 0; i < r->elements && n < max; i++) {
+        redisReply *f = r->element[i]->element[1];
+        const char *st = "", *sp = "", *us = "0";
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            const char *key = f->element[k]->str;
+            if (strcmp(key, "status") == 0)
+                st = f->element[k + 1]->str;
+            else if (strcmp(key, "step") == 0)
+                sp = f->element[k + 1]->str;
+            else if (strcmp(key, "us") == 0)
+                us = f->element[k + 1]->str;
+        }
+        if (strcmp(st, status) == 0 &&
+            (step == NULL || strcmp(sp, step) == 0))
+            out[n++] = strtoll(us, NULL, 10);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static long long run_elapsed_us(const char *run)
+{
+    long long start[1], end[1];
+    if (history_us(run, "", "running", start, 1) != 1 ||
+        history_us(run, "", "success", end, 1) != 1)
+        die("run history incomplete");
+    return end[0] - start[0];
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+static long long pct(long long *v, int n, double p)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_ll);
+    int i = (int)ceil(p / 100.0 * n) - 1;
+    return v[i < 0 ? 0 : i];
+}
+
+/* Total calls and the calls that are round trips (top-level commands:
+ * a script or a MULTI..EXEC block counts once). */
+struct cmdstats {
+    long long calls, trips;
+};
+
+static struct cmdstats commandstats(void)
+{
+    struct cmdstats cs = {0, 0};
+    redisReply *r = cmd("INFO commandstats");
+    char *line = r->str;
+    while (line && *line) {
+        char *nl = strchr(line, '\n');
+        char name[64];
+        long long calls = 0;
+        const char *colon = strchr(line, ':');
+        int ok = strncmp(line, "cmdstat_", 8) == 0 && colon &&
+                 (size_t)(colon - line - 8) < sizeof(name) &&
+                 strncmp(colon, ":calls=", 7) == 0;
+        if (ok) {
+            memcpy(name, line + 8, (size_t)(colon - line - 8));
+            name[colon - line - 8] = '\0';
+            calls = strtoll(colon + 7, NULL, 10);
+        }
+        if (ok) {
+            cs.calls += calls;
+            /* Commands a client sends on its own: scripts, reads, the
+             * worker's EXEC, and the bench's own submits and polls. */
+            if (strcmp(name, "evalsha") == 0 || strcmp(name, "eval") == 0 ||
+                strcmp(name, "xreadgroup") == 0 ||
+                strcmp(name, "exec") == 0 || strcmp(name, "hgetall") == 0 ||
+                strcmp(name, "hmget") == 0 ||
+                strcmp(name, "xautoclaim") == 0 || strcmp(name, "get") == 0)
+                cs.trips += calls;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    freeReplyObject(r);
+    return cs;
+}
+
+static long rss_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, field, strlen(field)) == 0)
+            kb = strtol(line + strlen(field) + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* ---- the floor: a bare round trip over two streams ------------------- */
+
+static void floor_echo(const char *url)
+{
+    struct redis_url u;
+    redis_url_parse(url, &u, NULL);
+    redisContext *c = rconn_connect_sync(&u, 2000, NULL);
+    if (c == NULL)
+        _exit(1);
+    for (;;) {
+        redisReply *r = redisCommand(c, "XREADGROUP GROUP g c COUNT 64 "
+                                        "BLOCK 0 STREAMS floor:a >");
+        if (r == NULL)
+            _exit(0);
+        if (r->type == REDIS_REPLY_ARRAY) {
+            redisReply *es = r->element[0]->element[1];
+            for (size_t i = 0; i < es->elements; i++) {
+                const char *id = es->element[i]->element[0]->str;
+                redisAppendCommand(c, "XADD floor:b * v 1");
+                redisAppendCommand(c, "XACK floor:a g %s", id);
+                redisAppendCommand(c, "XDEL floor:a %s", id);
+            }
+            for (size_t i = 0; i < 3 * es->elements; i++) {
+                redisReply *x;
+                redisGetReply(c, (void **)&x);
+                freeReplyObject(x);
+            }
+        }
+        freeReplyObject(r);
+    }
+}
+
+static void bench_floor(int n)
+{
+    freeReplyObject(cmd("XGROUP CREATE floor:a g $ MKSTREAM"));
+    pid_t pid = fork();
+    if (pid == 0)
+        floor_echo(fx.url);
+    long long *rtt = malloc(sizeof(*rtt) * (size_t)n);
+    char last[64] = "$";
+    for (int i = 0; i < n; i++) {
+        double t0 = now_s();
+        freeReplyObject(cmd("XADD floor:a * v 1"));
+        redisReply *r = cmd("XREAD BLOCK 0 STREAMS floor:b %s", last);
+        snprintf(last, sizeof(last), "%s",
+                 r->element[0]->element[1]->element[0]->element[0]->str);
+        freeReplyObject(r);
+        rtt[i] = (long long)((now_s() - t0) * 1e6);
+    }
+    printf("floor: bare round trip over two streams: p50 %lld us, p99 %lld "
+           "us (%d trips)\n",
+           pct(rtt, n, 50), pct(rtt, n, 99), n);
+    free(rtt);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    freeReplyObject(cmd("DEL floor:a floor:b"));
+}
+
+/* ---- the system --------------------------------------------------------- */
+
+static void start_system(void)
+{
+    if (redis_fixture_start(&fx, NULL) != 0)
+        die("cannot start redis-server");
+    struct redis_url u;
+    redis_url_parse(fx.url, &u, NULL);
+    rc = rconn_connect_sync(&u, 2000, NULL);
+    redis_url_deinit(&u);
+    if (rc == NULL)
+        die("cannot connect");
+    static char env_url[160];
+    snprintf(env_url, sizeof(env_url), "REDIS_URL=%s", fx.url);
+    const char *env[] = {env_url, "WEFT_HMAC_KEY=" KEY, NULL};
+    char bin[512], log[256];
+    const char *sargv[] = {procs_binary("scheduler/weft-scheduler", bin,
+                                        sizeof(bin)),
+                           "--log-level=warn", NULL};
+    snprintf(log, sizeof(log), "%s/scheduler.log", fx.dir);
+    sched_pid = procs_spawn(sargv, env, log);
+    for (int i = 0; i < 2; i++) {
+        char wbin[512];
+        const char *wargv[] = {procs_binary("worker/weft-worker", wbin,
+                                            sizeof(wbin)),
+                               "--log-level=warn", "--concurrency=64", NULL};
+        snprintf(log, sizeof(log), "%s/worker-%d.log", fx.dir, i);
+        worker_pids[i] = procs_spawn(wargv, env, log);
+    }
+}
+
+static void stop_system(void)
+{
+    procs_stop(sched_pid, SIGTERM, 5000);
+    for (int i = 0; i < 2; i++)
+        procs_stop(worker_pids[i], SIGTERM, 5000);
+    redisFree(rc);
+    redis_fixture_stop(&fx);
+}
+
+static char *wide_yaml(int n, bool join)
+{
+    size_t cap = (size_t)n * 64 + 512;
+    char *y = malloc(cap);
+    size_t len = (size_t)snprintf(y, cap, "name: wide\nsteps:\n");
+    if (join)
+        len += (size_t)snprintf(y + len, cap - len,
+                                "  - {id: root, type: noop}\n"
+                                "  - id: fan\n    type: parallel\n"
+                                "    dependencies: [root]\n    steps:\n");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(y + len, cap - len, "%s  - {id: s%d, type: noop}\n",
+                                join ? "    " : "", i);
+    if (join)
+        snprintf(y + len, cap - len,
+                 "  - {id: join, type: noop, dependencies: [fan]}\n");
+    return y;
+}
+
+static char *chain_yaml(int n)
+{
+    size_t cap = (size_t)n * 80 + 64;
+    char *y = malloc(cap);
+    size_t len = (size_t)snprintf(y, cap, "name: chain\nsteps:\n");
+    for (int i = 0; i < n; i++) {
+        if (i == 0)
+            len += (size_t)snprintf(y + len, cap - len,
+                                    "  - {id: c0, type: noop}\n");
+        else
+            len += (size_t)snprintf(y + len, cap - len,
+                                    "  - {id: c%d, type: noop, "
+                                    "dependencies: [c%d]}\n",
+                                    i, i - 1);
+    }
+    return y;
+}
+
+static void bench_independent(int runs)
+{
+    struct wf *wf = load("name: one\nsteps:\n  - {id: only, type: noop}\n");
+    struct cmdstats before = commandstats();
+    long long done0 = runs_done();
+    double t0 = now_s();
+    submit_many(wf, "ind", runs);
+    wait_done(done0 + runs);
+    double dt = now_s() - t0;
+    struct cmdstats after = commandstats();
+    printf("throughput: %d independent single-step runs: %.2f s, %.0f "
+           "steps/s; %.1f Redis commands/step (%.2f round trips/step)\n",
+           runs, dt, runs / dt, (double)(after.calls - before.calls) / runs,
+           (double)(after.trips - before.trips) / runs);
+    wf_free(wf);
+}
+
+static void bench_one_wide_run(int steps)
+{
+    char *y = wide_yaml(steps, false);
+    struct wf *wf = load(y);
+    free(y);
+    struct cmdstats before = commandstats();
+    long long done0 = runs_done();
+    double t0 = now_s();
+    submit_many(wf, "wide", 1);
+    wait_done(done0 + 1);
+    double dt = now_s() - t0;
+    struct cmdstats after = commandstats();
+    printf("throughput: one run of %d parallel steps: %.2f s, %.0f steps/s; "
+           "%.1f Redis commands/step (%.2f round trips/step)\n",
+           steps, dt, steps / dt, (double)(after.calls - before.calls) / steps,
+           (double)(after.trips - before.trips) / steps);
+    wf_free(wf);
+}
+
+/* Runs `count` chains of `len` steps one at a time; returns step-to-step
+ * latencies in lat (count * (len - 1) entries). */
+static int chains(int count, int len, long long *lat, double *per_step_us)
+{
+    char *y = chain_yaml(len);
+    struct wf *wf = load(y);
+    free(y);
+    static int series; /* run ids must be new on every call */
+    series++;
+    int n = 0;
+    double total = 0;
+    for (int c = 0; c < count; c++) {
+        char run[64], prefix[48];
+        snprintf(prefix, sizeof(prefix), "chain%d-%d-%d", len, series, c);
+        snprintf(run, sizeof(run), "%s-0", prefix);
+        long long done0 = runs_done();
+        submit_many(wf, prefix, 1);
+        wait_done(done0 + 1);
+        for (int i = 1; i < len && lat; i++) {
+            char a[16], b[16];
+            long long prev[1], cur[1];
+            snprintf(a, sizeof(a), "c%d", i - 1);
+            snprintf(b, sizeof(b), "c%d", i);
+            if (history_us(run, a, "running", prev, 1) == 1 &&
+                history_us(run, b, "running", cur, 1) == 1)
+                lat[n++] = cur[0] - prev[0];
+        }
+        total += (double)run_elapsed_us(run) / len;
+    }
+    *per_step_us = total / count;
+    wf_free(wf);
+    return n;
+}
+
+static void bench_fan(int width)
+{
+    char *y = wide_yaml(width, true);
+    struct wf *wf = load(y);
+    free(y);
+    long long done0 = runs_done();
+    submit_many(wf, "fan", 1);
+    wait_done(done0 + 1);
+    printf("fan-out/fan-in: 1 -> %d parallel -> 1: %.3f s\n", width,
+           run_elapsed_us("fan-0") / 1e6);
+    wf_free(wf);
+}
+
+int main(int argc, char **argv)
+{
+    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int independent = quick ? 1000 : 20000, wide = quick ? 1000 : 20000,
+        nchains = quick ? 20 : 200, fan = 1000;
+    weft_alloc_init();
+    signal(SIGPIPE, SIG_IGN);
+    start_system();
+    /* Let every process connect and create its groups before measuring. */
+    struct wf *warm = load("name: warm\nsteps:\n  - {id: w, type: noop}\n");
+    submit_many(warm, "warm", 10);
+    wait_done(10);
+    wf_free(warm);
+
+    bench_floor(quick ? 500 : 2000);
+    bench_independent(independent);
+    bench_one_wide_run(wide);
+
+    long long *lat = malloc(sizeof(*lat) * (size_t)nchains * 9);
+    double per_step;
+    int n = chains(nchains, 10, lat, &per_step);
+    printf("latency: %d sequential 10-step chains: step-to-step p50 %lld "
+           "us, p99 %lld us (%d samples); mean %.0f us/step\n",
+           nchains, pct(lat, n, 50), pct(lat, n, 99), n, per_step);
+    free(lat);
+
+    bench_fan(fan);
+
+    /* Cost per step must not grow with the size of the run. */
+    double small, large;
+    chains(quick ? 3 : 10, 10, NULL, &small);
+    chains(1, quick ? 1000 : 10000, NULL, &large);
+    printf("scaling: mean per step in a 10-step chain %.0f us, in a %d-step "
+           "chain %.0f us (ratio %.2f)\n",
+           small, quick ? 1000 : 10000, large, large / small);
+
+    printf("rss: scheduler peak %ld KB; workers peak %ld KB and %ld KB\n",
+           rss_kb(sched_pid, "VmHWM:"), rss_kb(worker_pids[0], "VmHWM:"),
+           rss_kb(worker_pids[1], "VmHWM:"));
+    stop_system();
+    return 0;
+}

@@ -1,0 +1,269 @@
+/* test_plan.c - the transition plans the scheduler hands to the scripts:
+ * edges, pre-rendered jobs, groups, retries. Pure: no Redis. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "plan.h"
+#include "wfdef.h"
+
+static struct keys keys;
+static struct hmac_key key;
+
+static struct wf *load(const char *yaml)
+{
+    struct diag d;
+    diag_init(&d, "test.yml");
+    struct wf *wf = NULL;
+    int rc = wf_load_buffer(yaml, strlen(yaml), "test", &wf, &d);
+    if (rc)
+        diag_print(&d, stderr);
+    diag_deinit(&d);
+    cr_assert_eq(rc, 0, "workflow must load");
+    return wf;
+}
+
+static void setup(void)
+{
+    weft_alloc_init();
+    keys_init(&keys, NULL);
+    hmac_key_set(&key, "0123456789abcdef0123", 20, NULL);
+}
+
+static struct runinfo runinfo_of(const struct wf *wf)
+{
+    struct runinfo ri = {
+        .run = (char *)"r1",
+        .digest = (char *)wf->digest,
+        .wf = wf,
+        .task = json_pack("{s:s, s:s}", "type", "feature", "slug", "x"),
+        .vars = json_object(),
+        .ctx = json_pack("{s:s, s:s, s:s}", "workflowId", "r1", "branchName",
+                         "weft/r1", "baseBranch", "main"),
+        .trace = (char *)"0af7651916cd43dd8448eb211c80319c",
+    };
+    return ri;
+}
+
+static void runinfo_done(struct runinfo *ri)
+{
+    json_decref(ri->task);
+    json_decref(ri->vars);
+    json_decref(ri->ctx);
+}
+
+static struct plan_env env = {.now_ms = 1000, .hist_max = 100, .ttl_s = 60};
+
+static const char *chain = "name: c\n"
+                           "steps:\n"
+                           "  - id: a\n"
+                           "    type: noop\n"
+                           "  - id: b\n"
+                           "    type: noop\n"
+                           "    dependencies: [a]\n"
+                           "  - id: c\n"
+                           "    type: noop\n"
+                           "    dependencies: [b]\n"
+                           "    condition: \"task.type === 'hotfix'\"\n";
+
+Test(plan, create_run_readies_only_roots_with_jobs_for_static_steps,
+     .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(chain);
+    struct runinfo ri = runinfo_of(wf);
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_create_run(&env, &ri, "1-0", &p, NULL), 0);
+    json_t *ready = json_object_get(p.doc, "ready");
+    cr_assert_eq(json_array_size(ready), 1);
+    json_t *a = json_array_get(ready, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(a, "id")), "a");
+    cr_assert_not_null(json_object_get(a, "job"), "a is static: job inline");
+    cr_assert_eq(json_integer_value(json_object_get(p.doc, "top")), 3);
+    json_t *deps = json_object_get(p.doc, "deps");
+    cr_assert_eq(json_array_size(deps), 2);
+    /* KEYS: ten base keys, then the tasks stream, then the queue. */
+    cr_assert_eq(p.nkeys, 2);
+    cr_assert_str_eq(p.keys[0], "weft:tasks");
+    cr_assert_str_eq(p.keys[1], "weft:q:default");
+    cr_assert_eq(p.nbodies, 1);
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, finish_does_not_prerender_a_conditioned_dependent, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(chain);
+    struct runinfo ri = runinfo_of(wf);
+    struct wire_result res = {.status = WIRE_SUCCESS};
+    struct plan p;
+    plan_init(&p);
+    const struct wf_step *b = wf_find_step(wf, "b", 1);
+    cr_assert_eq(plan_finish(&env, &ri, b, 1, "5-0", &res, NULL, &p, NULL), 0);
+    json_t *deps = json_object_get(p.doc, "deps");
+    cr_assert_eq(json_array_size(deps), 1);
+    cr_assert_null(json_object_get(json_array_get(deps, 0), "job"));
+    cr_assert_str_eq(json_string_value(json_object_get(p.doc, "outcome")),
+                     "success");
+    cr_assert_eq(p.nbodies, 0);
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, retryable_failure_schedules_a_retry_until_the_policy_is_spent,
+     .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load("steps:\n"
+                         "  - id: a\n"
+                         "    type: noop\n"
+                         "    retry: {max: 2, backoff: exponential, delay: 1,"
+                         " max_delay: 3}\n");
+    struct runinfo ri = runinfo_of(wf);
+    const struct wf_step *a = wf_find_step(wf, "a", 1);
+    struct wire_result res = {.status = WIRE_ERROR, .message = (char *)"boom"};
+    for (uint32_t attempt = 1; attempt <= 3; attempt++) {
+        struct plan p;
+        plan_init(&p);
+        cr_assert_eq(
+            plan_finish(&env, &ri, a, attempt, "", &res, NULL, &p, NULL), 0);
+        json_t *due = json_object_get(p.doc, "retry_at");
+        if (attempt <= 2)
+            cr_assert_not_null(due, "attempt %u must be retried", attempt);
+        else
+            cr_assert_null(due, "the third attempt is the last");
+        plan_deinit(&p);
+    }
+    res.status = WIRE_FATAL;
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_finish(&env, &ri, a, 1, "", &res, NULL, &p, NULL), 0);
+    cr_assert_null(json_object_get(p.doc, "retry_at"), "fatal never retries");
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, exponential_backoff_doubles_and_caps)
+{
+    struct wf_retry r = {.max = 5,
+                         .backoff = WF_BACKOFF_EXPONENTIAL,
+                         .delay_ms = 100,
+                         .max_delay_ms = 350};
+    cr_assert_eq(plan_backoff_ms(&r, 2, 0.5), 100);
+    cr_assert_eq(plan_backoff_ms(&r, 3, 0.5), 200);
+    cr_assert_eq(plan_backoff_ms(&r, 4, 0.5), 350);
+    r.backoff = WF_BACKOFF_FIXED;
+    cr_assert_eq(plan_backoff_ms(&r, 4, 0.5), 100);
+    r.jitter = 0.5;
+    cr_assert_eq(plan_backoff_ms(&r, 2, 0.0), 50);
+    cr_assert_eq(plan_backoff_ms(&r, 2, 0.999999), 149);
+}
+
+static const char *groups = "steps:\n"
+                            "  - id: g\n"
+                            "    type: parallel\n"
+                            "    wait_for: any\n"
+                            "    steps:\n"
+                            "      - id: x\n"
+                            "        type: noop\n"
+                            "      - id: c\n"
+                            "        type: conditional\n"
+                            "        condition: \"task.type === 'x'\"\n"
+                            "        then_steps:\n"
+                            "          - id: t1\n"
+                            "            type: noop\n"
+                            "        else_steps:\n"
+                            "          - id: e1\n"
+                            "            type: noop\n"
+                            "          - id: e2\n"
+                            "            type: noop\n"
+                            "            dependencies: [e1]\n"
+                            "  - id: after\n"
+                            "    type: noop\n"
+                            "    dependencies: [g]\n";
+
+Test(plan, success_inside_any_group_carries_the_losers_to_stop,
+     .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(groups);
+    struct runinfo ri = runinfo_of(wf);
+    const struct wf_step *x = wf_find_step(wf, "x", 1);
+    struct wire_result res = {.status = WIRE_SUCCESS};
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_finish(&env, &ri, x, 1, "", &res, NULL, &p, NULL), 0);
+    json_t *anc = json_object_get(p.doc, "anc");
+    cr_assert_eq(json_array_size(anc), 1);
+    json_t *g = json_array_get(anc, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(g, "kind")), "any");
+    /* Every descendant of g: x, c, t1, e1, e2. */
+    cr_assert_eq(json_array_size(json_object_get(g, "desc")), 5);
+    json_t *gdeps = json_object_get(g, "deps");
+    cr_assert_eq(json_array_size(gdeps), 1);
+    cr_assert_not_null(json_object_get(json_array_get(gdeps, 0), "job"));
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, activating_else_branch_skips_then_and_readies_its_roots,
+     .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(groups);
+    struct runinfo ri = runinfo_of(wf);
+    const struct wf_step *c = wf_find_step(wf, "c", 1);
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_activate(&env, &ri, c, 1, "", 1, &p, NULL), 0);
+    cr_assert_eq(json_integer_value(json_object_get(p.doc, "nkids")), 2);
+    json_t *kids = json_object_get(p.doc, "kids");
+    cr_assert_eq(json_array_size(kids), 1, "only e1 has no dependencies");
+    json_t *skip = json_object_get(p.doc, "skip");
+    cr_assert_eq(json_array_size(skip), 1);
+    cr_assert_str_eq(json_string_value(json_array_get(skip, 0)), "t1");
+    cr_assert_str_eq(json_string_value(json_object_get(p.doc, "branch")),
+                     "else");
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, scope_exposes_step_results_and_context_state, .init = setup)
+{
+    struct wf *wf = load(chain);
+    struct runinfo ri = runinfo_of(wf);
+    json_t *state = json_pack("{s:s, s:{s:i}}", "a_status", "pass",
+                              "a_result", "n", 3);
+    json_t *scope = plan_scope(&ri, state, NULL);
+    cr_assert_not_null(scope);
+    json_t *a = json_object_get(json_object_get(scope, "steps"), "a");
+    cr_assert_str_eq(json_string_value(json_object_get(a, "status")), "pass");
+    json_t *ctx = json_object_get(scope, "context");
+    cr_assert_eq(json_object_get(ctx, "state"), json_object_get(scope, "state"));
+    cr_assert_str_eq(
+        json_string_value(json_object_get(ctx, "branchName")), "weft/r1");
+    cr_assert(json_is_array(json_object_get(ctx, "artifacts")));
+    json_decref(scope);
+    json_decref(state);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, state_stem_writes_dashes_as_underscores)
+{
+    char out[WF_MAX_ID_LEN + 1];
+    plan_state_stem("plan-evaluation", out);
+    cr_assert_str_eq(out, "plan_evaluation");
+}
