@@ -139,6 +139,20 @@ static int set_new(json_t *o, const char *k, json_t *v)
     return json_object_set_new(o, k, v) == 0 ? 0 : WEFT_ENOMEM;
 }
 
+static char *dumps(json_t *v)
+{
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* A JSON string holding v's compact JSON text; NULL on OOM. */
+static json_t *json_text(json_t *v)
+{
+    char *text = dumps(v);
+    json_t *s = text ? json_string(text) : NULL;
+    weft_free(text);
+    return s;
+}
+
 static json_t *object_or_empty(json_t *v)
 {
     return json_is_object(v) ? json_incref(v) : json_object();
@@ -529,10 +543,6 @@ static json_t *base_doc(const struct plan_env *env, const struct runinfo *ri,
                      "chan", chan);
 }
 
-static char *dumps(json_t *v)
-{
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-}
 
 int plan_create_run(const struct plan_env *env, const struct runinfo *ri,
                     const char *entry, struct plan *p,
@@ -686,14 +696,28 @@ int plan_finish(const struct plan_env *env, const struct runinfo *ri,
             return WEFT_ENOMEM;
     }
     if (res) {
+        /* Values land in the state hash as the JSON text written here,
+         * not re-encoded by the script (cjson reorders keys and escapes
+         * '/'), so what a reader gets back is what the step returned. */
         if ((res->verdict &&
              set_new(d, "verdict", json_string(res->verdict))) ||
-            (res->result && json_object_set(d, "result", res->result)) ||
-            (json_is_object(res->state) &&
-             json_object_set(d, "state", res->state)) ||
+            (res->result &&
+             set_new(d, "result_json", json_text(res->result))) ||
             (json_is_array(res->artifacts) &&
              json_object_set(d, "artifacts", res->artifacts)))
             return WEFT_ENOMEM;
+        if (json_is_object(res->state)) {
+            json_t *st = json_object();
+            const char *k;
+            json_t *v;
+            if (st == NULL || set_new(d, "state_json", st))
+                return WEFT_ENOMEM;
+            json_object_foreach(res->state, k, v)
+            {
+                if (set_new(st, k, json_text(v)))
+                    return WEFT_ENOMEM;
+            }
+        }
         if (s->persona && set_new(d, "persona", json_string(s->persona)))
             return WEFT_ENOMEM;
         if (s->type == WF_STEP_GIT && json_is_object(res->result) &&

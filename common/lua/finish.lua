@@ -4,7 +4,8 @@
 -- with attempt A; or pending with attempt A - 1 when `expect` is
 -- 'pending', for a step skipped before dispatch).
 -- Plan: run, step, attempt, mark (event to ack), outcome
---   (success|failed|skipped), verdict, result, state, artifacts, persona,
+--   (success|failed|skipped), verdict, result_json (JSON text),
+--   state_json {key: JSON text}, artifacts, persona,
 --   git, message, skey (state key stem), retry_at (ms; 0 = no retry),
 --   on_failure, run_error, deps [{id, job?}], anc [{id, kind, deps,
 --   desc, skey, on_failure}], skip [ids] (descendants of a skipped

@@ -140,14 +140,14 @@ end
 -- Records what a finished step produced in the run's context.
 local function record_outcome(step, status)
     local skey = P.skey or step
-    if P.result ~= nil then
-        redis.call('HSET', K_STATE, skey .. '_result', cjson.encode(P.result))
+    if P.result_json then
+        redis.call('HSET', K_STATE, skey .. '_result', P.result_json)
     end
     redis.call('HSET', K_STATE, skey .. '_status',
                cjson.encode(P.verdict or status))
-    if type(P.state) == 'table' then
-        for k, v in pairs(P.state) do
-            redis.call('HSET', K_STATE, k, cjson.encode(v))
+    if type(P.state_json) == 'table' then
+        for k, v in pairs(P.state_json) do
+            redis.call('HSET', K_STATE, k, v)
         end
     end
     if type(P.artifacts) == 'table' and #P.artifacts > 0 then
@@ -155,9 +155,9 @@ local function record_outcome(step, status)
         for _, x in ipairs(P.artifacts) do a[#a + 1] = x end
         redis.call('HSET', K_RUN, 'artifacts', cjson.encode(a))
     end
-    if P.persona and P.result ~= nil then
+    if P.persona and P.result_json then
         local pr = json_field(K_RUN, 'personaResults') or {}
-        pr[P.persona] = P.result
+        pr[P.persona] = cjson.decode(P.result_json)
         redis.call('HSET', K_RUN, 'personaResults', cjson.encode(pr))
     end
     if type(P.git) == 'table' then
