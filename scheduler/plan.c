@@ -29,20 +29,31 @@ void plan_deinit(struct plan *p)
     plan_init(p);
 }
 
-/* Index (1-based, as Lua sees KEYS) of key in the script's KEYS, adding
- * it after the base keys when new. 0 on OOM. */
+size_t plan_size(const struct plan *p)
+{
+    return p->doc ? json_array_size(p->doc) : 0;
+}
+
+json_t *plan_get(const struct plan *p, size_t i)
+{
+    return p->doc ? json_array_get(p->doc, i) : NULL;
+}
+
+/* Index (1-based, as Lua sees KEYS) of key in the batch's KEYS, adding
+ * it when new. 0 on OOM. A batch holds a few hundred keys at most, so a
+ * linear search is cheaper than hashing. */
 static uint32_t plan_key(struct plan *p, const char *key)
 {
-    for (uint32_t i = 0; i < p->nkeys; i++)
-        if (strcmp(p->keys[i], key) == 0)
-            return PLAN_BASE_KEYS + i + 1;
+    for (uint32_t i = p->nkeys; i > 0; i--)
+        if (strcmp(p->keys[i - 1], key) == 0)
+            return i;
     char **n = weft_realloc(p->keys, (p->nkeys + 1) * sizeof(*n));
     if (n == NULL)
         return 0;
     p->keys = n;
     if ((p->keys[p->nkeys] = weft_strdup(key)) == NULL)
         return 0;
-    return PLAN_BASE_KEYS + ++p->nkeys;
+    return ++p->nkeys;
 }
 
 /* Adds a body; returns its ARGV index (1-based; bodies start at 3). */
@@ -61,13 +72,16 @@ static uint32_t plan_body(struct plan *p, char *body, size_t len)
     return 3 + p->nbodies++;
 }
 
-int plan_argv(struct plan *p, int64_t now_ms, int *nkeys, int *argc,
-              const char ***argv, size_t **lens, char **docstr)
+int plan_argv(const struct plan *p, const char *now_us, json_t *only,
+              int *nkeys, int *argc, const char ***argv, size_t **lens,
+              char **docstr)
 {
-    int total = PLAN_BASE_KEYS + (int)p->nkeys + 2 + (int)p->nbodies;
+    int total = (int)p->nkeys + 2 + (int)p->nbodies;
     const char **av = weft_calloc((size_t)total, sizeof(*av));
     size_t *al = weft_calloc((size_t)total, sizeof(*al));
-    char *doc = json_dumps(p->doc, JSON_COMPACT);
+    json_t *one = only ? json_pack("[O]", only) : NULL;
+    char *doc = json_dumps(one ? one : p->doc, JSON_COMPACT);
+    json_decref(one);
     if (av == NULL || al == NULL || doc == NULL) {
         weft_free(av);
         weft_free(al);
@@ -75,22 +89,19 @@ int plan_argv(struct plan *p, int64_t now_ms, int *nkeys, int *argc,
         return WEFT_ENOMEM;
     }
     int n = 0;
-    for (int i = 0; i < PLAN_BASE_KEYS; i++)
-        av[n++] = p->run_keys[i];
-    for (uint32_t i = 0; i < p->nkeys; i++)
-        av[n++] = p->keys[i];
-    for (int i = 0; i < n; i++)
-        al[i] = strlen(av[i]);
-    snprintf(p->now, sizeof(p->now), "%lld", (long long)now_ms);
-    av[n] = p->now;
-    al[n++] = strlen(p->now);
+    for (uint32_t i = 0; i < p->nkeys; i++) {
+        av[n] = p->keys[i];
+        al[n++] = strlen(p->keys[i]);
+    }
+    av[n] = now_us;
+    al[n++] = strlen(now_us);
     av[n] = doc;
     al[n++] = strlen(doc);
     for (uint32_t i = 0; i < p->nbodies; i++) {
         av[n] = p->bodies[i];
         al[n++] = p->blens[i];
     }
-    *nkeys = PLAN_BASE_KEYS + (int)p->nkeys;
+    *nkeys = (int)p->nkeys;
     *argc = n;
     *argv = av;
     *lens = al;
@@ -523,29 +534,61 @@ static int ancestors(const struct plan_env *env, const struct runinfo *ri,
     return 0;
 }
 
-static json_t *base_doc(const struct plan_env *env, const struct runinfo *ri,
-                        struct plan *p)
+/* Appends a transition for run ri to the batch: its run keys (the
+ * shared keys first when the batch is new) and the fields every script
+ * reads. Returns the transition (borrowed from p), or NULL on OOM. */
+static json_t *begin(const struct plan_env *env, const struct runinfo *ri,
+                     struct plan *p)
 {
+    static const enum keys_global shared[] = {
+        KEYS_EVENTS, KEYS_RUNS, KEYS_DELAYED, KEYS_DEADLINES, KEYS_STATS};
     static const enum keys_run run_keys[] = {KEYS_RUN, KEYS_RUN_STEPS,
                                              KEYS_RUN_DEPS, KEYS_RUN_STATE,
                                              KEYS_RUN_HISTORY};
-    for (int i = 0; i < 5; i++)
-        keys_run(env->keys, run_keys[i], ri->run, p->run_keys[i]);
-    keys_global(env->keys, KEYS_EVENTS, p->run_keys[5]);
-    keys_global(env->keys, KEYS_RUNS, p->run_keys[6]);
-    keys_global(env->keys, KEYS_DELAYED, p->run_keys[7]);
-    keys_global(env->keys, KEYS_DEADLINES, p->run_keys[8]);
-    keys_global(env->keys, KEYS_STATS, p->run_keys[9]);
+    char key[KEYS_MAX];
+    if (p->nkeys == 0) {
+        for (size_t i = 0; i < 5; i++) {
+            keys_global(env->keys, shared[i], key);
+            if (plan_key(p, key) != i + 1)
+                return NULL;
+        }
+    }
+    if (p->doc == NULL && (p->doc = json_array()) == NULL)
+        return NULL;
+    /* A run's five keys are added together, so the first one's index
+     * locates them all; a run already in the batch reuses them. */
+    keys_run(env->keys, run_keys[0], ri->run, key);
+    uint32_t k = plan_key(p, key);
+    for (size_t i = 1; k && i < 5; i++) {
+        keys_run(env->keys, run_keys[i], ri->run, key);
+        if (plan_key(p, key) != k + i)
+            return NULL;
+    }
     char chan[KEYS_MAX];
     keys_global(env->keys, KEYS_CANCEL, chan);
-    return json_pack("{s:s, s:i, s:i, s:s}", "run", ri->run, "hist_max",
-                     (json_int_t)env->hist_max, "ttl", (json_int_t)env->ttl_s,
-                     "chan", chan);
+    json_t *t = k ? json_pack("{s:s, s:i, s:i, s:i, s:s}", "run", ri->run,
+                              "k", (json_int_t)k, "hist_max",
+                              (json_int_t)env->hist_max, "ttl",
+                              (json_int_t)env->ttl_s, "chan", chan)
+                  : NULL;
+    if (t == NULL || json_array_append_new(p->doc, t) != 0)
+        return NULL;
+    return t;
 }
 
+/* Ends a builder: on failure the transition it appended is removed. */
+static int end(struct plan *p, size_t mark, int rc)
+{
+    if (rc && p->doc)
+        while (json_array_size(p->doc) > mark)
+            json_array_remove(p->doc, json_array_size(p->doc) - 1);
+    return rc;
+}
 
-int plan_create_run(const struct plan_env *env, const struct runinfo *ri,
-                    const char *entry, struct plan *p,
+static char *dumps(json_t *v);
+
+static int create_run_into(const struct plan_env *env, const struct runinfo *ri,
+                    const char *entry, struct plan *p, json_t *t,
                     struct weft_error *err)
 {
     const struct wf *wf = ri->wf;
@@ -555,11 +598,10 @@ int plan_create_run(const struct plan_env *env, const struct runinfo *ri,
     json_t *steps = json_array(), *deps = json_array(), *ready = NULL;
     if (!task || !vars || !ctx || !steps || !deps)
         goto done;
-    if ((p->doc = base_doc(env, ri, p)) == NULL)
-        goto done;
     char tkey[KEYS_MAX];
     keys_global(env->keys, KEYS_TASKS, tkey);
-    if (plan_key(p, tkey) != PLAN_BASE_KEYS + 1)
+    uint32_t tk = plan_key(p, tkey);
+    if (tk == 0 || set_new(t, "tk", json_integer(tk)))
         goto done;
     for (uint32_t i = 0; i < wf->nsteps; i++) {
         const struct wf_step *s = &wf->steps[i];
@@ -578,12 +620,12 @@ int plan_create_run(const struct plan_env *env, const struct runinfo *ri,
         wf->name, "digest", ri->digest, "task", task, "vars", vars, "ctx",
         ctx, "trace", ri->trace ? ri->trace : "", "artifacts", "[]",
         "personaResults", "{}", "gitState", "{}");
-    if (header == NULL || set_new(p->doc, "header", header) ||
-        json_object_set(p->doc, "steps", steps) ||
-        json_object_set(p->doc, "deps", deps) ||
-        set_new(p->doc, "top", json_integer(wf->ntop)) ||
-        set_new(p->doc, "ready", ready) ||
-        set_new(p->doc, "entry", json_string(entry ? entry : "")))
+    if (header == NULL || set_new(t, "header", header) ||
+        json_object_set(t, "steps", steps) ||
+        json_object_set(t, "deps", deps) ||
+        set_new(t, "top", json_integer(wf->ntop)) ||
+        set_new(t, "ready", ready) ||
+        set_new(t, "entry", json_string(entry ? entry : "")))
         goto done;
     ready = NULL;
     rc = 0;
@@ -597,23 +639,40 @@ done:
     return rc;
 }
 
+int plan_create_run(const struct plan_env *env, const struct runinfo *ri,
+                    const char *entry, struct plan *p,
+                    struct weft_error *err)
+{
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0, t ? create_run_into(env, ri, entry, p, t, err) : WEFT_ENOMEM);
+}
+
+static int dispatch_into(const struct plan_env *env, const struct runinfo *ri,
+                  const struct wf_step *s, uint32_t attempt, const char *mark,
+                  const json_t *scope, struct plan *p, json_t *t,
+                  struct weft_error *err)
+{
+    json_t *job = NULL;
+    int rc = render_job(env, ri, s, attempt, scope, p, &job, err);
+    if (rc)
+        return rc;
+    if (set_new(t, "job", job) ||
+        set_new(t, "step", json_string(s->id)) ||
+        set_new(t, "attempt", json_integer(attempt)) ||
+        set_new(t, "mark", json_string(mark ? mark : "")))
+        return WEFT_ENOMEM;
+    return 0;
+}
+
 int plan_dispatch(const struct plan_env *env, const struct runinfo *ri,
                   const struct wf_step *s, uint32_t attempt, const char *mark,
                   const json_t *scope, struct plan *p,
                   struct weft_error *err)
 {
-    if ((p->doc = base_doc(env, ri, p)) == NULL)
-        return WEFT_ENOMEM;
-    json_t *job = NULL;
-    int rc = render_job(env, ri, s, attempt, scope, p, &job, err);
-    if (rc)
-        return rc;
-    if (set_new(p->doc, "job", job) ||
-        set_new(p->doc, "step", json_string(s->id)) ||
-        set_new(p->doc, "attempt", json_integer(attempt)) ||
-        set_new(p->doc, "mark", json_string(mark ? mark : "")))
-        return WEFT_ENOMEM;
-    return 0;
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0, t ? dispatch_into(env, ri, s, attempt, mark, scope, p, t, err) : WEFT_ENOMEM);
 }
 
 int64_t plan_backoff_ms(const struct wf_retry *r, uint32_t next, double rnd)
@@ -638,10 +697,10 @@ static double random_unit(void)
     return x / 4294967296.0;
 }
 
-int plan_finish(const struct plan_env *env, const struct runinfo *ri,
+static int finish_into(const struct plan_env *env, const struct runinfo *ri,
                 const struct wf_step *s, uint32_t attempt, const char *mark,
                 const struct wire_result *res, const char *eval_error,
-                struct plan *p, struct weft_error *err)
+                struct plan *p, json_t *t, struct weft_error *err)
 {
     const char *outcome;
     bool retryable = false;
@@ -666,11 +725,9 @@ int plan_finish(const struct plan_env *env, const struct runinfo *ri,
     }
     bool failing = strcmp(outcome, "failed") == 0;
     bool retry = failing && retryable && attempt <= s->retry.max;
-    if ((p->doc = base_doc(env, ri, p)) == NULL)
-        return WEFT_ENOMEM;
     char stem[WF_MAX_ID_LEN + 1];
     plan_state_stem(s->id, stem);
-    json_t *d = p->doc;
+    json_t *d = t;
     if (set_new(d, "step", json_string(s->id)) ||
         set_new(d, "attempt", json_integer(attempt)) ||
         set_new(d, "mark", json_string(mark ? mark : "")) ||
@@ -680,6 +737,11 @@ int plan_finish(const struct plan_env *env, const struct runinfo *ri,
                 json_string(wf_on_failure_name(s->on_failure))))
         return WEFT_ENOMEM;
     if (res == NULL && set_new(d, "expect", json_string("pending")))
+        return WEFT_ENOMEM;
+    /* Only steps that can have a deadline need the deadline cleared. */
+    if (res && (s->timeout || s->type == WF_STEP_PERSONA ||
+                s->type == WF_STEP_GIT) &&
+        set_new(d, "deadline", json_true()))
         return WEFT_ENOMEM;
     if (message && set_new(d, "message", json_string(message)))
         return WEFT_ENOMEM;
@@ -745,13 +807,21 @@ int plan_finish(const struct plan_env *env, const struct runinfo *ri,
     return 0;
 }
 
-int plan_activate(const struct plan_env *env, const struct runinfo *ri,
-                  const struct wf_step *s, uint32_t attempt, const char *mark,
-                  int branch, struct plan *p, struct weft_error *err)
+int plan_finish(const struct plan_env *env, const struct runinfo *ri,
+                const struct wf_step *s, uint32_t attempt, const char *mark,
+                const struct wire_result *res, const char *eval_error,
+                struct plan *p, struct weft_error *err)
 {
-    if ((p->doc = base_doc(env, ri, p)) == NULL)
-        return WEFT_ENOMEM;
-    json_t *d = p->doc;
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0, t ? finish_into(env, ri, s, attempt, mark, res, eval_error, p, t, err) : WEFT_ENOMEM);
+}
+
+static int activate_into(const struct plan_env *env, const struct runinfo *ri,
+                  const struct wf_step *s, uint32_t attempt, const char *mark,
+                  int branch, struct plan *p, json_t *t, struct weft_error *err)
+{
+    json_t *d = t;
     char stem[WF_MAX_ID_LEN + 1];
     plan_state_stem(s->id, stem);
     const char *bname = s->type == WF_STEP_CONDITIONAL
@@ -788,12 +858,27 @@ int plan_activate(const struct plan_env *env, const struct runinfo *ri,
     return 0;
 }
 
+int plan_activate(const struct plan_env *env, const struct runinfo *ri,
+                  const struct wf_step *s, uint32_t attempt, const char *mark,
+                  int branch, struct plan *p, struct weft_error *err)
+{
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0, t ? activate_into(env, ri, s, attempt, mark, branch, p, t, err) : WEFT_ENOMEM);
+}
+
+static int cancel_into(json_t *t, const char *mark, const char *reason)
+{
+    if (set_new(t, "mark", json_string(mark ? mark : "")) ||
+        set_new(t, "reason", json_string(reason ? reason : "cancelled")))
+        return WEFT_ENOMEM;
+    return 0;
+}
+
 int plan_cancel(const struct plan_env *env, const struct runinfo *ri,
                 const char *mark, const char *reason, struct plan *p)
 {
-    if ((p->doc = base_doc(env, ri, p)) == NULL ||
-        set_new(p->doc, "mark", json_string(mark ? mark : "")) ||
-        set_new(p->doc, "reason", json_string(reason ? reason : "cancelled")))
-        return WEFT_ENOMEM;
-    return 0;
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0, t ? cancel_into(t, mark, reason) : WEFT_ENOMEM);
 }

@@ -43,28 +43,38 @@ struct plan_env {
     uint32_t ttl_s;     /* retention of finished runs; 0 = keep */
 };
 
-/* A built plan: the script's extra KEYS (after the ten base keys of
- * lib.lua), the JSON plan (ARGV[2]) and job bodies (ARGV[3..]). */
-#define PLAN_BASE_KEYS 10
+/* A plan: a batch of transitions for one script call. Each plan_*
+ * builder below appends one transition; the batch is sent as one EVALSHA
+ * (see common/lua/lib.lua for the layout): KEYS are the five shared keys,
+ * then each transition's run keys and the queues its jobs go to (deduped
+ * across the batch), ARGV[2] the JSON array of transitions, ARGV[3..] the
+ * job bodies. A builder that fails leaves the batch as it was (keys and
+ * bodies it added stay, unused). */
 struct plan {
-    char run_keys[PLAN_BASE_KEYS][KEYS_MAX];
-    char **keys; /* extra keys (queue keys, tasks stream), owned */
+    char **keys;   /* KEYS, owned; the first five are the shared ones */
     uint32_t nkeys;
-    json_t *doc;  /* owned */
+    json_t *doc;   /* JSON array of transitions, owned; NULL when empty */
     char **bodies; /* owned msgpack bodies */
     size_t *blens;
     uint32_t nbodies;
-    char now[24]; /* ARGV[1], filled by plan_argv */
 };
+
+/* Transitions in p. */
+size_t plan_size(const struct plan *p);
+/* The i-th transition (borrowed), for tests and logs. */
+json_t *plan_get(const struct plan *p, size_t i);
 
 void plan_init(struct plan *p);
 void plan_deinit(struct plan *p);
 
 /* Builds the argv of EVALSHA's keys and args for p (after the script
- * sha and numkeys): *argc, argv and lens are owned by the caller
- * (weft_free of argv and lens; the strings are borrowed from p and the
- * serialized doc which is stored in *docstr, also owned). */
-int plan_argv(struct plan *p, int64_t now_ms, int *nkeys, int *argc,
+ * sha and numkeys), with now_us (microseconds, as text; borrowed): *argc, argv and lens are
+ * owned by the caller (weft_free of argv and lens; the strings are
+ * borrowed from p and the serialized doc stored in *docstr, also owned).
+ * When only is non-NULL the batch sent holds just that transition (keys
+ * and bodies are positional, so they are sent whole). */
+int plan_argv(const struct plan *p, const char *now_us, json_t *only,
+              int *nkeys, int *argc,
               const char ***argv, size_t **lens, char **docstr);
 
 /* True when step s can be dispatched without evaluating anything: it has

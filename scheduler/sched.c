@@ -80,6 +80,20 @@ struct work {
     int marked;           /* entry is registered in s->marks */
 };
 
+/* Transitions that become ready in one pass of the loop go out together:
+ * one EVALSHA per script carries them all (common/lua/lib.lua), so the
+ * fixed cost of a script call and of a round trip is shared. A batch is
+ * sent when the loop has run every pending callback, or earlier when it
+ * reaches these sizes. */
+#define SCHED_BATCH_MAX 256
+#define SCHED_BATCH_BODIES 512
+
+struct batch {
+    struct plan plan;
+    struct work **works;
+    size_t n, cap;
+};
+
 struct sched {
     struct event_base *base;
     struct sched_config cfg;
@@ -93,6 +107,9 @@ struct sched {
     struct event *timer, *reclaim;
     struct strmap defs, runs;
     struct strmap marks; /* ready marks being handled from a script reply */
+    struct batch batches[SCRIPT_COUNT]; /* transitions waiting to be sent */
+    struct event *flush_ev;
+    int flush_pending;
     size_t nruns;
     struct runent *lru_head, *lru_tail;
     struct sched_stats stats;
@@ -299,13 +316,32 @@ static void dead_letter(struct work *w, const char *reason)
 
 /* ---- script calls --------------------------------------------------- */
 
+/* A batch on the wire; shared by the replies it waits for (one, or one
+ * per transition after a failed batch is split). */
+struct sent {
+    struct sched *s;
+    enum script_id id;
+    struct plan plan;
+    struct work **works;
+    size_t n;
+    unsigned refs;
+};
+
 struct evalctx {
-    struct work *w;
+    struct sent *b;
+    size_t index; /* the transition sent alone, or SIZE_MAX for all */
+    char now[24];
     char *doc;
     const char **argv;
     size_t *lens;
-    struct plan plan;
 };
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
 {
@@ -343,45 +379,178 @@ static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
     }
 }
 
+/* What a script answered for one work's transition. */
+static void apply_out(struct work *w, json_t *out)
+{
+    struct sched *s = w->s;
+    if (json_is_true(json_object_get(out, "stale")))
+        s->stats.stale++;
+    else
+        s->stats.transitions++;
+    json_t *ready = json_object_get(out, "ready");
+    if (json_is_array(ready) && w->re)
+        spawn_ready(s, w->re, ready);
+    const char *rs = json_string_value(json_object_get(out, "run"));
+    if (rs && strcmp(rs, "waiting_for_human") != 0) {
+        s->stats.runs_done++;
+        log_info("run finished", "run", w->run, "status", rs, NULL);
+        if (w->re)
+            run_forget(s, w->re);
+    }
+    work_done(w);
+}
+
+static void sent_release(struct sent *b)
+{
+    if (--b->refs > 0)
+        return;
+    plan_deinit(&b->plan);
+    weft_free(b->works);
+    weft_free(b);
+}
+
+static void send_sent(struct sent *b, size_t index);
+
 static void on_eval(struct rconn *c, redisReply *r, void *ud)
 {
     (void)c;
     struct evalctx *ec = ud;
-    struct work *w = ec->w;
-    struct sched *s = w->s;
+    struct sent *b = ec->b;
+    size_t first = ec->index == SIZE_MAX ? 0 : ec->index;
+    size_t count = ec->index == SIZE_MAX ? b->n : 1;
     if (r == NULL) {
-        /* Connection lost: the message stays pending and is reclaimed. */
-        work_done(w);
+        /* Connection lost: the messages stay pending and are reclaimed. */
+        for (size_t i = 0; i < count; i++)
+            work_done(b->works[first + i]);
+    } else if (r->type == REDIS_REPLY_ERROR && count > 1) {
+        /* A batch fails as a whole; send its transitions one by one so
+         * only the one at fault is dead-lettered (transitions are
+         * idempotent, so those the batch already applied change nothing
+         * the second time). */
+        log_warn("batched transition failed; retrying one by one", "script",
+                 scripts_name(b->id), "error", r->str, NULL);
+        b->refs += (unsigned)count;
+        for (size_t i = 0; i < count; i++)
+            send_sent(b, first + i);
     } else if (r->type == REDIS_REPLY_ERROR) {
-        log_error("transition script failed", "run", w->run, "step", w->step,
-                  "error", r->str, NULL);
+        struct work *w = b->works[first];
+        log_error("transition script failed", "script", scripts_name(b->id),
+                  "run", w->run, "step", w->step, "error", r->str, NULL);
         dead_letter(w, r->str);
     } else {
-        json_t *out = NULL;
-        if (r->type == REDIS_REPLY_STRING)
-            out = parse_json(r->str, r->len);
-        if (json_is_true(json_object_get(out, "stale")))
-            s->stats.stale++;
-        else
-            s->stats.transitions++;
-        json_t *ready = json_object_get(out, "ready");
-        if (json_is_array(ready) && w->re)
-            spawn_ready(s, w->re, ready);
-        const char *rs = json_string_value(json_object_get(out, "run"));
-        if (rs && strcmp(rs, "waiting_for_human") != 0) {
-            s->stats.runs_done++;
-            log_info("run finished", "run", w->run, "status", rs, NULL);
-            if (w->re)
-                run_forget(s, w->re);
-        }
-        json_decref(out);
-        work_done(w);
+        json_t *outs = r->type == REDIS_REPLY_STRING
+                           ? parse_json(r->str, r->len)
+                           : NULL;
+        for (size_t i = 0; i < count; i++)
+            apply_out(b->works[first + i], json_array_get(outs, i));
+        json_decref(outs);
     }
-    plan_deinit(&ec->plan);
     weft_free(ec->doc);
     weft_free(ec->argv);
     weft_free(ec->lens);
     weft_free(ec);
+    sent_release(b);
+}
+
+/* Sends the whole batch (index SIZE_MAX) or one transition of it. The
+ * caller holds a reference on b for this send. */
+static void send_sent(struct sent *b, size_t index)
+{
+    struct evalctx *ec = weft_calloc(1, sizeof(*ec));
+    size_t first = index == SIZE_MAX ? 0 : index;
+    size_t count = index == SIZE_MAX ? b->n : 1;
+    int nkeys, argc;
+    if (ec != NULL) {
+        ec->b = b;
+        ec->index = index;
+        snprintf(ec->now, sizeof(ec->now), "%lld", (long long)now_us());
+    }
+    if (ec == NULL ||
+        plan_argv(&b->plan, ec->now,
+                  index == SIZE_MAX ? NULL : plan_get(&b->plan, index),
+                  &nkeys, &argc, &ec->argv, &ec->lens, &ec->doc) != 0 ||
+        rconn_eval(b->s->cmd, b->id, on_eval, ec, nkeys, argc, ec->argv,
+                   ec->lens) != 0) {
+        if (ec) {
+            weft_free(ec->doc);
+            weft_free(ec->argv);
+            weft_free(ec->lens);
+            weft_free(ec);
+        }
+        for (size_t i = 0; i < count; i++)
+            work_done(b->works[first + i]);
+        sent_release(b);
+    }
+}
+
+static void flush_batch(struct sched *s, enum script_id id)
+{
+    struct batch *bt = &s->batches[id];
+    if (bt->n == 0)
+        return;
+    struct sent *b = weft_calloc(1, sizeof(*b));
+    if (b == NULL) {
+        for (size_t i = 0; i < bt->n; i++)
+            work_done(bt->works[i]);
+        plan_deinit(&bt->plan);
+        bt->n = 0;
+        return;
+    }
+    b->s = s;
+    b->id = id;
+    b->plan = bt->plan;
+    b->works = bt->works;
+    b->n = bt->n;
+    b->refs = 1;
+    plan_init(&bt->plan);
+    bt->works = NULL;
+    bt->n = bt->cap = 0;
+    send_sent(b, SIZE_MAX);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    struct sched *s = ud;
+    s->flush_pending = 0;
+    for (int id = 0; id < SCRIPT_COUNT; id++)
+        flush_batch(s, (enum script_id)id);
+}
+
+/* The open batch of a script: builders append w's transition to it, then
+ * batch_add queues w for the reply. */
+static struct plan *batch_plan(struct sched *s, enum script_id id)
+{
+    return &s->batches[id].plan;
+}
+
+static void batch_add(struct work *w, enum script_id id)
+{
+    struct sched *s = w->s;
+    struct batch *bt = &s->batches[id];
+    if (bt->n == bt->cap) {
+        size_t ncap = bt->cap ? bt->cap * 2 : 16;
+        struct work **n = weft_realloc(bt->works, ncap * sizeof(*n));
+        if (n == NULL) {
+            /* Its transition is in the batch already; it is applied, and
+             * the message it acknowledges tells the rest. Without a slot
+             * for its reply the work just ends. */
+            work_done(w);
+            return;
+        }
+        bt->works = n;
+        bt->cap = ncap;
+    }
+    bt->works[bt->n++] = w;
+    if (bt->n >= SCHED_BATCH_MAX || bt->plan.nbodies >= SCHED_BATCH_BODIES) {
+        flush_batch(s, id);
+        return;
+    }
+    if (!s->flush_pending) {
+        s->flush_pending = 1;
+        event_active(s->flush_ev, EV_TIMEOUT, 0);
+    }
 }
 
 static struct plan_env env_of(struct sched *s)
@@ -394,31 +563,6 @@ static struct plan_env env_of(struct sched *s)
         .ttl_s = s->cfg.ttl_s,
     };
     return env;
-}
-
-/* Sends the plan's script; takes ownership of the plan. */
-static void eval_plan(struct work *w, enum script_id id, struct plan *p)
-{
-    struct evalctx *ec = weft_calloc(1, sizeof(*ec));
-    if (ec == NULL) {
-        plan_deinit(p);
-        work_done(w);
-        return;
-    }
-    ec->w = w;
-    ec->plan = *p;
-    int nkeys, argc;
-    if (plan_argv(&ec->plan, now_ms(), &nkeys, &argc, &ec->argv, &ec->lens,
-                  &ec->doc) != 0 ||
-        rconn_eval(w->s->cmd, id, on_eval, ec, nkeys, argc, ec->argv,
-                   ec->lens) != 0) {
-        plan_deinit(&ec->plan);
-        weft_free(ec->doc);
-        weft_free(ec->argv);
-        weft_free(ec->lens);
-        weft_free(ec);
-        work_done(w);
-    }
 }
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -492,12 +636,10 @@ static void task_create(struct work *w, struct defent *d)
         dead_letter(w, why);
         return;
     }
-    struct plan p;
-    plan_init(&p);
     struct plan_env env = env_of(s);
-    int rc = plan_create_run(&env, &e->ri, w->entry, &p, &err);
+    int rc = plan_create_run(&env, &e->ri, w->entry,
+                             batch_plan(s, SCRIPT_CREATE_RUN), &err);
     if (rc) {
-        plan_deinit(&p);
         snprintf(why, sizeof(why), "cannot start run: %s", err.msg);
         runent_free(s, e);
         dead_letter(w, why);
@@ -512,7 +654,7 @@ static void task_create(struct work *w, struct defent *d)
     }
     w->re = e;
     log_info("run starting", "run", w->run, "workflow", d->wf->name, NULL);
-    eval_plan(w, SCRIPT_CREATE_RUN, &p);
+    batch_add(w, SCRIPT_CREATE_RUN);
 }
 
 static void on_def(struct rconn *c, redisReply *r, void *ud)
@@ -799,19 +941,16 @@ static void result_apply(struct work *w)
         res.status = WIRE_ERROR;
         res.message = weft_strdup(why);
     }
-    struct plan p;
-    plan_init(&p);
     struct plan_env env = env_of(s);
     int rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, &res,
-                         NULL, &p, &err);
+                         NULL, batch_plan(s, SCRIPT_FINISH), &err);
     wire_result_deinit(&res);
     if (rc) {
-        plan_deinit(&p);
         snprintf(why, sizeof(why), "cannot apply result: %s", err.msg);
         dead_letter(w, why);
         return;
     }
-    eval_plan(w, SCRIPT_FINISH, &p);
+    batch_add(w, SCRIPT_FINISH);
 }
 
 /* ---- ready steps -------------------------------------------------------- */
@@ -824,18 +963,15 @@ static bool needs_scope(const struct wf_step *st)
 static void ready_fail(struct work *w, const struct wf_step *st,
                        const char *error)
 {
-    struct plan p;
-    plan_init(&p);
     struct plan_env env = env_of(w->s);
     struct weft_error err;
     weft_error_clear(&err);
     if (plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, NULL, error,
-                    &p, &err) != 0) {
-        plan_deinit(&p);
+                    batch_plan(w->s, SCRIPT_FINISH), &err) != 0) {
         dead_letter(w, err.msg);
         return;
     }
-    eval_plan(w, SCRIPT_FINISH, &p);
+    batch_add(w, SCRIPT_FINISH);
 }
 
 static void ready_apply(struct work *w)
@@ -857,8 +993,6 @@ static void ready_apply(struct work *w)
             return;
         }
     }
-    struct plan p;
-    plan_init(&p);
     struct plan_env env = env_of(s);
     int rc;
     enum script_id script = SCRIPT_DISPATCH;
@@ -876,21 +1010,20 @@ static void ready_apply(struct work *w)
         /* A conditional's condition picks the branch: then when true. */
         script = SCRIPT_ACTIVATE;
         rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry,
-                           truth ? 0 : 1, &p, &err);
+                           truth ? 0 : 1, batch_plan(s, script), &err);
     } else if (!truth) {
         script = SCRIPT_FINISH;
         rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, NULL,
-                         NULL, &p, &err);
+                         NULL, batch_plan(s, script), &err);
     } else if (st->type == WF_STEP_PARALLEL) {
         script = SCRIPT_ACTIVATE;
-        rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry, 0, &p,
-                           &err);
+        rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry, 0,
+                           batch_plan(s, script), &err);
     } else {
         rc = plan_dispatch(&env, &w->re->ri, st, w->attempt, w->entry, scope,
-                           &p, &err);
+                           batch_plan(s, script), &err);
         if (rc == WEFT_ETYPE || rc == WEFT_EINVAL || rc == WEFT_ENOENT ||
             rc == WEFT_ELIMIT) {
-            plan_deinit(&p);
             json_decref(scope);
             ready_fail(w, st, err.msg);
             return;
@@ -898,11 +1031,10 @@ static void ready_apply(struct work *w)
     }
     json_decref(scope);
     if (rc) {
-        plan_deinit(&p);
         work_done(w);
         return;
     }
-    eval_plan(w, script, &p);
+    batch_add(w, script);
 }
 
 static void on_extra(struct rconn *c, redisReply *r, void *ud)
@@ -977,17 +1109,13 @@ static void ready_begin(struct work *w)
 
 static void cancel_apply(struct work *w)
 {
-    struct plan p;
-    plan_init(&p);
     struct plan_env env = env_of(w->s);
-    struct weft_error err;
-    weft_error_clear(&err);
-    if (plan_cancel(&env, &w->re->ri, w->entry, w->reason, &p) != 0) {
-        plan_deinit(&p);
+    if (plan_cancel(&env, &w->re->ri, w->entry, w->reason,
+                    batch_plan(w->s, SCRIPT_CANCEL)) != 0) {
         work_done(w);
         return;
     }
-    eval_plan(w, SCRIPT_CANCEL, &p);
+    batch_add(w, SCRIPT_CANCEL);
 }
 
 /* ---- work lifecycle ----------------------------------------------------- */
@@ -1366,8 +1494,10 @@ struct sched *sched_new(struct event_base *base,
     keys_global(&s->cfg.keys, KEYS_DELAYED, s->k_delayed);
     keys_global(&s->cfg.keys, KEYS_DLQ, s->k_dlq);
     s->timer = event_new(base, -1, EV_PERSIST, on_timer, s);
+    s->flush_ev = event_new(base, -1, 0, on_flush, s);
     s->reclaim = event_new(base, -1, EV_PERSIST, on_reclaim, s);
     if (s->name == NULL || s->timer == NULL || s->reclaim == NULL ||
+        s->flush_ev == NULL ||
         (cfg->workflows && s->workflows == NULL)) {
         sched_free(s);
         return NULL;
@@ -1427,6 +1557,15 @@ void sched_free(struct sched *s)
 {
     if (s == NULL)
         return;
+    /* Unsent transitions: their messages stay pending for a reclaim. */
+    s->draining = 1;
+    s->drained_cb = NULL;
+    for (int id = 0; id < SCRIPT_COUNT; id++) {
+        for (size_t i = 0; i < s->batches[id].n; i++)
+            work_done(s->batches[id].works[i]);
+        plan_deinit(&s->batches[id].plan);
+        weft_free(s->batches[id].works);
+    }
     rconn_free(s->rd);
     rconn_free(s->cmd);
     if (s->timer)
@@ -1435,6 +1574,8 @@ void sched_free(struct sched *s)
         event_free(s->reclaim);
     if (s->drain_timer)
         event_free(s->drain_timer);
+    if (s->flush_ev)
+        event_free(s->flush_ev);
     while (s->lru_head) {
         struct runent *e = s->lru_head;
         lru_unlink(s, e);

@@ -756,58 +756,113 @@ static uint64_t job_timeout_ms(const struct job *j)
     return t > WORKER_TIMEOUT_MAX_MS ? WORKER_TIMEOUT_MAX_MS : t;
 }
 
-static void on_start_reply(struct rconn *c, redisReply *reply, void *ud);
+/* The start transitions of the jobs a kick activates go out as one
+ * batched EVALSHA (common/lua/lib.lua): KEYS are the five shared keys,
+ * then each run's five keys; ARGV[2] is the array of plans; the reply is
+ * the array of answers, 'ok' or why the job must not run. */
+#define WORKER_START_BATCH 64
 
-/* Takes a slot for j and sends the `start` transition. */
-static void job_activate(struct job *j)
+struct start_batch {
+    struct worker *w;
+    struct job *jobs[WORKER_START_BATCH];
+    size_t n;
+};
+
+static void on_start_batch(struct rconn *c, redisReply *reply, void *ud);
+
+static int64_t now_us(void)
 {
-    struct worker *w = j->w;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Index (1-based) of key in keys[0..*n), appending it when new. */
+static int start_key(char (*keys)[KEYS_MAX], int *n, const char *key)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp(keys[i], key) == 0)
+            return i + 1;
+    snprintf(keys[*n], KEYS_MAX, "%s", key);
+    return ++*n;
+}
+
+/* Takes a slot for each job of b and sends their start transitions. */
+static void start_send(struct start_batch *b)
+{
+    struct worker *w = b->w;
+    static const enum keys_global shared[] = {
+        KEYS_EVENTS, KEYS_RUNS, KEYS_DELAYED, KEYS_DEADLINES, KEYS_STATS};
     static const enum keys_run run_keys[] = {KEYS_RUN, KEYS_RUN_STEPS,
                                              KEYS_RUN_DEPS, KEYS_RUN_STATE,
                                              KEYS_RUN_HISTORY};
-    char keys[5][KEYS_MAX];
+    enum { MAXKEYS = 5 + 5 * WORKER_START_BATCH };
+    char(*keys)[KEYS_MAX] = weft_malloc(sizeof(*keys) * MAXKEYS);
+    const char *argv[MAXKEYS + 2];
+    int nkeys = 0;
     char now_s[24];
-    const char *argv[11];
     int64_t now = now_ms();
-    uint64_t timeout = job_timeout_ms(j);
-    json_t *plan;
+    json_t *plans = json_array();
     char *doc = NULL;
     int rc = WEFT_ENOMEM;
 
+    if (keys == NULL || plans == NULL)
+        goto done;
+    for (size_t i = 0; i < 5; i++) {
+        keys_global(&w->keys, shared[i], keys[nkeys]);
+        nkeys++;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        struct job *j = b->jobs[i];
+        uint64_t timeout = job_timeout_ms(j);
+        char key[KEYS_MAX];
+        int k = 0;
+        for (int r = 0; r < 5; r++) {
+            keys_run(&w->keys, run_keys[r], j->spec.run, key);
+            int idx = start_key(keys, &nkeys, key);
+            if (r == 0)
+                k = idx;
+        }
+        json_t *plan = json_pack(
+            "{s:s, s:i, s:s, s:I, s:s, s:I}", "run", j->spec.run, "k", k,
+            "step", j->spec.step, "attempt", (json_int_t)j->spec.attempt,
+            "worker", w->name, "deadline",
+            (json_int_t)(timeout > 0 ? now + (int64_t)timeout +
+                                           WORKER_DEADLINE_SLACK_MS
+                                     : 0));
+        if (plan == NULL || json_array_append_new(plans, plan) != 0)
+            goto done;
+    }
+    for (int i = 0; i < nkeys; i++)
+        argv[i] = keys[i];
+    snprintf(now_s, sizeof(now_s), "%" PRId64, now_us());
+    argv[nkeys] = now_s;
+    if ((doc = json_dumps(plans, JSON_COMPACT)) == NULL)
+        goto done;
+    argv[nkeys + 1] = doc;
+    rc = rconn_eval(w->cmd, SCRIPT_START, on_start_batch, b, nkeys,
+                    nkeys + 2, argv, NULL);
+done:
+    weft_free(keys);
+    weft_free(doc);
+    json_decref(plans);
+    if (rc != 0) {
+        log_warn("cannot send start; jobs left pending", "error",
+                 weft_strerror(rc), NULL);
+        for (size_t i = 0; i < b->n; i++)
+            job_free(b->jobs[i]);
+        weft_free(b);
+    }
+}
+
+/* Moves j from the backlog to the active list and into batch b. */
+static void job_activate(struct start_batch *b, struct job *j)
+{
+    struct worker *w = j->w;
     jlist_remove(w, j);
     jlist_push(w, &w->active, j);
     j->state = JOB_STARTING;
-    for (int i = 0; i < 5; i++) {
-        if (keys_run(&w->keys, run_keys[i], j->spec.run, keys[i]) == 0)
-            rc = WEFT_EINVAL; /* cannot happen: the decoder checked run */
-        argv[i] = keys[i];
-    }
-    argv[5] = w->events_key;
-    argv[6] = w->runs_key;
-    argv[7] = w->delayed_key;
-    argv[8] = w->deadlines_key;
-    snprintf(now_s, sizeof(now_s), "%" PRId64, now);
-    argv[9] = now_s;
-    plan = json_pack("{s:s, s:s, s:I, s:s, s:I}", "run", j->spec.run, "step",
-                     j->spec.step, "attempt", (json_int_t)j->spec.attempt,
-                     "worker", w->name, "deadline",
-                     (json_int_t)(timeout > 0 ? now + (int64_t)timeout +
-                                                    WORKER_DEADLINE_SLACK_MS
-                                              : 0));
-    if (plan != NULL && rc != WEFT_EINVAL)
-        doc = json_dumps(plan, JSON_COMPACT);
-    json_decref(plan);
-    if (doc != NULL) {
-        argv[10] = doc;
-        rc = rconn_eval(w->cmd, SCRIPT_START, on_start_reply, j, 9, 11, argv,
-                        NULL);
-    }
-    weft_free(doc);
-    if (rc != 0) {
-        log_warn("cannot send start; job left pending", "entry", j->id, "error",
-                 weft_strerror(rc), NULL);
-        job_free(j);
-    }
+    b->jobs[b->n++] = j;
 }
 
 static void job_report(struct job *j, struct wire_result *r);
@@ -889,35 +944,54 @@ static void job_run(struct job *j)
                  h->type, weft_strerror(rc));
 }
 
-static void on_start_reply(struct rconn *c, redisReply *reply, void *ud)
+/* The start transition's answer for j: "ok", another word (stale), or
+ * NULL when there was no usable answer (the job stays pending). */
+static void start_answer(struct job *j, const char *answer, size_t len,
+                         const char *error)
 {
-    struct job *j = ud;
     struct worker *w = j->w;
     char text[256];
-    (void)c;
 
-    if (reply == NULL || w->closing) {
+    if (answer == NULL || w->closing) {
+        if (error && !w->closing)
+            log_warn("start failed; job left pending", "run", j->spec.run,
+                     "step", j->spec.step, "error", error, NULL);
         job_free(j); /* left pending: reclaimed after the visibility */
-    } else if (reply_str_eq(reply, "ok")) {
+    } else if (len == 2 && memcmp(answer, "ok", 2) == 0) {
         if (j->abandoned)
             job_free(j);
         else
             job_run(j);
-    } else if (reply_is_str(reply)) {
+    } else {
         /* Skipped, cancelled, superseded or finished: never run it. */
-        snprintf(text, sizeof(text), "%.*s",
-                 (int)(reply->len < 200 ? reply->len : 200), reply->str);
+        snprintf(text, sizeof(text), "%.*s", (int)(len < 200 ? len : 200),
+                 answer);
         log_debug("stale job dropped", "run", j->spec.run, "step", j->spec.step,
                   "reason", text, NULL);
         w->stats.stale++;
         ack_entry(w, j->qi, j->id);
         job_free(j);
-    } else {
-        reply_err_text(reply, text, sizeof(text));
-        log_warn("start failed; job left pending", "run", j->spec.run, "step",
-                 j->spec.step, "error", text, NULL);
-        job_free(j);
     }
+}
+
+static void on_start_batch(struct rconn *c, redisReply *reply, void *ud)
+{
+    struct start_batch *b = ud;
+    struct worker *w = b->w;
+    char text[256];
+    json_t *answers = NULL;
+    (void)c;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING)
+        answers = json_loadb(reply->str, reply->len, 0, NULL);
+    reply_err_text(reply, text, sizeof(text));
+    for (size_t i = 0; i < b->n; i++) {
+        json_t *a = json_array_get(answers, i);
+        start_answer(b->jobs[i], json_string_value(a), json_string_length(a),
+                     text);
+    }
+    json_decref(answers);
+    weft_free(b);
     kick(w);
 }
 
@@ -1516,8 +1590,16 @@ static void kick(struct worker *w)
         return;
     w->in_kick = true;
     while (w->backlog.head != NULL && w->active.n < w->concurrency &&
-           !w->abandoning && rconn_is_up(w->cmd))
-        job_activate(w->backlog.head);
+           !w->abandoning && rconn_is_up(w->cmd)) {
+        struct start_batch *b = weft_calloc(1, sizeof(*b));
+        if (b == NULL)
+            break;
+        b->w = w;
+        while (b->n < WORKER_START_BATCH && w->backlog.head != NULL &&
+               w->active.n < w->concurrency)
+            job_activate(b, w->backlog.head);
+        start_send(b);
+    }
     maybe_read(w);
     w->in_kick = false;
     check_drained(w);

@@ -9,7 +9,7 @@ if not run_active() or redis.call('HGET', K_STEPS, P.step) ~= 'pending' or
     attempt_of(P.step) ~= P.attempt - 1 then
     ack(K_EVENTS, 'schedulers', P.mark)
     out.stale = true
-    return cjson.encode(out)
+    return out
 end
 redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':attempt',
            P.attempt, P.step .. ':started', NOW)
@@ -27,4 +27,4 @@ else
     for _, item in ipairs(P.kids) do make_ready(item) end
 end
 ack(K_EVENTS, 'schedulers', P.mark)
-return cjson.encode(out)
+return out

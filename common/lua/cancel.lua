@@ -6,4 +6,4 @@ if run_active() or redis.call('HGET', K_RUN, 'status') == 'pending' then
     end_run('cancelled', P.reason or 'cancelled')
 end
 ack(K_EVENTS, 'schedulers', P.mark)
-return cjson.encode(out)
+return out

@@ -1,14 +1,14 @@
 -- create_run.lua - a task becomes a run (compare-and-set: the run header
 -- does not exist yet, so a redelivered task creates nothing twice).
--- KEYS[11] is weft:tasks; queue keys follow.
+-- KEYS[P.tk] is weft:tasks.
 -- Plan: run, entry (task entry id to ack), header {field: value},
 --   steps [ids], deps [[id, n]...], top (top-level count),
 --   ready [{id, job?}] (top-level steps with no dependencies).
-local K_TASKS = KEYS[11]
+local K_TASKS = KEYS[P.tk]
 if redis.call('EXISTS', K_RUN) == 1 then
     ack(K_TASKS, 'schedulers', P.entry)
     out.created = false
-    return cjson.encode(out)
+    return out
 end
 local h = {'HSET', K_RUN, 'status', 'running', 'created', NOW, 'started', NOW,
            'top_left', P.top}
@@ -45,4 +45,4 @@ else
 end
 ack(K_TASKS, 'schedulers', P.entry)
 out.created = true
-return cjson.encode(out)
+return out

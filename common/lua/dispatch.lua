@@ -8,4 +8,4 @@ if run_active() and redis.call('HGET', K_STEPS, P.step) == 'pending' and
     out.ok = true
 end
 ack(K_EVENTS, 'schedulers', P.mark)
-return cjson.encode(out)
+return out

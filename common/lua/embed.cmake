@@ -1,9 +1,12 @@
 # Embeds the Lua scripts into a C file: each script named in SCRIPTS (in
-# enum script_id order) becomes a byte array; scripts in PRELUDED get
-# lib.lua prepended. Run as: cmake -DOUT=... -DDIR=... -P embed.cmake
+# enum script_id order) becomes a byte array. A script in PRELUDED is a
+# transition body: it is wrapped as `local function main() ... end`
+# between lib.lua and epilogue.lua, which applies it to each transition
+# of a batch. Run as: cmake -DOUT=... -DDIR=... -P embed.cmake
 set(SCRIPTS create_run dispatch start finish activate cancel fire_delayed)
 set(PRELUDED create_run dispatch start finish activate cancel)
 file(READ ${DIR}/lib.lua prelude)
+file(READ ${DIR}/epilogue.lua epilogue)
 set(body "/* Generated from common/lua by embed.cmake: do not edit. */\n#include <stddef.h>\n")
 set(table "const char *const scripts_src[] = {")
 set(lens "const size_t scripts_len[] = {")
@@ -11,7 +14,7 @@ foreach(name ${SCRIPTS})
   file(READ ${DIR}/${name}.lua text)
   list(FIND PRELUDED ${name} idx)
   if(NOT idx EQUAL -1)
-    set(text "${prelude}\n${text}")
+    set(text "${prelude}\nlocal function main()\n${text}\nend\n${epilogue}")
   endif()
   string(LENGTH "${text}" len)
   file(WRITE ${OUT}.tmp "${text}")

@@ -12,8 +12,8 @@
 --   composite), ttl, chan (cancel channel).
 local function cas()
     if not run_active() then return false end
-    local st = redis.call('HGET', K_STEPS, P.step)
-    local att = attempt_of(P.step)
+    local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')
+    local st, att = v[1], tonumber(v[2]) or 0
     if P.expect == 'pending' then
         return st == 'pending' and att == P.attempt - 1
     end
@@ -23,9 +23,11 @@ end
 if not cas() then
     ack(K_EVENTS, 'schedulers', P.mark)
     out.stale = true
-    return cjson.encode(out)
+    return out
 end
-redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt))
+if P.deadline then
+    redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt))
+end
 if P.outcome == 'failed' and (tonumber(P.retry_at) or 0) > 0 then
     redis.call('HSET', K_STEPS, P.step, 'pending', P.step .. ':error',
                P.message or '')
@@ -36,7 +38,7 @@ if P.outcome == 'failed' and (tonumber(P.retry_at) or 0) > 0 then
           'error', P.message or ''})
     ack(K_EVENTS, 'schedulers', P.mark)
     out.retry = true
-    return cjson.encode(out)
+    return out
 end
 local status = P.outcome
 if P.expect == 'pending' then
@@ -55,10 +57,10 @@ if status == 'failed' and P.on_failure == 'escalate' then
          {'attempt', P.attempt, 'error', P.message or ''})
     ack(K_EVENTS, 'schedulers', P.mark)
     out.run = 'waiting_for_human'
-    return cjson.encode(out)
+    return out
 end
 hist('step', P.step, status, {'attempt', P.attempt,
                               'error', P.message or ''})
 propagate(status, status ~= 'failed' or P.on_failure == 'continue', P.deps)
 ack(K_EVENTS, 'schedulers', P.mark)
-return cjson.encode(out)
+return out

@@ -1,35 +1,33 @@
 -- lib.lua - shared prelude of every transition script (docs/protocol.md).
 --
--- The build prepends this file to each script, so each EVALSHA is one
--- self-contained script. Conventions:
---   KEYS[1..10] run, steps, deps, state, history, events, runs, delayed,
---               deadlines, stats (the run-scoped layout), then extra keys
---               (queues).
---   ARGV[1]     now, ms since the epoch (the caller's clock).
---   ARGV[2]     the plan: a JSON document the scheduler built from the
---               definition (the step's own edges, pre-rendered jobs).
+-- The build wraps each script's body in `local function main()` between
+-- this prelude and epilogue.lua, so one EVALSHA applies a batch of
+-- transitions: the epilogue loops over them, pointing the variables below
+-- at each transition's keys and plan before calling main(). Batching
+-- spreads the cost of a script call over every transition a scheduler or
+-- worker has ready at once. Conventions:
+--   KEYS[1..5]  events, runs, delayed, deadlines, stats (shared);
+--               then each transition's run, steps, deps, state and
+--               history keys from index t.k, then extra keys (queues,
+--               tasks) referenced by absolute index.
+--   ARGV[1]     now, microseconds since the epoch (the caller's clock).
+--   ARGV[2]     the batch: a JSON array of plans, each built by the
+--               scheduler from the definition (the step's own edges,
+--               pre-rendered jobs).
 --   ARGV[3..]   job bodies (binary msgpack), referenced by index.
 -- A script never reads the definition: what it needs of the graph is in
 -- the plan, so its cost follows the step's own edges.
 
-local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST = KEYS[1], KEYS[2], KEYS[3],
-    KEYS[4], KEYS[5]
-local K_EVENTS, K_RUNS, K_DELAYED, K_DEADLINES = KEYS[6], KEYS[7], KEYS[8],
-    KEYS[9]
-local K_STATS = KEYS[10]
-local NOW = tonumber(ARGV[1])
-local P = cjson.decode(ARGV[2])
-local RUN = P.run
-local HIST_MAX = tonumber(P.hist_max) or 100000
-local out = {ready = {}, cancel = {}}
+local K_EVENTS, K_RUNS, K_DELAYED, K_DEADLINES, K_STATS = KEYS[1], KEYS[2],
+    KEYS[3], KEYS[4], KEYS[5]
+local US = ARGV[1]
+local NOW = math.floor(tonumber(US) / 1000)
+-- Set by the epilogue for each transition.
+local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST
+local P, RUN, HIST_MAX, out
 
 local TERMINAL = {success = true, failed = true, skipped = true,
                   cancelled = true}
-
--- Redis' own clock in microseconds: one clock for every process, precise
--- enough to measure step-to-step latency from the history alone.
-local T = redis.call('TIME')
-local US = T[1] .. string.format('%06d', tonumber(T[2]))
 
 local function hist(kind, step, status, extra)
     local args = {'XADD', K_HIST, 'MAXLEN', '~', HIST_MAX, '*',
@@ -115,7 +113,9 @@ end
 local function set_retention()
     local ttl = tonumber(P.ttl) or 0
     if ttl > 0 then
-        for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+        for _, k in ipairs({K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST}) do
+            redis.call('EXPIRE', k, ttl)
+        end
     end
 end
 
@@ -132,7 +132,7 @@ local function end_run(status, err)
         end
     end
     hist('run', '', status, err and {'error', err} or nil)
-    if K_STATS then redis.call('HINCRBY', K_STATS, 'runs_' .. status, 1) end
+    redis.call('HINCRBY', K_STATS, 'runs_' .. status, 1)
     set_retention()
     out.run = status
 end

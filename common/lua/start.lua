@@ -7,8 +7,9 @@
 if not run_active() then
     return 'run ' .. (redis.call('HGET', K_RUN, 'status') or 'missing')
 end
-local st = redis.call('HGET', K_STEPS, P.step)
-if attempt_of(P.step) ~= P.attempt then return 'superseded' end
+local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')
+local st = v[1]
+if (tonumber(v[2]) or 0) ~= P.attempt then return 'superseded' end
 if st ~= 'queued' and st ~= 'running' then return st or 'missing' end
 redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':worker', P.worker,
            P.step .. ':started', NOW)

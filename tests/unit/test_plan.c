@@ -76,18 +76,25 @@ Test(plan, create_run_readies_only_roots_with_jobs_for_static_steps,
     struct plan p;
     plan_init(&p);
     cr_assert_eq(plan_create_run(&env, &ri, "1-0", &p, NULL), 0);
-    json_t *ready = json_object_get(p.doc, "ready");
+    cr_assert_eq(plan_size(&p), 1);
+    json_t *t = plan_get(&p, 0);
+    json_t *ready = json_object_get(t, "ready");
     cr_assert_eq(json_array_size(ready), 1);
     json_t *a = json_array_get(ready, 0);
     cr_assert_str_eq(json_string_value(json_object_get(a, "id")), "a");
     cr_assert_not_null(json_object_get(a, "job"), "a is static: job inline");
-    cr_assert_eq(json_integer_value(json_object_get(p.doc, "top")), 3);
-    json_t *deps = json_object_get(p.doc, "deps");
+    cr_assert_eq(json_integer_value(json_object_get(t, "top")), 3);
+    json_t *deps = json_object_get(t, "deps");
     cr_assert_eq(json_array_size(deps), 2);
-    /* KEYS: ten base keys, then the tasks stream, then the queue. */
-    cr_assert_eq(p.nkeys, 2);
-    cr_assert_str_eq(p.keys[0], "weft:tasks");
-    cr_assert_str_eq(p.keys[1], "weft:q:default");
+    /* KEYS: five shared keys, the run's five, the tasks stream, the
+     * queue; the transition points at its run keys. */
+    cr_assert_eq(p.nkeys, 12);
+    cr_assert_str_eq(p.keys[0], "weft:events");
+    cr_assert_str_eq(p.keys[5], "weft:run:r1");
+    cr_assert_eq(json_integer_value(json_object_get(t, "k")), 6);
+    cr_assert_str_eq(p.keys[10], "weft:tasks");
+    cr_assert_eq(json_integer_value(json_object_get(t, "tk")), 11);
+    cr_assert_str_eq(p.keys[11], "weft:q:default");
     cr_assert_eq(p.nbodies, 1);
     plan_deinit(&p);
     runinfo_done(&ri);
@@ -105,10 +112,11 @@ Test(plan, finish_does_not_prerender_a_conditioned_dependent, .init = setup)
     plan_init(&p);
     const struct wf_step *b = wf_find_step(wf, "b", 1);
     cr_assert_eq(plan_finish(&env, &ri, b, 1, "5-0", &res, NULL, &p, NULL), 0);
-    json_t *deps = json_object_get(p.doc, "deps");
+    json_t *deps = json_object_get(plan_get(&p, 0), "deps");
     cr_assert_eq(json_array_size(deps), 1);
     cr_assert_null(json_object_get(json_array_get(deps, 0), "job"));
-    cr_assert_str_eq(json_string_value(json_object_get(p.doc, "outcome")),
+    cr_assert_str_eq(
+        json_string_value(json_object_get(plan_get(&p, 0), "outcome")),
                      "success");
     cr_assert_eq(p.nbodies, 0);
     plan_deinit(&p);
@@ -134,7 +142,7 @@ Test(plan, retryable_failure_schedules_a_retry_until_the_policy_is_spent,
         plan_init(&p);
         cr_assert_eq(
             plan_finish(&env, &ri, a, attempt, "", &res, NULL, &p, NULL), 0);
-        json_t *due = json_object_get(p.doc, "retry_at");
+        json_t *due = json_object_get(plan_get(&p, 0), "retry_at");
         if (attempt <= 2)
             cr_assert_not_null(due, "attempt %u must be retried", attempt);
         else
@@ -145,7 +153,8 @@ Test(plan, retryable_failure_schedules_a_retry_until_the_policy_is_spent,
     struct plan p;
     plan_init(&p);
     cr_assert_eq(plan_finish(&env, &ri, a, 1, "", &res, NULL, &p, NULL), 0);
-    cr_assert_null(json_object_get(p.doc, "retry_at"), "fatal never retries");
+    cr_assert_null(json_object_get(plan_get(&p, 0), "retry_at"),
+                   "fatal never retries");
     plan_deinit(&p);
     runinfo_done(&ri);
     wf_free(wf);
@@ -202,7 +211,7 @@ Test(plan, success_inside_any_group_carries_the_losers_to_stop,
     struct plan p;
     plan_init(&p);
     cr_assert_eq(plan_finish(&env, &ri, x, 1, "", &res, NULL, &p, NULL), 0);
-    json_t *anc = json_object_get(p.doc, "anc");
+    json_t *anc = json_object_get(plan_get(&p, 0), "anc");
     cr_assert_eq(json_array_size(anc), 1);
     json_t *g = json_array_get(anc, 0);
     cr_assert_str_eq(json_string_value(json_object_get(g, "kind")), "any");
@@ -227,14 +236,14 @@ Test(plan, activating_else_branch_skips_then_and_readies_its_roots,
     struct plan p;
     plan_init(&p);
     cr_assert_eq(plan_activate(&env, &ri, c, 1, "", 1, &p, NULL), 0);
-    cr_assert_eq(json_integer_value(json_object_get(p.doc, "nkids")), 2);
-    json_t *kids = json_object_get(p.doc, "kids");
+    json_t *t = plan_get(&p, 0);
+    cr_assert_eq(json_integer_value(json_object_get(t, "nkids")), 2);
+    json_t *kids = json_object_get(t, "kids");
     cr_assert_eq(json_array_size(kids), 1, "only e1 has no dependencies");
-    json_t *skip = json_object_get(p.doc, "skip");
+    json_t *skip = json_object_get(t, "skip");
     cr_assert_eq(json_array_size(skip), 1);
     cr_assert_str_eq(json_string_value(json_array_get(skip, 0)), "t1");
-    cr_assert_str_eq(json_string_value(json_object_get(p.doc, "branch")),
-                     "else");
+    cr_assert_str_eq(json_string_value(json_object_get(t, "branch")), "else");
     plan_deinit(&p);
     runinfo_done(&ri);
     wf_free(wf);
@@ -266,4 +275,33 @@ Test(plan, state_stem_writes_dashes_as_underscores)
     char out[WF_MAX_ID_LEN + 1];
     plan_state_stem("plan-evaluation", out);
     cr_assert_str_eq(out, "plan_evaluation");
+}
+
+Test(plan, a_batch_shares_run_keys_and_a_failed_builder_leaves_it_unchanged,
+     .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(chain);
+    struct runinfo ri = runinfo_of(wf);
+    struct wire_result res = {.status = WIRE_SUCCESS};
+    struct plan p;
+    plan_init(&p);
+    const struct wf_step *a = wf_find_step(wf, "a", 1);
+    const struct wf_step *b = wf_find_step(wf, "b", 1);
+    cr_assert_eq(plan_finish(&env, &ri, a, 1, "1-0", &res, NULL, &p, NULL), 0);
+    uint32_t nkeys = p.nkeys;
+    cr_assert_eq(plan_finish(&env, &ri, b, 1, "2-0", &res, NULL, &p, NULL), 0);
+    cr_assert_eq(plan_size(&p), 2);
+    cr_assert_eq(p.nkeys, nkeys, "the same run adds no keys");
+    cr_assert_eq(json_integer_value(json_object_get(plan_get(&p, 1), "k")),
+                 json_integer_value(json_object_get(plan_get(&p, 0), "k")));
+    weft_alloc_fail_after(1);
+    int rc = plan_cancel(&env, &ri, "3-0", "x", &p);
+    weft_alloc_fail_reset();
+    cr_assert_neq(rc, 0);
+    cr_assert_eq(plan_size(&p), 2, "a failed builder appends nothing");
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
 }
