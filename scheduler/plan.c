@@ -121,7 +121,8 @@ bool plan_step_is_static(const struct wf_step *s)
         return false;
     return tv_literal(s->name) && tv_literal(s->timeout) &&
            tv_literal(s->params) && tv_literal(s->git_branch) &&
-           tv_literal(s->git_message) && tv_literal(s->git_remote);
+           tv_literal(s->git_message) && tv_literal(s->git_remote) &&
+           tv_literal(s->git_base);
 }
 
 const char *plan_queue_of(const struct wf_step *s)
@@ -315,7 +316,7 @@ static int render_job(const struct plan_env *env, const struct runinfo *ri,
     struct wire_job job;
     memset(&job, 0, sizeof(job));
     json_t *name = NULL, *timeout = NULL, *branch = NULL, *message = NULL,
-           *remote = NULL;
+           *remote = NULL, *base = NULL;
     char *body = NULL;
     size_t blen = 0;
     int rc;
@@ -324,7 +325,8 @@ static int render_job(const struct plan_env *env, const struct runinfo *ri,
         (rc = render_tv(s->params, scope, "params", &job.params, err)) ||
         (rc = render_tv(s->git_branch, scope, "branch", &branch, err)) ||
         (rc = render_tv(s->git_message, scope, "message", &message, err)) ||
-        (rc = render_tv(s->git_remote, scope, "remote", &remote, err)))
+        (rc = render_tv(s->git_remote, scope, "remote", &remote, err)) ||
+        (rc = render_tv(s->git_base, scope, "base", &base, err)))
         goto done;
     if (job.params && !json_is_object(job.params)) {
         rc = weft_error_set(err, WEFT_ETYPE, 0, 0,
@@ -366,9 +368,10 @@ static int render_job(const struct plan_env *env, const struct runinfo *ri,
     if (job.context == NULL)
         goto done;
     if (s->type == WF_STEP_GIT) {
-        job.git = json_pack("{s:s, s:O?, s:O?, s:O?}", "operation",
+        job.git = json_pack("{s:s, s:O?, s:O?, s:O?, s:O?}", "operation",
                             wf_git_op_name(s->git_op), "branch", branch,
-                            "message", message, "remote", remote);
+                            "message", message, "remote", remote, "base",
+                            base);
         if (job.git == NULL)
             goto done;
     }
@@ -406,6 +409,7 @@ done:
     json_decref(branch);
     json_decref(message);
     json_decref(remote);
+    json_decref(base);
     return rc;
 }
 
