@@ -1,6 +1,8 @@
-/* cmd_submit.c - `weft submit FILE [--task T.json | --tasks T.jsonl]`:
+/* cmd_submit.c - `weft submit [FILE] [--task T.json | --tasks T.jsonl]`:
  * pin the workflow's definition in Redis and add one task entry per run
- * to the intake stream (docs/protocol.md, `weft:tasks`).
+ * to the intake stream (docs/protocol.md, `weft:tasks`). Without FILE the
+ * task goes through the coordinator: the scheduler picks the workflow by
+ * its routes (workflows/routes.yml).
  *
  * A submitted run is: `SET <prefix>:def:<digest> <canonical> NX` (the
  * definition the run is pinned to; identical files share it), then
@@ -100,11 +102,13 @@ static int store_def(redisContext *c, const struct keys *k, const struct wf *wf,
                      char *tasks_key)
 {
     char defkey[KEYS_MAX];
-    if (keys_def(k, wf->digest, defkey) == 0 ||
-        keys_global(k, KEYS_TASKS, tasks_key) == 0) {
+    if (keys_global(k, KEYS_TASKS, tasks_key) == 0 ||
+        (wf != NULL && keys_def(k, wf->digest, defkey) == 0)) {
         cli_error("cannot build key names");
         return CLI_EXIT_FAIL;
     }
+    if (wf == NULL) /* routed by the coordinator: no definition to pin */
+        return cli_ensure_group(c, tasks_key, KEYS_GROUP_SCHEDULERS);
     redisReply *r =
         cli_cmd(c, "SET %s %b NX", defkey, wf->canonical, wf->canonical_len);
     if (r == NULL)
@@ -125,11 +129,14 @@ static int append_task(redisContext *c, const char *tasks_key,
         return CLI_EXIT_FAIL;
     }
     const char *type = json_string_value(json_object_get(task, "type"));
-    int rc = redisAppendCommand(c,
-                                "XADD %s * run %s digest %s workflow %s "
-                                "type %s task %s",
-                                tasks_key, run_id, wf->digest, wf->name,
-                                type ? type : "", text);
+    int rc = wf ? redisAppendCommand(c,
+                                     "XADD %s * run %s digest %s workflow %s "
+                                     "type %s task %s",
+                                     tasks_key, run_id, wf->digest, wf->name,
+                                     type ? type : "", text)
+                : redisAppendCommand(c, "XADD %s * run %s type %s task %s",
+                                     tasks_key, run_id, type ? type : "",
+                                     text);
     weft_free(text);
     if (rc != REDIS_OK) {
         cli_error("out of memory");
@@ -254,14 +261,6 @@ static int submit_batch(redisContext *c, const struct keys *k,
 
 int cmd_submit(const struct cli_opts *o)
 {
-    if (o->nargs == 0) {
-        fprintf(stderr,
-                "weft submit: a workflow FILE is required (submitting by "
-                "task type through the coordinator is not available yet)\n"
-                "usage: weft submit FILE [--task TASK.json | --tasks "
-                "TASKS.jsonl] [--json]\n");
-        return CLI_EXIT_USAGE;
-    }
     if (o->task_file != NULL && o->tasks_file != NULL) {
         fprintf(stderr, "weft submit: --task and --tasks exclude each "
                         "other\n");
@@ -274,9 +273,11 @@ int cmd_submit(const struct cli_opts *o)
     struct wf *wf = NULL;
     json_t *tasks = NULL;
     redisContext *c = NULL;
-    rc = submit_load_workflow(o->args[0], &wf);
-    if (rc != CLI_EXIT_OK)
-        goto out;
+    if (o->nargs > 0) {
+        rc = submit_load_workflow(o->args[0], &wf);
+        if (rc != CLI_EXIT_OK)
+            goto out;
+    }
     if (o->tasks_file != NULL) {
         rc = read_tasks(o->tasks_file, &tasks);
     } else {

@@ -76,7 +76,7 @@ static const struct command commands[] = {
      "graph FILE [--format dot|mermaid]"},
     {"submit", cmd_submit,
      BIT(F_JSON) | BIT(F_TASK) | BIT(F_TASKS) | REDIS_FLAGS, 0, 1, false,
-     "submit FILE [--task TASK.json | --tasks TASKS.jsonl] [--json]"},
+     "submit [FILE] [--task TASK.json | --tasks TASKS.jsonl] [--json]"},
     {"status", cmd_status, BIT(F_JSON) | REDIS_FLAGS, 1, 1, false,
      "status RUN [--json]"},
     {"watch", cmd_watch, BIT(F_JSON) | REDIS_FLAGS, 1, 1, false,

@@ -15,6 +15,7 @@ enum script_id {
     SCRIPT_ACTIVATE,
     SCRIPT_CANCEL,
     SCRIPT_FIRE_DELAYED,
+    SCRIPT_REJECT,
     SCRIPT_COUNT
 };
 

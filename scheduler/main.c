@@ -14,6 +14,7 @@
 #include "log.h"
 #include "num.h"
 #include "redisurl.h"
+#include "routes.h"
 #include "sched.h"
 
 /* A week: finished runs stay inspectable for a working week by default. */
@@ -28,6 +29,8 @@ static void usage(FILE *out)
           "  --name NAME        consumer name (default host-pid)\n"
           "  --workflows DIR    workflow files for tasks naming one "
           "(env WEFT_WORKFLOWS)\n"
+          "  --routes FILE      coordinator rules (env WEFT_ROUTES; default "
+          "DIR/routes.yml of --workflows when present)\n"
           "  --batch N          entries per read (default 256)\n"
           "  --retention SEC    keep finished runs this long (default 7 "
           "days; 0 = forever)\n"
@@ -78,6 +81,7 @@ int main(int argc, char **argv)
     const char *url_text = getenv("REDIS_URL");
     const char *prefix = getenv("WEFT_PREFIX");
     const char *workflows = getenv("WEFT_WORKFLOWS");
+    const char *routes_path = getenv("WEFT_ROUTES");
     const char *level = getenv("WEFT_LOG_LEVEL");
     char name[128];
     char host[64] = "host";
@@ -93,6 +97,7 @@ int main(int argc, char **argv)
         {"prefix", required_argument, NULL, 'p'},
         {"name", required_argument, NULL, 'n'},
         {"workflows", required_argument, NULL, 'w'},
+        {"routes", required_argument, NULL, 'R'},
         {"batch", required_argument, NULL, 'b'},
         {"retention", required_argument, NULL, 't'},
         {"claim-idle", required_argument, NULL, 'c'},
@@ -114,6 +119,9 @@ int main(int argc, char **argv)
             break;
         case 'w':
             workflows = optarg;
+            break;
+        case 'R':
+            routes_path = optarg;
             break;
         case 'b':
             if (parse_u32("--batch", optarg, &cfg.batch))
@@ -164,6 +172,26 @@ int main(int argc, char **argv)
     }
     cfg.name = name_opt ? name_opt : name;
     cfg.workflows = workflows;
+    char default_routes[4096];
+    if (routes_path == NULL && workflows) {
+        snprintf(default_routes, sizeof(default_routes), "%s/routes.yml",
+                 workflows);
+        if (access(default_routes, R_OK) == 0)
+            routes_path = default_routes;
+    }
+    struct routes *routes = NULL;
+    if (routes_path) {
+        struct diag d;
+        diag_init(&d, routes_path);
+        if (routes_load_file(routes_path, &routes, &d) != 0) {
+            diag_sort(&d);
+            diag_print(&d, stderr);
+            diag_deinit(&d);
+            return 2;
+        }
+        diag_deinit(&d);
+    }
+    cfg.routes = routes;
 
     signal(SIGPIPE, SIG_IGN);
     struct app app = {0};
@@ -186,6 +214,7 @@ int main(int argc, char **argv)
     event_free(sigterm);
     event_free(sigint);
     sched_free(app.sched);
+    routes_free(routes);
     event_base_free(app.base);
     redis_url_deinit(&cfg.url);
     return 0;

@@ -886,3 +886,30 @@ int plan_cancel(const struct plan_env *env, const struct runinfo *ri,
     json_t *t = begin(env, ri, p);
     return end(p, mark0, t ? cancel_into(t, mark, reason) : WEFT_ENOMEM);
 }
+
+static int reject_into(const struct plan_env *env, json_t *t, struct plan *p,
+                       const char *entry, const char *task,
+                       const char *workflow, const char *error)
+{
+    char tkey[KEYS_MAX];
+    keys_global(env->keys, KEYS_TASKS, tkey);
+    uint32_t tk = plan_key(p, tkey);
+    if (tk == 0 || set_new(t, "tk", json_integer(tk)) ||
+        set_new(t, "entry", json_string(entry ? entry : "")) ||
+        set_new(t, "error", json_string(error)) ||
+        (task && set_new(t, "task", json_string(task))) ||
+        (workflow && set_new(t, "workflow", json_string(workflow))))
+        return WEFT_ENOMEM;
+    return 0;
+}
+
+int plan_reject(const struct plan_env *env, const struct runinfo *ri,
+                const char *entry, const char *task, const char *workflow,
+                const char *error, struct plan *p)
+{
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0,
+               t ? reject_into(env, t, p, entry, task, workflow, error)
+                 : WEFT_ENOMEM);
+}

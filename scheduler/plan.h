@@ -132,6 +132,12 @@ int plan_activate(const struct plan_env *env, const struct runinfo *ri,
 int plan_cancel(const struct plan_env *env, const struct runinfo *ri,
                 const char *mark, const char *reason, struct plan *p);
 
+/* reject: the task entry `entry` for run ri->run cannot start; the run is
+ * recorded as failed with error. Only ri->run is read. */
+int plan_reject(const struct plan_env *env, const struct runinfo *ri,
+                const char *entry, const char *task, const char *workflow,
+                const char *error, struct plan *p);
+
 /* Milliseconds to wait before attempt `next` (2-based) under s's retry
  * policy; rnd in [0,1) drives the jitter. */
 int64_t plan_backoff_ms(const struct wf_retry *r, uint32_t next, double rnd);

@@ -28,6 +28,7 @@
 #include "num.h"
 #include "plan.h"
 #include "rconn.h"
+#include "routes.h"
 #include "strmap.h"
 #include "wire.h"
 
@@ -596,6 +597,71 @@ static json_t *task_ctx(const char *run, json_t *task)
     return ctx;
 }
 
+/* A task that cannot start: recorded as a failed run with the reason
+ * (never silently dropped), and copied to the DLQ for operators. Without
+ * a usable run id only the DLQ copy is possible. */
+static void task_reject(struct work *w, const char *why)
+{
+    struct sched *s = w->s;
+    if (w->run == NULL || !keys_valid_id(w->run, strlen(w->run))) {
+        dead_letter(w, why);
+        return;
+    }
+    log_warn("task rejected", "run", w->run, "entry", w->entry, "reason", why,
+             NULL);
+    rconn_cmd(s->cmd, NULL, NULL, "XADD %s * source tasks entry %s run %s "
+              "reason %s",
+              s->k_dlq, w->entry, w->run, why);
+    s->stats.dead++;
+    struct runinfo ri;
+    memset(&ri, 0, sizeof(ri));
+    ri.run = w->run;
+    struct plan_env env = env_of(s);
+    if (plan_reject(&env, &ri, w->entry, w->task, w->workflow, why,
+                    batch_plan(s, SCRIPT_REJECT)) != 0) {
+        work_done(w);
+        return;
+    }
+    batch_add(w, SCRIPT_REJECT);
+}
+
+static void task_from_file(struct work *w);
+
+/* The coordinator: a task that names no workflow goes where the routes
+ * send it (workflows/routes.yml). */
+static void task_route(struct work *w)
+{
+    struct sched *s = w->s;
+    if (s->cfg.routes == NULL) {
+        task_reject(w, "task names no workflow and the scheduler has no "
+                       "routes (--routes)");
+        return;
+    }
+    json_t *task = parse_json(w->task, strlen(w->task));
+    const char *name = NULL;
+    struct weft_error err;
+    weft_error_clear(&err);
+    int rc = json_is_object(task)
+                 ? routes_select(s->cfg.routes, task,
+                                 w->type && w->type[0] ? w->type : NULL,
+                                 &name, &err)
+                 : weft_error_set(&err, WEFT_EINVAL, 0, 0,
+                                  "field 'task' must be a JSON object");
+    json_decref(task);
+    if (rc) {
+        char why[WEFT_ERROR_MSG_MAX + 32];
+        snprintf(why, sizeof(why), "cannot route the task: %s", err.msg);
+        task_reject(w, why);
+        return;
+    }
+    if ((w->workflow = weft_strdup(name)) == NULL) {
+        work_done(w);
+        return;
+    }
+    log_info("task routed", "run", w->run, "workflow", name, NULL);
+    task_from_file(w);
+}
+
 static void task_create(struct work *w, struct defent *d)
 {
     struct sched *s = w->s;
@@ -622,7 +688,7 @@ static void task_create(struct work *w, struct defent *d)
     random_hex(e->ri.trace, 16);
     if (!json_is_object(e->ri.task)) {
         runent_free(s, e);
-        dead_letter(w, "field 'task' must be a JSON object");
+        task_reject(w, "field 'task' must be a JSON object");
         return;
     }
     e->ri.ctx = task_ctx(w->run, e->ri.task);
@@ -633,7 +699,7 @@ static void task_create(struct work *w, struct defent *d)
                          &err) != 0) {
         snprintf(why, sizeof(why), "cannot start run: %s", err.msg);
         runent_free(s, e);
-        dead_letter(w, why);
+        task_reject(w, why);
         return;
     }
     struct plan_env env = env_of(s);
@@ -642,7 +708,7 @@ static void task_create(struct work *w, struct defent *d)
     if (rc) {
         snprintf(why, sizeof(why), "cannot start run: %s", err.msg);
         runent_free(s, e);
-        dead_letter(w, why);
+        task_reject(w, why);
         return;
     }
     /* Cache the header we just wrote; follow-up work uses it. */
@@ -666,18 +732,18 @@ static void on_def(struct rconn *c, redisReply *r, void *ud)
         return;
     }
     if (r->type != REDIS_REPLY_STRING) {
-        dead_letter(w, "no definition stored for this digest");
+        task_reject(w, "no definition stored for this digest");
         return;
     }
     char why[WEFT_ERROR_MSG_MAX + 64];
     struct defent *d = def_parse(w->s, r->str, r->len, why, sizeof(why));
     if (d == NULL) {
-        dead_letter(w, why);
+        task_reject(w, why);
         return;
     }
     if (strcmp(d->digest, w->digest) != 0) {
         def_unref(w->s, d);
-        dead_letter(w, "stored definition does not match its digest");
+        task_reject(w, "stored definition does not match its digest");
         return;
     }
     task_create(w, d);
@@ -689,12 +755,12 @@ static void task_from_file(struct work *w)
 {
     struct sched *s = w->s;
     if (s->workflows == NULL) {
-        dead_letter(w, "task names a workflow but no --workflows dir is set");
+        task_reject(w, "task names a workflow but no --workflows dir is set");
         return;
     }
     const char *name = w->workflow;
     if (!keys_valid_id(name, strlen(name)) || name[0] == '.') {
-        dead_letter(w, "workflow name must be a plain file name");
+        task_reject(w, "workflow name must be a plain file name");
         return;
     }
     char path[PATH_MAX];
@@ -711,7 +777,7 @@ static void task_from_file(struct work *w)
         snprintf(why, sizeof(why), "workflow '%s' is invalid: %s", name,
                  dg.count ? dg.entries[0].message : weft_strerror(rc));
         diag_deinit(&dg);
-        dead_letter(w, why);
+        task_reject(w, why);
         return;
     }
     diag_deinit(&dg);
@@ -731,7 +797,7 @@ static void task_begin(struct work *w)
 {
     struct sched *s = w->s;
     if (w->task == NULL) {
-        dead_letter(w, "task entry has no 'task' field");
+        task_reject(w, "task entry has no 'task' field");
         return;
     }
     if (w->run == NULL && (w->run = weft_strdup(w->entry)) == NULL) {
@@ -752,7 +818,7 @@ static void task_begin(struct work *w)
         char key[KEYS_MAX];
         if (keys_def(&s->cfg.keys, w->digest, key) == 0 ||
             !keys_valid_id(w->digest, strlen(w->digest))) {
-            dead_letter(w, "invalid digest");
+            task_reject(w, "invalid digest");
             return;
         }
         if (rconn_cmd(s->cmd, on_def, w, "GET %s", key) != 0)
@@ -763,7 +829,7 @@ static void task_begin(struct work *w)
         task_from_file(w);
         return;
     }
-    dead_letter(w, "task names no workflow: give 'digest' or 'workflow'");
+    task_route(w);
 }
 
 /* ---- loading a run's header ------------------------------------------- */

@@ -3,8 +3,9 @@
 # transition body: it is wrapped as `local function main() ... end`
 # between lib.lua and epilogue.lua, which applies it to each transition
 # of a batch. Run as: cmake -DOUT=... -DDIR=... -P embed.cmake
-set(SCRIPTS create_run dispatch start finish activate cancel fire_delayed)
-set(PRELUDED create_run dispatch start finish activate cancel)
+set(SCRIPTS create_run dispatch start finish activate cancel fire_delayed
+    reject)
+set(PRELUDED create_run dispatch start finish activate cancel reject)
 file(READ ${DIR}/lib.lua prelude)
 file(READ ${DIR}/epilogue.lua epilogue)
 set(body "/* Generated from common/lua by embed.cmake: do not edit. */\n#include <stddef.h>\n")

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -51,7 +52,16 @@ static pid_t start_proc(const char *bin, const char *const extra[])
     return pid;
 }
 
+static void start_system_args(int schedulers, int workers,
+                              const char *sched_arg);
+
 static void start_system(int schedulers, int workers)
+{
+    start_system_args(schedulers, workers, NULL);
+}
+
+static void start_system_args(int schedulers, int workers,
+                              const char *sched_arg)
 {
     cr_assert_eq(redis_fixture_start(&fx, NULL), 0);
     snprintf(env_url, sizeof(env_url), "REDIS_URL=%s", fx.url);
@@ -63,7 +73,7 @@ static void start_system(int schedulers, int workers)
     for (int i = 0; i < schedulers; i++) {
         char name[32];
         snprintf(name, sizeof(name), "--name=sched-%d", i);
-        const char *args[] = {name, NULL};
+        const char *args[] = {name, sched_arg, NULL};
         start_proc("scheduler/weft-scheduler", args);
     }
     for (int i = 0; i < workers; i++) {
@@ -485,4 +495,71 @@ Test(runtime, exhausted_retries_fail_the_run_with_the_reason)
     redisReply *r = cmd("HGET weft:run:fail-2 error");
     cr_assert(r->type == REDIS_REPLY_STRING && strstr(r->str, "broken"));
     freeReplyObject(r);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *run_field(const char *run, const char *field)
+{
+    static char buf[4][512];
+    static int slot;
+    redisReply *r = cmd("HGET weft:run:%s %s", run, field);
+    char *out = buf[slot++ % 4];
+    snprintf(out, 512, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    return out;
+}
+
+Test(runtime, coordinator_routes_by_type_and_records_what_it_cannot_route)
+{
+    static char dir[] = "/tmp/weft-routes-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    write_file(dir, "routes.yml",
+               "routes:\n"
+               "  - when: \"type === 'hotfix'\"\n"
+               "    workflow: hot.yml\n"
+               "  - when: \"task.type === 'feature'\"\n"
+               "    workflow: feat.yml\n"
+               "  - when: \"type === 'docs'\"\n"
+               "    workflow: missing.yml\n");
+    write_file(dir, "hot.yml", "name: hot\nsteps: [{id: fix, type: noop}]\n");
+    write_file(dir, "feat.yml",
+               "name: feat\nsteps: [{id: build, type: noop}]\n");
+    char arg[600];
+    snprintf(arg, sizeof(arg), "--workflows=%s", dir);
+    start_system_args(1, 1, arg);
+    freeReplyObject(cmd("XADD weft:tasks * run c-1 type hotfix task %s",
+                        "{\"type\": \"hotfix\"}"));
+    freeReplyObject(cmd("XADD weft:tasks * run c-2 task %s",
+                        "{\"type\": \"feature\"}"));
+    freeReplyObject(cmd("XADD weft:tasks * run c-3 type chore task %s",
+                        "{\"type\": \"chore\"}"));
+    freeReplyObject(cmd("XADD weft:tasks * run c-4 type docs task %s",
+                        "{\"type\": \"docs\"}"));
+    cr_assert_str_eq(wait_run("c-1", 30), "success");
+    cr_assert_str_eq(run_field("c-1", "workflow"), "hot");
+    assert_step("c-1", "fix", "success");
+    cr_assert_str_eq(wait_run("c-2", 30), "success");
+    cr_assert_str_eq(run_field("c-2", "workflow"), "feat");
+    cr_assert_str_eq(wait_run("c-3", 30), "failed");
+    cr_assert(strstr(run_field("c-3", "error"), "no route matches") != NULL,
+              "%s", run_field("c-3", "error"));
+    cr_assert_str_eq(wait_run("c-4", 30), "failed");
+    cr_assert(strstr(run_field("c-4", "error"), "missing.yml") != NULL, "%s",
+              run_field("c-4", "error"));
+    char path[600];
+    const char *names[] = {"routes.yml", "hot.yml", "feat.yml"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
 }
