@@ -16,6 +16,8 @@ enum script_id {
     SCRIPT_CANCEL,
     SCRIPT_FIRE_DELAYED,
     SCRIPT_REJECT,
+    SCRIPT_TRIM,
+    SCRIPT_UNINDEX,
     SCRIPT_COUNT
 };
 

@@ -40,8 +40,13 @@
 /* How often due retry timers are looked for, and how many per call. */
 #define SCHED_TIMER_MS 50
 #define SCHED_TIMER_BATCH 500
-/* How often other schedulers' stuck messages are reclaimed. */
+/* How often other schedulers' stuck messages are reclaimed, and
+ * acknowledged entries trimmed. */
 #define SCHED_RECLAIM_MS 1000
+/* The run index is swept every this many reclaim ticks, this many ids at a
+ * time (a text argument). */
+#define SCHED_JANITOR_TICKS 10
+#define SCHED_JANITOR_BATCH "500"
 /* Workflow files read from --workflows are bounded like any YAML. */
 #define SCHED_BLOCK_MS 2000
 
@@ -111,6 +116,7 @@ struct sched {
     struct batch batches[SCRIPT_COUNT]; /* transitions waiting to be sent */
     struct event *flush_ev;
     int flush_pending;
+    unsigned long ticks; /* reclaim timer ticks */
     size_t nruns;
     struct runent *lru_head, *lru_tail;
     struct sched_stats stats;
@@ -530,6 +536,11 @@ static void batch_add(struct work *w, enum script_id id)
 {
     struct sched *s = w->s;
     struct batch *bt = &s->batches[id];
+    /* The builder just appended w's transition. A ready mark is deleted
+     * with its acknowledgement (see ack() in lib.lua). */
+    if (w->kind == WORK_READY && plan_size(&bt->plan) > 0)
+        json_object_set_new(plan_get(&bt->plan, plan_size(&bt->plan) - 1),
+                            "del", json_true());
     if (bt->n == bt->cap) {
         size_t ncap = bt->cap ? bt->cap * 2 : 16;
         struct work **n = weft_realloc(bt->works, ncap * sizeof(*n));
@@ -1522,6 +1533,41 @@ static void reclaim(struct sched *s, const char *key, rconn_reply_cb cb)
     rconn_argv(s->cmd, cb, s, 8, argv, NULL);
 }
 
+/* weft:runs lists every run by creation time; a run's own keys expire
+ * after the retention, and this removes the ids whose header is gone, so
+ * the index stays bounded too. */
+static void on_janitor_range(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct sched *s = ud;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        return;
+    char runs[KEYS_MAX];
+    keys_global(&s->cfg.keys, KEYS_RUNS, runs);
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *id = r->element[i];
+        char key[KEYS_MAX];
+        if (id->type != REDIS_REPLY_STRING ||
+            keys_run(&s->cfg.keys, KEYS_RUN, id->str, key) == 0)
+            continue;
+        const char *argv[] = {runs, key, id->str};
+        rconn_eval(s->cmd, SCRIPT_UNINDEX, NULL, NULL, 2, 3, argv, NULL);
+    }
+}
+
+static void janitor(struct sched *s)
+{
+    if (s->cfg.ttl_s == 0)
+        return;
+    char runs[KEYS_MAX], cutoff[24];
+    keys_global(&s->cfg.keys, KEYS_RUNS, runs);
+    snprintf(cutoff, sizeof(cutoff), "%lld",
+             (long long)(now_ms() - (int64_t)s->cfg.ttl_s * 1000));
+    const char *argv[] = {"ZRANGEBYSCORE", runs, "-inf", cutoff,
+                          "LIMIT",         "0",  SCHED_JANITOR_BATCH};
+    rconn_argv(s->cmd, on_janitor_range, s, 7, argv, NULL);
+}
+
 static void on_reclaim(evutil_socket_t fd, short what, void *ud)
 {
     (void)fd;
@@ -1532,6 +1578,13 @@ static void on_reclaim(evutil_socket_t fd, short what, void *ud)
         return;
     reclaim(s, s->k_tasks, on_claimed_tasks);
     reclaim(s, s->k_events, on_claimed_events);
+    /* Acknowledged entries leave the streams here, in bulk. */
+    const char *targv[] = {s->k_tasks, KEYS_GROUP_SCHEDULERS};
+    rconn_eval(s->cmd, SCRIPT_TRIM, NULL, NULL, 1, 2, targv, NULL);
+    const char *eargv[] = {s->k_events, KEYS_GROUP_SCHEDULERS};
+    rconn_eval(s->cmd, SCRIPT_TRIM, NULL, NULL, 1, 2, eargv, NULL);
+    if (++s->ticks % SCHED_JANITOR_TICKS == 0)
+        janitor(s);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */

@@ -41,7 +41,7 @@ hist('run', '', 'running', {'workflow', P.header.workflow or ''})
 if P.top == 0 then
     end_run('success')
 else
-    for _, item in ipairs(P.ready) do make_ready(item) end
+    for _, item in ipairs(P.ready) do make_ready(item, true) end
 end
 ack(K_TASKS, 'schedulers', P.entry)
 out.created = true

@@ -39,11 +39,14 @@ local function hist(kind, step, status, extra)
     redis.call(unpack(args))
 end
 
--- Acknowledges and deletes the message that caused this transition.
+-- Acknowledges the message that caused this transition. Acknowledged
+-- entries are trimmed in bulk later (trim.lua), except a ready mark this
+-- scheduler made itself (P.del): it may not have been delivered yet, and
+-- deleting it keeps it from being read and evaluated again.
 local function ack(stream, group, id)
     if id and id ~= '' then
         redis.call('XACK', stream, group, id)
-        redis.call('XDEL', stream, id)
+        if P.del then redis.call('XDEL', stream, id) end
     end
 end
 
@@ -63,9 +66,10 @@ end
 
 -- A step became ready: dispatch it now if its job needs no evaluation,
 -- else leave the durable mark (a ready event) for a scheduler to evaluate.
-local function make_ready(item)
+-- fresh: the step has never been dispatched (a new run), attempt 1.
+local function make_ready(item, fresh)
     local step = item.id
-    local attempt = attempt_of(step) + 1
+    local attempt = fresh and 1 or attempt_of(step) + 1
     if item.job and attempt == 1 then
         emit_job(step, attempt, item.job)
         return
