@@ -79,6 +79,10 @@ struct rconn {
     struct timespec ping_sent; /* CLOCK_MONOTONIC when it was sent */
     long rtt_us;               /* last measured RTT; 0 = none yet */
 
+    char *channel;          /* subscribed channel, owned; NULL: none */
+    rconn_message_cb msg_cb;
+    void *msg_ud;
+
     int depth;    /* user callbacks of ours currently on the stack */
     bool freeing; /* rconn_free was called; release when safe */
 };
@@ -139,6 +143,7 @@ static void release(struct rconn *c)
     }
     weft_free(c->url.password);
     weft_free(c->name);
+    weft_free(c->channel);
     weft_free(c);
 }
 
@@ -171,14 +176,45 @@ static void drop(struct rconn *c)
 
 static void on_ping_timer(evutil_socket_t fd, short what, void *arg);
 
+/* Every reply on a subscribed connection: the subscribe confirmation and
+ * then one ["message", channel, payload] per message. hiredis keeps this
+ * callback for the life of the subscription. */
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct rconn *c = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != 3 || c->freeing || c->msg_cb == NULL)
+        return;
+    redisReply *kind = reply->element[0], *payload = reply->element[2];
+    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
+        payload->type != REDIS_REPLY_STRING)
+        return;
+    c->depth++;
+    c->msg_cb(c, payload->str, payload->len, c->msg_ud);
+    c->depth--;
+}
+
+static void send_subscribe(struct rconn *c)
+{
+    if (redisAsyncCommand(c->ac, on_sub_reply, c, "SUBSCRIBE %s",
+                          c->channel) != REDIS_OK)
+        rconn_log(c, "cannot subscribe to %s", c->channel);
+}
+
 static void set_state_up(struct rconn *c)
 {
     struct timeval tv = ms_to_tv(RCONN_PING_INTERVAL_MS);
     c->state = RCONN_UP;
     c->backoff_ms = RCONN_BACKOFF_MIN_MS;
     evtimer_del(c->timeout_ev);
-    event_add(c->ping_ev, &tv);
-    on_ping_timer(-1, 0, c); /* first sample at once */
+    if (c->channel != NULL) {
+        send_subscribe(c);
+    } else {
+        event_add(c->ping_ev, &tv);
+        on_ping_timer(-1, 0, c); /* first sample at once */
+    }
     if (c->state_cb != NULL) {
         c->depth++;
         c->state_cb(c, true, c->ud);
@@ -501,6 +537,22 @@ void rconn_free(struct rconn *c)
     maybe_release(c);
 }
 
+int rconn_subscribe(struct rconn *c, const char *channel, rconn_message_cb cb,
+                    void *ud)
+{
+    if (c->channel != NULL)
+        return WEFT_EINVAL;
+    if ((c->channel = weft_strdup(channel)) == NULL)
+        return WEFT_ENOMEM;
+    c->msg_cb = cb;
+    c->msg_ud = ud;
+    if (c->state == RCONN_UP) {
+        event_del(c->ping_ev);
+        send_subscribe(c);
+    }
+    return 0;
+}
+
 bool rconn_is_up(const struct rconn *c)
 {
     return c != NULL && c->state == RCONN_UP && !c->freeing;
@@ -627,7 +679,8 @@ int rconn_argv(struct rconn *c, rconn_reply_cb cb, void *ud, int argc,
 {
     struct op *op = NULL;
 
-    if (c == NULL || argc <= 0 || argv == NULL || argv[0] == NULL)
+    if (c == NULL || argc <= 0 || argv == NULL || argv[0] == NULL ||
+        c->channel != NULL)
         return WEFT_EINVAL;
     if (command_refused(argv[0],
                         argvlen != NULL ? argvlen[0] : strlen(argv[0])))

@@ -89,6 +89,21 @@ int rconn_cmd(struct rconn *c, rconn_reply_cb cb, void *ud, const char *fmt,
 int rconn_eval(struct rconn *c, enum script_id id, rconn_reply_cb cb, void *ud,
                int nkeys, int argc, const char **argv, const size_t *argvlen);
 
+/* Called with each message published on the subscribed channel; payload
+ * is borrowed for the duration of the call. */
+typedef void (*rconn_message_cb)(struct rconn *c, const char *payload,
+                                 size_t len, void *ud);
+
+/* Turns c into a subscriber of channel: from now on, and again after
+ * every reconnect (pub/sub is not durable: messages published while the
+ * connection is down are lost, so callers keep a durable fallback), each
+ * message calls cb. The connection then carries only the subscription:
+ * other commands are refused and no RTT PING is sent. Call once, before
+ * or after the connection is up. 0, or WEFT_EINVAL (already subscribed)
+ * / WEFT_ENOMEM. */
+int rconn_subscribe(struct rconn *c, const char *channel, rconn_message_cb cb,
+                    void *ud);
+
 /* Round-trip time of the last PING this module sent, in microseconds
  * (0 = none yet). The module pings once on connect, then every second
  * while connected, never with a PING outstanding; on a connection that

@@ -153,6 +153,7 @@ struct worker {
     struct rconn *rd;  /* blocking reads and group creation; NULL once
                           stopping */
     struct rconn *cmd; /* everything else */
+    struct rconn *sub; /* subscribed to the cancel channel */
     bool reading;      /* an XREADGROUP is outstanding */
     bool groups_ready; /* XGROUP CREATE answered for every queue */
     size_t groups_pending;
@@ -1511,6 +1512,13 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *ud)
     }
 }
 
+static void on_cancel_message(struct rconn *c, const char *payload,
+                              size_t len, void *ud)
+{
+    (void)c;
+    worker_cancel(ud, payload, len);
+}
+
 void worker_cancel(struct worker *w, const char *member, size_t len)
 {
     const char *bar1, *bar2;
@@ -1794,7 +1802,13 @@ struct worker *worker_new(struct event_base *base,
     w->rd = rconn_new(base, cfg->url, label, on_rd_state, w);
     snprintf(label, sizeof(label), "%s:cmd", w->name);
     w->cmd = rconn_new(base, cfg->url, label, on_cmd_state, w);
-    if (w->rd == NULL || w->cmd == NULL)
+    snprintf(label, sizeof(label), "%s:cancel", w->name);
+    w->sub = rconn_new(base, cfg->url, label, NULL, NULL);
+    if (w->rd == NULL || w->cmd == NULL || w->sub == NULL)
+        goto oom;
+    char chan[KEYS_MAX];
+    keys_global(&w->keys, KEYS_CANCEL, chan);
+    if (rconn_subscribe(w->sub, chan, on_cancel_message, w) != 0)
         goto oom;
     reclaim_tv = ms_tv(w->visibility_ms / 4);
     beat_tv = ms_tv(w->visibility_ms / 3);
@@ -1823,6 +1837,7 @@ void worker_free(struct worker *w)
     /* Owed replies arrive now with NULL and free their jobs and refs. */
     rconn_free(w->rd);
     rconn_free(w->cmd);
+    rconn_free(w->sub);
     w->rd = w->cmd = NULL;
     while (w->backlog.head != NULL)
         job_free(w->backlog.head);

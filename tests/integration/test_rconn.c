@@ -1466,3 +1466,73 @@ Test(rconn, connect_sync_reports_each_failure)
     cr_assert_eq(err.code, WEFT_EINVAL);
     t_deinit(&t);
 }
+
+/* ---- subscriptions
+ * ----------------------------------------------------------------- */
+
+struct subtest {
+    struct t *t;
+    struct rconn *pub;
+    struct event *tick;
+    const char *want; /* payload being published until it arrives */
+    int got;          /* messages with the wanted payload */
+};
+
+static void sub_message(struct rconn *c, const char *payload, size_t len,
+                        void *ud)
+{
+    struct subtest *st = ud;
+    (void)c;
+    if (strlen(st->want) == len && memcmp(st->want, payload, len) == 0) {
+        st->got++;
+        event_base_loopbreak(st->t->base);
+    }
+}
+
+/* Publishes until the subscriber hears it: pub/sub drops messages sent
+ * before the subscription is live, so there is no event to wait for. */
+static void sub_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct subtest *st = arg;
+    (void)fd;
+    (void)what;
+    if (rconn_is_up(st->pub))
+        rconn_cmd(st->pub, NULL, NULL, "PUBLISH weft:cancel %s", st->want);
+}
+
+Test(rconn, subscription_delivers_messages_and_survives_a_restart)
+{
+    struct t t;
+    struct subtest st;
+    t_init(&t);
+    start_fixture(&t, NULL);
+    struct redis_url u = unix_url(t.fx);
+    memset(&st, 0, sizeof(st));
+    st.t = &t;
+    t.c = rconn_new(t.base, &u, "sub", count_state, &t);
+    st.pub = rconn_new(t.base, &u, "pub", NULL, NULL);
+    cr_assert_eq(rconn_subscribe(t.c, "weft:cancel", sub_message, &st), 0);
+    cr_assert_eq(rconn_subscribe(t.c, "other", sub_message, &st), WEFT_EINVAL,
+                 "one subscription per connection");
+    st.tick = event_new(t.base, -1, EV_PERSIST, sub_tick, &st);
+    struct timeval every = {0, 20 * 1000};
+    event_add(st.tick, &every);
+
+    st.want = "r1|a|1";
+    cr_assert(run_loop(t.base, 5000), "no message before the restart");
+    cr_assert_eq(st.got, 1);
+    const char *argv[] = {"PING"};
+    cr_assert_eq(rconn_argv(t.c, never_cb, NULL, 1, argv, NULL), WEFT_EINVAL,
+                 "a subscribed connection takes no other command");
+
+    cr_assert_eq(redis_fixture_restart(t.fx), 0);
+    st.want = "r2|b|2";
+    st.got = 0;
+    cr_assert(run_loop(t.base, 10000), "no message after the restart");
+    cr_assert_eq(st.got, 1);
+    cr_assert_geq(t.ups, 2, "the subscriber reconnected");
+
+    event_free(st.tick);
+    rconn_free(st.pub);
+    t_deinit(&t);
+}
