@@ -84,6 +84,7 @@ struct work {
     struct runent *re;
     json_t *state, *extra; /* fetched for evaluation */
     int marked;           /* entry is registered in s->marks */
+    int deadline;         /* a `timeout` event: the step's deadline passed */
 };
 
 /* Transitions that become ready in one pass of the loop go out together:
@@ -121,7 +122,7 @@ struct sched {
     struct runent *lru_head, *lru_tail;
     struct sched_stats stats;
     char k_tasks[KEYS_MAX], k_events[KEYS_MAX], k_delayed[KEYS_MAX],
-        k_dlq[KEYS_MAX];
+        k_deadlines[KEYS_MAX], k_dlq[KEYS_MAX];
     void (*drained_cb)(void *);
     void *drained_ud;
     struct event *drain_timer;
@@ -1010,8 +1011,15 @@ static void result_apply(struct work *w)
     weft_error_clear(&err);
     char why[WEFT_ERROR_MSG_MAX + 32];
     memset(&res, 0, sizeof(res));
-    if (w->body == NULL ||
-        wire_result_decode(w->body, w->bodylen, &res, &err) != 0) {
+    if (w->deadline) {
+        /* No result before the deadline the start transition set: the
+         * worker is gone or stuck. The attempt fails as timed out (and may
+         * be retried); a late result finds the attempt moved on. */
+        res.status = WIRE_TIMEOUT;
+        res.message = weft_strdup("no result before the step's deadline "
+                                  "(the worker went silent)");
+    } else if (w->body == NULL ||
+               wire_result_decode(w->body, w->bodylen, &res, &err) != 0) {
         /* The step cannot know what happened: fail the attempt (it may be
          * retried) rather than leave it hanging. */
         snprintf(why, sizeof(why), "undecodable result: %s", err.msg);
@@ -1355,9 +1363,10 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
         work_done(w); /* handled right now by the work that made it */
         return;
     } else if (strcmp(w->type, "result") == 0 ||
+               strcmp(w->type, "timeout") == 0 ||
                strcmp(w->type, "ready") == 0) {
-        w->kind =
-            strcmp(w->type, "result") == 0 ? WORK_RESULT : WORK_READY;
+        w->kind = strcmp(w->type, "ready") == 0 ? WORK_READY : WORK_RESULT;
+        w->deadline = strcmp(w->type, "timeout") == 0;
         if (w->step == NULL || !keys_valid_id(w->step, strlen(w->step)) ||
             bad_attempt || w->attempt == 0) {
             dead_letter(w, "event needs a valid 'step' and 'attempt'");
@@ -1495,8 +1504,11 @@ static void on_timer(evutil_socket_t fd, short what, void *ud)
     char now[24], limit[16];
     snprintf(now, sizeof(now), "%lld", (long long)now_ms());
     snprintf(limit, sizeof(limit), "%d", SCHED_TIMER_BATCH);
-    const char *argv[] = {s->k_delayed, s->k_events, now, limit};
-    rconn_eval(s->cmd, SCRIPT_FIRE_DELAYED, NULL, NULL, 2, 4, argv, NULL);
+    const char *argv[] = {s->k_delayed, s->k_events, now, limit, "ready"};
+    rconn_eval(s->cmd, SCRIPT_FIRE_DELAYED, NULL, NULL, 2, 5, argv, NULL);
+    const char *dargv[] = {s->k_deadlines, s->k_events, now, limit,
+                           "timeout"};
+    rconn_eval(s->cmd, SCRIPT_FIRE_DELAYED, NULL, NULL, 2, 5, dargv, NULL);
 }
 
 static void on_claimed(struct rconn *c, redisReply *r, void *ud,
@@ -1611,6 +1623,7 @@ struct sched *sched_new(struct event_base *base,
     keys_global(&s->cfg.keys, KEYS_TASKS, s->k_tasks);
     keys_global(&s->cfg.keys, KEYS_EVENTS, s->k_events);
     keys_global(&s->cfg.keys, KEYS_DELAYED, s->k_delayed);
+    keys_global(&s->cfg.keys, KEYS_DEADLINES, s->k_deadlines);
     keys_global(&s->cfg.keys, KEYS_DLQ, s->k_dlq);
     s->timer = event_new(base, -1, EV_PERSIST, on_timer, s);
     s->flush_ev = event_new(base, -1, 0, on_flush, s);

@@ -563,3 +563,61 @@ Test(runtime, coordinator_routes_by_type_and_records_what_it_cannot_route)
     }
     rmdir(dir);
 }
+
+/* Waits (following the history) until step is running; returns its
+ * worker's name in a static buffer. */
+static const char *wait_running(const char *run, const char *step)
+{
+    char last[64] = "0";
+    time_t end = time(NULL) + 20;
+    while (time(NULL) < end) {
+        redisReply *r = cmd("XREAD COUNT 100 BLOCK 1000 STREAMS "
+                            "weft:run:%s:history %s",
+                            run, last);
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+            redisReply *es = r->element[0]->element[1];
+            for (size_t i = 0; i < es->elements; i++) {
+                redisReply *e = es->element[i];
+                snprintf(last, sizeof(last), "%s", e->element[0]->str);
+                redisReply *f = e->element[1];
+                const char *sp = "", *st = "";
+                for (size_t k = 0; k + 1 < f->elements; k += 2) {
+                    if (strcmp(f->element[k]->str, "step") == 0)
+                        sp = f->element[k + 1]->str;
+                    if (strcmp(f->element[k]->str, "status") == 0)
+                        st = f->element[k + 1]->str;
+                }
+                if (strcmp(sp, step) == 0 && strcmp(st, "running") == 0) {
+                    freeReplyObject(r);
+                    char field[160];
+                    snprintf(field, sizeof(field), "%s:worker", step);
+                    return step_field(run, field);
+                }
+            }
+        }
+        freeReplyObject(r);
+    }
+    return NULL;
+}
+
+Test(runtime, a_step_whose_worker_dies_fails_at_its_deadline)
+{
+    start_system(1, 1);
+    submit("steps:\n"
+           "  - id: slow\n"
+           "    type: noop\n"
+           "    timeout: 1\n"
+           "    params: {delay_ms: 60000}\n",
+           "{}", "dl-1");
+    cr_assert_not_null(wait_running("dl-1", "slow"));
+    /* The worker is procs[1]: it dies without reporting; no other worker
+     * serves the queue, so only the scheduler's deadline can end the
+     * step (timeout 1 s + the worker's 5 s slack). */
+    kill(procs[1], SIGKILL);
+    waitpid(procs[1], NULL, 0);
+    procs[1] = procs[--nprocs];
+    cr_assert_str_eq(wait_run("dl-1", 30), "failed");
+    assert_step("dl-1", "slow", "failed");
+    cr_assert(strstr(step_field("dl-1", "slow:error"), "deadline") != NULL,
+              "%s", step_field("dl-1", "slow:error"));
+}
