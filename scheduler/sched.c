@@ -1478,6 +1478,13 @@ static void on_cmd_state(struct rconn *c, bool up, void *ud)
     struct sched *s = ud;
     if (up) {
         log_info("connected to redis", "conn", "cmd", NULL);
+        /* Scripts are loaded up front (and again after NOSCRIPT, which a
+         * Redis restart without persistence of scripts causes). */
+        for (int id = 0; id < SCRIPT_COUNT; id++) {
+            size_t len;
+            const char *text = scripts_text((enum script_id)id, &len);
+            rconn_cmd(s->cmd, NULL, NULL, "SCRIPT LOAD %b", text, len);
+        }
         create_groups(s);
     } else {
         s->groups_ready = 0;
