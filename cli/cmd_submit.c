@@ -135,8 +135,7 @@ static int append_task(redisContext *c, const char *tasks_key,
                                      tasks_key, run_id, wf->digest, wf->name,
                                      type ? type : "", text)
                 : redisAppendCommand(c, "XADD %s * run %s type %s task %s",
-                                     tasks_key, run_id, type ? type : "",
-                                     text);
+                                     tasks_key, run_id, type ? type : "", text);
     weft_free(text);
     if (rc != REDIS_OK) {
         cli_error("out of memory");

@@ -12,10 +12,10 @@
 #include <stddef.h>
 
 struct buf {
-    char *data;  /* owned; NULL until the first append */
-    size_t len;  /* bytes used, excluding the NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* len never exceeds this */
+    char *data; /* owned; NULL until the first append */
+    size_t len; /* bytes used, excluding the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* len never exceeds this */
 };
 
 void buf_init(struct buf *b, size_t max);

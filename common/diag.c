@@ -107,9 +107,9 @@ json_t *diag_to_json(const struct diag *d)
         return NULL;
     for (size_t i = 0; i < d->count; i++) {
         const struct diag_entry *e = &d->entries[i];
-        json_t *o = json_pack("{s:i, s:i, s:s, s:s}", "line", e->line,
-                              "column", e->column, "severity",
-                              sev_name(e->severity), "message", e->message);
+        json_t *o = json_pack("{s:i, s:i, s:s, s:s}", "line", e->line, "column",
+                              e->column, "severity", sev_name(e->severity),
+                              "message", e->message);
         if (o == NULL || json_array_append_new(arr, o) != 0) {
             json_decref(arr);
             return NULL;

@@ -34,9 +34,9 @@ struct diag {
     struct diag_entry *entries;
     size_t count;
     size_t cap;
-    size_t errors;   /* number of errors, including dropped ones */
-    size_t dropped;  /* entries not stored past DIAG_MAX_ENTRIES */
-    int oom;         /* an entry could not be stored for lack of memory */
+    size_t errors;  /* number of errors, including dropped ones */
+    size_t dropped; /* entries not stored past DIAG_MAX_ENTRIES */
+    int oom;        /* an entry could not be stored for lack of memory */
 };
 
 void diag_init(struct diag *d, const char *file);

@@ -79,7 +79,7 @@ struct rconn {
     struct timespec ping_sent; /* CLOCK_MONOTONIC when it was sent */
     long rtt_us;               /* last measured RTT; 0 = none yet */
 
-    char *channel;          /* subscribed channel, owned; NULL: none */
+    char *channel; /* subscribed channel, owned; NULL: none */
     rconn_message_cb msg_cb;
     void *msg_ud;
 
@@ -198,8 +198,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 
 static void send_subscribe(struct rconn *c)
 {
-    if (redisAsyncCommand(c->ac, on_sub_reply, c, "SUBSCRIBE %s",
-                          c->channel) != REDIS_OK)
+    if (redisAsyncCommand(c->ac, on_sub_reply, c, "SUBSCRIBE %s", c->channel) !=
+        REDIS_OK)
         rconn_log(c, "cannot subscribe to %s", c->channel);
 }
 

@@ -123,8 +123,8 @@ static void load_rule(struct routes *r, const struct ytree *t,
     weft_error_clear(&err);
     if (expr_parse(when->u.text, when->len, &rule.when, &err) != 0) {
         int line, col;
-        ytree_value_position(t, when, (size_t)(err.column > 0 ? err.column - 1
-                                                               : 0),
+        ytree_value_position(t, when,
+                             (size_t)(err.column > 0 ? err.column - 1 : 0),
                              &line, &col);
         diag_error(d, line, col, "bad expression in 'when': %s", err.msg);
         return;
@@ -181,8 +181,7 @@ int routes_load_buffer(const char *yaml, size_t len, struct routes **out,
         const struct ytree_node *list = ytree_map_get(root, "routes");
         if (list && list->kind != YTREE_SEQUENCE)
             diag_error(d, list->line, list->column,
-                       "'routes' must be a list, got %s",
-                       ytree_describe(list));
+                       "'routes' must be a list, got %s", ytree_describe(list));
         else
             for (uint32_t i = 0; list && i < list->len; i++)
                 load_rule(r, t, list->u.items[i], d);

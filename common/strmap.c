@@ -35,9 +35,8 @@ static struct strmap_slot *find(struct strmap_slot *slots, size_t cap,
     size_t i = (size_t)h & (cap - 1);
     for (;;) {
         struct strmap_slot *s = &slots[i];
-        if (s->key == NULL ||
-            (s->hash == h && s->keylen == keylen &&
-             memcmp(s->key, key, keylen) == 0))
+        if (s->key == NULL || (s->hash == h && s->keylen == keylen &&
+                               memcmp(s->key, key, keylen) == 0))
             return s;
         i = (i + 1) & (cap - 1);
     }
@@ -112,8 +111,8 @@ void *strmap_del(struct strmap *m, const char *key, size_t keylen)
             break;
         size_t home = (size_t)t->hash & mask;
         /* t may move to i when i lies cyclically in [home, j). */
-        bool movable = (j > i) ? (home <= i || home > j)
-                               : (home <= i && home > j);
+        bool movable =
+            (j > i) ? (home <= i || home > j) : (home <= i && home > j);
         if (movable) {
             m->slots[i] = *t;
             i = j;

@@ -93,38 +93,38 @@ int tvalue_render(const struct tvalue *tv, const json_t *scope, json_t **out,
 const json_t *tvalue_literal(const struct tvalue *tv);
 
 struct wf_retry {
-    uint32_t max;           /* retries after the first attempt; 0..100 */
+    uint32_t max; /* retries after the first attempt; 0..100 */
     enum wf_backoff backoff;
-    uint32_t delay_ms;      /* first delay; default 1000 */
-    uint32_t max_delay_ms;  /* cap for exponential; default 300000 */
-    double jitter;          /* 0..1: fraction of the delay randomized */
+    uint32_t delay_ms;     /* first delay; default 1000 */
+    uint32_t max_delay_ms; /* cap for exponential; default 300000 */
+    double jitter;         /* 0..1: fraction of the delay randomized */
 };
 
 struct wf_step {
-    uint32_t index;     /* position in wf->steps */
-    const char *id;     /* unique in the workflow; [A-Za-z0-9_.-]+ */
-    struct tvalue *name;     /* display name template; NULL: use id (also
-                                when `name` is written and equals the id,
-                                so a canonical reload gives the same) */
+    uint32_t index;      /* position in wf->steps */
+    const char *id;      /* unique in the workflow; [A-Za-z0-9_.-]+ */
+    struct tvalue *name; /* display name template; NULL: use id (also
+                            when `name` is written and equals the id,
+                            so a canonical reload gives the same) */
     enum wf_step_type type;
-    const char *persona;     /* persona-request only; else NULL */
-    const char *queue;       /* explicit `queue`, or NULL for the default:
-                                persona name, "git", or "default" */
-    struct tvalue *timeout;  /* seconds (number after rendering), NULL =
-                                the persona's or no timeout */
+    const char *persona;    /* persona-request only; else NULL */
+    const char *queue;      /* explicit `queue`, or NULL for the default:
+                               persona name, "git", or "default" */
+    struct tvalue *timeout; /* seconds (number after rendering), NULL =
+                               the persona's or no timeout */
     struct wf_retry retry;
     enum wf_on_failure on_failure;
-    struct expr *condition;  /* NULL = always run */
-    struct tvalue *params;   /* JSON object after rendering, or NULL */
+    struct expr *condition; /* NULL = always run */
+    struct tvalue *params;  /* JSON object after rendering, or NULL */
 
     /* git-operation */
     enum wf_git_op git_op;
-    struct tvalue *git_branch;   /* NULL = operation's default */
-    struct tvalue *git_message;  /* commit message */
-    struct tvalue *git_remote;   /* NULL = "origin" */
-    struct tvalue *git_base;     /* `base`: start point of `branch`, target
-                                    of `merge`, upstream of `rebase`; NULL =
-                                    context.baseBranch */
+    struct tvalue *git_branch;  /* NULL = operation's default */
+    struct tvalue *git_message; /* commit message */
+    struct tvalue *git_remote;  /* NULL = "origin" */
+    struct tvalue *git_base;    /* `base`: start point of `branch`, target
+                                   of `merge`, upstream of `rebase`; NULL =
+                                   context.baseBranch */
 
     /* composites: conditional uses children[0] (then) and children[1]
      * (else); parallel uses children[0] and wait_for. */
@@ -132,22 +132,22 @@ struct wf_step {
     uint32_t *children[2];
     uint32_t nchildren[2];
 
-    int32_t parent;     /* index of the owning composite, -1 = top level */
-    uint8_t branch;     /* which list of the parent: 0 then/steps, 1 else */
-    uint32_t depth;     /* 0 at top level */
+    int32_t parent; /* index of the owning composite, -1 = top level */
+    uint8_t branch; /* which list of the parent: 0 then/steps, 1 else */
+    uint32_t depth; /* 0 at top level */
 
-    uint32_t *deps;         /* indices of the steps this one waits for */
+    uint32_t *deps; /* indices of the steps this one waits for */
     uint32_t ndeps;
-    uint32_t *dependents;   /* indices of the steps waiting for this one */
+    uint32_t *dependents; /* indices of the steps waiting for this one */
     uint32_t ndependents;
 
-    int line, column;   /* of the step's mapping in the source; 0 = n/a */
+    int line, column; /* of the step's mapping in the source; 0 = n/a */
 };
 
 struct wf {
-    char *name;         /* `name`, or the file's base name without .yml */
-    char *version;      /* NULL when absent */
-    char *description;  /* NULL when absent */
+    char *name;        /* `name`, or the file's base name without .yml */
+    char *version;     /* NULL when absent */
+    char *description; /* NULL when absent */
     /* `variables` in evaluation order: each value may be a template over
      * task, context, workflowId and other variables (read as
      * `variables.NAME`); a variable comes after every variable it reads,
@@ -157,20 +157,20 @@ struct wf {
     char **variable_names;
     struct tvalue **variable_values;
 
-    struct wf_step *steps;  /* all steps, pre-order */
+    struct wf_step *steps; /* all steps, pre-order */
     uint32_t nsteps;
-    uint32_t *top;          /* indices of the top-level steps, file order */
+    uint32_t *top; /* indices of the top-level steps, file order */
     uint32_t ntop;
-    uint32_t *topo;         /* all indices in a topological order that
-                               also puts each composite before its
-                               children */
+    uint32_t *topo; /* all indices in a topological order that
+                       also puts each composite before its
+                       children */
 
-    char *canonical;        /* normalized definition (canonical JSON) */
+    char *canonical; /* normalized definition (canonical JSON) */
     size_t canonical_len;
-    char digest[65];        /* lowercase hex SHA-256 of canonical */
+    char digest[65]; /* lowercase hex SHA-256 of canonical */
 
-    struct wf_mem *mem;     /* internal: string pool, index arrays, id
-                               map (wfdef_int.h) */
+    struct wf_mem *mem; /* internal: string pool, index arrays, id
+                           map (wfdef_int.h) */
 };
 
 /* Loads and validates a workflow file. Returns 0 and *out (free with

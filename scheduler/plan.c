@@ -198,8 +198,8 @@ json_t *plan_scope(const struct runinfo *ri, json_t *state, json_t *extra)
             json_object_set(entry, "result", result);
     }
     json_t *ctx = ri->ctx;
-    const char *fixed[] = {"workflowId", "repoRoot", "branchName",
-                           "baseBranch", "milestone"};
+    const char *fixed[] = {"workflowId", "repoRoot", "branchName", "baseBranch",
+                           "milestone"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(*fixed); i++) {
         json_t *v = json_object_get(ctx, fixed[i]);
         if (v)
@@ -357,21 +357,18 @@ static int render_job(const struct plan_env *env, const struct runinfo *ri,
     job.name = dup_string_or(name, s->id);
     if (job.name == NULL)
         goto done;
-    job.context = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O}", "workflowId",
-                            json_object_get(ri->ctx, "workflowId"),
-                            "repoRoot", json_object_get(ri->ctx, "repoRoot"),
-                            "branchName",
-                            json_object_get(ri->ctx, "branchName"),
-                            "baseBranch",
-                            json_object_get(ri->ctx, "baseBranch"), "task",
-                            ri->task);
+    job.context =
+        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O}", "workflowId",
+                  json_object_get(ri->ctx, "workflowId"), "repoRoot",
+                  json_object_get(ri->ctx, "repoRoot"), "branchName",
+                  json_object_get(ri->ctx, "branchName"), "baseBranch",
+                  json_object_get(ri->ctx, "baseBranch"), "task", ri->task);
     if (job.context == NULL)
         goto done;
     if (s->type == WF_STEP_GIT) {
         job.git = json_pack("{s:s, s:O?, s:O?, s:O?, s:O?}", "operation",
                             wf_git_op_name(s->git_op), "branch", branch,
-                            "message", message, "remote", remote, "base",
-                            base);
+                            "message", message, "remote", remote, "base", base);
         if (job.git == NULL)
             goto done;
     }
@@ -476,8 +473,8 @@ static int add_descendants(const struct wf *wf, const struct wf_step *g,
         for (uint32_t k = 0; k < g->nchildren[b]; k++) {
             uint32_t c = g->children[b][k], end = subtree_end(wf, c);
             for (uint32_t j = c; j < end; j++)
-                if (json_array_append_new(out,
-                                          json_string(wf->steps[j].id)) != 0)
+                if (json_array_append_new(out, json_string(wf->steps[j].id)) !=
+                    0)
                     return WEFT_ENOMEM;
         }
     }
@@ -512,9 +509,8 @@ static int ancestors(const struct plan_env *env, const struct runinfo *ri,
         if ((rc = items_of(env, ri, g->dependents, g->ndependents, false, p,
                            &deps, err)))
             break;
-        json_t *a = json_pack("{s:s, s:s, s:o, s:s, s:s}", "id", g->id,
-                              "kind", kind, "deps", deps, "skey", stem,
-                              "on_failure",
+        json_t *a = json_pack("{s:s, s:s, s:o, s:s, s:s}", "id", g->id, "kind",
+                              kind, "deps", deps, "skey", stem, "on_failure",
                               wf_on_failure_name(g->on_failure));
         if (a == NULL || json_array_append_new(list, a) != 0) {
             rc = WEFT_ENOMEM;
@@ -570,11 +566,11 @@ static json_t *begin(const struct plan_env *env, const struct runinfo *ri,
     }
     char chan[KEYS_MAX];
     keys_global(env->keys, KEYS_CANCEL, chan);
-    json_t *t = k ? json_pack("{s:s, s:i, s:i, s:i, s:s}", "run", ri->run,
-                              "k", (json_int_t)k, "hist_max",
-                              (json_int_t)env->hist_max, "ttl",
-                              (json_int_t)env->ttl_s, "chan", chan)
-                  : NULL;
+    json_t *t =
+        k ? json_pack("{s:s, s:i, s:i, s:i, s:s}", "run", ri->run, "k",
+                      (json_int_t)k, "hist_max", (json_int_t)env->hist_max,
+                      "ttl", (json_int_t)env->ttl_s, "chan", chan)
+          : NULL;
     if (t == NULL || json_array_append_new(p->doc, t) != 0)
         return NULL;
     return t;
@@ -592,8 +588,8 @@ static int end(struct plan *p, size_t mark, int rc)
 static char *dumps(json_t *v);
 
 static int create_run_into(const struct plan_env *env, const struct runinfo *ri,
-                    const char *entry, struct plan *p, json_t *t,
-                    struct weft_error *err)
+                           const char *entry, struct plan *p, json_t *t,
+                           struct weft_error *err)
 {
     const struct wf *wf = ri->wf;
     int rc = WEFT_ENOMEM;
@@ -619,11 +615,11 @@ static int create_run_into(const struct plan_env *env, const struct runinfo *ri,
     if ((rc = items_of(env, ri, wf->top, wf->ntop, true, p, &ready, err)))
         goto done;
     rc = WEFT_ENOMEM;
-    json_t *header = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "workflow",
-        wf->name, "digest", ri->digest, "task", task, "vars", vars, "ctx",
-        ctx, "trace", ri->trace ? ri->trace : "", "artifacts", "[]",
-        "personaResults", "{}", "gitState", "{}");
+    json_t *header =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "workflow",
+                  wf->name, "digest", ri->digest, "task", task, "vars", vars,
+                  "ctx", ctx, "trace", ri->trace ? ri->trace : "", "artifacts",
+                  "[]", "personaResults", "{}", "gitState", "{}");
     if (header == NULL || set_new(t, "header", header) ||
         json_object_set(t, "steps", steps) ||
         json_object_set(t, "deps", deps) ||
@@ -644,25 +640,24 @@ done:
 }
 
 int plan_create_run(const struct plan_env *env, const struct runinfo *ri,
-                    const char *entry, struct plan *p,
-                    struct weft_error *err)
+                    const char *entry, struct plan *p, struct weft_error *err)
 {
     size_t mark0 = plan_size(p);
     json_t *t = begin(env, ri, p);
-    return end(p, mark0, t ? create_run_into(env, ri, entry, p, t, err) : WEFT_ENOMEM);
+    return end(p, mark0,
+               t ? create_run_into(env, ri, entry, p, t, err) : WEFT_ENOMEM);
 }
 
 static int dispatch_into(const struct plan_env *env, const struct runinfo *ri,
-                  const struct wf_step *s, uint32_t attempt, const char *mark,
-                  const json_t *scope, struct plan *p, json_t *t,
-                  struct weft_error *err)
+                         const struct wf_step *s, uint32_t attempt,
+                         const char *mark, const json_t *scope, struct plan *p,
+                         json_t *t, struct weft_error *err)
 {
     json_t *job = NULL;
     int rc = render_job(env, ri, s, attempt, scope, p, &job, err);
     if (rc)
         return rc;
-    if (set_new(t, "job", job) ||
-        set_new(t, "step", json_string(s->id)) ||
+    if (set_new(t, "job", job) || set_new(t, "step", json_string(s->id)) ||
         set_new(t, "attempt", json_integer(attempt)) ||
         set_new(t, "mark", json_string(mark ? mark : "")))
         return WEFT_ENOMEM;
@@ -671,12 +666,13 @@ static int dispatch_into(const struct plan_env *env, const struct runinfo *ri,
 
 int plan_dispatch(const struct plan_env *env, const struct runinfo *ri,
                   const struct wf_step *s, uint32_t attempt, const char *mark,
-                  const json_t *scope, struct plan *p,
-                  struct weft_error *err)
+                  const json_t *scope, struct plan *p, struct weft_error *err)
 {
     size_t mark0 = plan_size(p);
     json_t *t = begin(env, ri, p);
-    return end(p, mark0, t ? dispatch_into(env, ri, s, attempt, mark, scope, p, t, err) : WEFT_ENOMEM);
+    return end(p, mark0,
+               t ? dispatch_into(env, ri, s, attempt, mark, scope, p, t, err)
+                 : WEFT_ENOMEM);
 }
 
 int64_t plan_backoff_ms(const struct wf_retry *r, uint32_t next, double rnd)
@@ -702,9 +698,10 @@ static double random_unit(void)
 }
 
 static int finish_into(const struct plan_env *env, const struct runinfo *ri,
-                const struct wf_step *s, uint32_t attempt, const char *mark,
-                const struct wire_result *res, const char *eval_error,
-                struct plan *p, json_t *t, struct weft_error *err)
+                       const struct wf_step *s, uint32_t attempt,
+                       const char *mark, const struct wire_result *res,
+                       const char *eval_error, struct plan *p, json_t *t,
+                       struct weft_error *err)
 {
     const char *outcome;
     bool retryable = false;
@@ -743,8 +740,8 @@ static int finish_into(const struct plan_env *env, const struct runinfo *ri,
     if (res == NULL && set_new(d, "expect", json_string("pending")))
         return WEFT_ENOMEM;
     /* Only steps that can have a deadline need the deadline cleared. */
-    if (res && (s->timeout || s->type == WF_STEP_PERSONA ||
-                s->type == WF_STEP_GIT) &&
+    if (res &&
+        (s->timeout || s->type == WF_STEP_PERSONA || s->type == WF_STEP_GIT) &&
         set_new(d, "deadline", json_true()))
         return WEFT_ENOMEM;
     if (message && set_new(d, "message", json_string(message)))
@@ -800,8 +797,8 @@ static int finish_into(const struct plan_env *env, const struct runinfo *ri,
     bool stops = failing && s->on_failure == WF_ON_FAILURE_FAIL;
     json_t *deps = NULL, *anc = NULL;
     int rc;
-    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p,
-                       &deps, err)) ||
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p, &deps,
+                       err)) ||
         set_new(d, "deps", deps))
         return rc ? rc : WEFT_ENOMEM;
     if ((rc = ancestors(env, ri, s, strcmp(outcome, "success") == 0, stops, p,
@@ -818,19 +815,22 @@ int plan_finish(const struct plan_env *env, const struct runinfo *ri,
 {
     size_t mark0 = plan_size(p);
     json_t *t = begin(env, ri, p);
-    return end(p, mark0, t ? finish_into(env, ri, s, attempt, mark, res, eval_error, p, t, err) : WEFT_ENOMEM);
+    return end(
+        p, mark0,
+        t ? finish_into(env, ri, s, attempt, mark, res, eval_error, p, t, err)
+          : WEFT_ENOMEM);
 }
 
 static int activate_into(const struct plan_env *env, const struct runinfo *ri,
-                  const struct wf_step *s, uint32_t attempt, const char *mark,
-                  int branch, struct plan *p, json_t *t, struct weft_error *err)
+                         const struct wf_step *s, uint32_t attempt,
+                         const char *mark, int branch, struct plan *p,
+                         json_t *t, struct weft_error *err)
 {
     json_t *d = t;
     char stem[WF_MAX_ID_LEN + 1];
     plan_state_stem(s->id, stem);
-    const char *bname = s->type == WF_STEP_CONDITIONAL
-                            ? (branch == 0 ? "then" : "else")
-                            : "";
+    const char *bname =
+        s->type == WF_STEP_CONDITIONAL ? (branch == 0 ? "then" : "else") : "";
     json_t *kids = NULL, *skip = json_array(), *deps = NULL, *anc = NULL;
     if (skip == NULL || set_new(d, "skip", skip))
         return WEFT_ENOMEM;
@@ -838,8 +838,8 @@ static int activate_into(const struct plan_env *env, const struct runinfo *ri,
         add_descendants(ri->wf, s, 1 - branch, skip))
         return WEFT_ENOMEM;
     int rc;
-    if ((rc = items_of(env, ri, s->children[branch], s->nchildren[branch],
-                       true, p, &kids, err)) ||
+    if ((rc = items_of(env, ri, s->children[branch], s->nchildren[branch], true,
+                       p, &kids, err)) ||
         set_new(d, "kids", kids))
         return rc ? rc : WEFT_ENOMEM;
     if (set_new(d, "step", json_string(s->id)) ||
@@ -852,8 +852,8 @@ static int activate_into(const struct plan_env *env, const struct runinfo *ri,
     if (s->nchildren[branch] > 0)
         return 0;
     /* An empty list: the group completes now and releases its edges. */
-    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p,
-                       &deps, err)) ||
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p, &deps,
+                       err)) ||
         set_new(d, "deps", deps))
         return rc ? rc : WEFT_ENOMEM;
     if ((rc = ancestors(env, ri, s, true, false, p, &anc, err)) ||
@@ -868,7 +868,9 @@ int plan_activate(const struct plan_env *env, const struct runinfo *ri,
 {
     size_t mark0 = plan_size(p);
     json_t *t = begin(env, ri, p);
-    return end(p, mark0, t ? activate_into(env, ri, s, attempt, mark, branch, p, t, err) : WEFT_ENOMEM);
+    return end(p, mark0,
+               t ? activate_into(env, ri, s, attempt, mark, branch, p, t, err)
+                 : WEFT_ENOMEM);
 }
 
 static int cancel_into(json_t *t, const char *mark, const char *reason)

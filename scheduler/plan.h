@@ -39,8 +39,8 @@ struct plan_env {
     const struct keys *keys;
     const struct hmac_key *hmac;
     int64_t now_ms;
-    uint32_t hist_max;  /* per-run history cap (entries) */
-    uint32_t ttl_s;     /* retention of finished runs; 0 = keep */
+    uint32_t hist_max; /* per-run history cap (entries) */
+    uint32_t ttl_s;    /* retention of finished runs; 0 = keep */
 };
 
 /* A plan: a batch of transitions for one script call. Each plan_*
@@ -51,7 +51,7 @@ struct plan_env {
  * job bodies. A builder that fails leaves the batch as it was (keys and
  * bodies it added stay, unused). */
 struct plan {
-    char **keys;   /* KEYS, owned; the first five are the shared ones */
+    char **keys; /* KEYS, owned; the first five are the shared ones */
     uint32_t nkeys;
     json_t *doc;   /* JSON array of transitions, owned; NULL when empty */
     char **bodies; /* owned msgpack bodies */
@@ -68,14 +68,14 @@ void plan_init(struct plan *p);
 void plan_deinit(struct plan *p);
 
 /* Builds the argv of EVALSHA's keys and args for p (after the script
- * sha and numkeys), with now_us (microseconds, as text; borrowed): *argc, argv and lens are
- * owned by the caller (weft_free of argv and lens; the strings are
+ * sha and numkeys), with now_us (microseconds, as text; borrowed): *argc, argv
+ * and lens are owned by the caller (weft_free of argv and lens; the strings are
  * borrowed from p and the serialized doc stored in *docstr, also owned).
  * When only is non-NULL the batch sent holds just that transition (keys
  * and bodies are positional, so they are sent whole). */
 int plan_argv(const struct plan *p, const char *now_us, json_t *only,
-              int *nkeys, int *argc,
-              const char ***argv, size_t **lens, char **docstr);
+              int *nkeys, int *argc, const char ***argv, size_t **lens,
+              char **docstr);
 
 /* True when step s can be dispatched without evaluating anything: it has
  * no condition, is not a composite, and its templated fields are all
@@ -105,15 +105,13 @@ int plan_render_vars(const struct wf *wf, const char *run, json_t *task,
  * the top-level steps without dependencies (with their jobs when static).
  * entry is the weft:tasks entry id to acknowledge. */
 int plan_create_run(const struct plan_env *env, const struct runinfo *ri,
-                    const char *entry, struct plan *p,
-                    struct weft_error *err);
+                    const char *entry, struct plan *p, struct weft_error *err);
 
 /* dispatch: render step's job for attempt against scope and put it on
  * its queue. mark is the ready event id. */
 int plan_dispatch(const struct plan_env *env, const struct runinfo *ri,
                   const struct wf_step *s, uint32_t attempt, const char *mark,
-                  const json_t *scope, struct plan *p,
-                  struct weft_error *err);
+                  const json_t *scope, struct plan *p, struct weft_error *err);
 
 /* finish: the attempt ended with res (a worker's result), or, when res
  * is NULL, the step was skipped before dispatch (false condition;

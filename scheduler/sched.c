@@ -38,7 +38,7 @@
 /* Definitions cached by digest; each is a parsed workflow. */
 #define SCHED_DEFCACHE_MAX 256
 /* How often due retry timers are looked for, and how many per call. */
-#define SCHED_TIMER_MS 50
+#define SCHED_TIMER_MS    50
 #define SCHED_TIMER_BATCH 500
 /* How often other schedulers' stuck messages are reclaimed, and
  * acknowledged entries trimmed. */
@@ -63,8 +63,8 @@ struct runent {
     struct runinfo ri;
     struct defent *def;
     unsigned refs;
-    int loading;            /* HMGET in flight */
-    struct work **waiters;  /* works waiting for the load */
+    int loading;           /* HMGET in flight */
+    struct work **waiters; /* works waiting for the load */
     size_t nwaiters;
     struct runent *lru_prev, *lru_next; /* most recent at head */
 };
@@ -72,19 +72,19 @@ struct runent {
 struct work {
     struct sched *s;
     enum work_kind kind;
-    int counted;          /* came from a stream read: counts as in flight */
-    char *stream;         /* "tasks" or "events" (for acks on failure) */
-    char *entry;          /* stream entry id */
+    int counted;  /* came from a stream read: counts as in flight */
+    char *stream; /* "tasks" or "events" (for acks on failure) */
+    char *entry;  /* stream entry id */
     char *run, *step;
     uint32_t attempt;
     char *task, *digest, *workflow, *type; /* WORK_TASK */
-    char *body;           /* WORK_RESULT msgpack */
+    char *body;                            /* WORK_RESULT msgpack */
     size_t bodylen;
-    char *reason;         /* WORK_CANCEL */
+    char *reason; /* WORK_CANCEL */
     struct runent *re;
     json_t *state, *extra; /* fetched for evaluation */
-    int marked;           /* entry is registered in s->marks */
-    int deadline;         /* a `timeout` event: the step's deadline passed */
+    int marked;            /* entry is registered in s->marks */
+    int deadline;          /* a `timeout` event: the step's deadline passed */
 };
 
 /* Transitions that become ready in one pass of the loop go out together:
@@ -92,7 +92,7 @@ struct work {
  * fixed cost of a script call and of a round trip is shared. A batch is
  * sent when the loop has run every pending callback, or earlier when it
  * reaches these sizes. */
-#define SCHED_BATCH_MAX 256
+#define SCHED_BATCH_MAX    256
 #define SCHED_BATCH_BODIES 512
 
 struct batch {
@@ -107,8 +107,8 @@ struct sched {
     char *name;
     char *workflows;
     struct rconn *cmd, *rd;
-    int groups_ready;   /* XGROUP CREATE done on this connection */
-    int reading;        /* an XREADGROUP is outstanding */
+    int groups_ready; /* XGROUP CREATE done on this connection */
+    int reading;      /* an XREADGROUP is outstanding */
     int draining;
     uint32_t inflight;
     struct event *timer, *reclaim;
@@ -311,8 +311,7 @@ static void dead_letter(struct work *w, const char *reason)
 {
     struct sched *s = w->s;
     log_warn("message to dead-letter queue", "stream", w->stream, "entry",
-             w->entry, "run", w->run, "step", w->step, "reason", reason,
-             NULL);
+             w->entry, "run", w->run, "step", w->step, "reason", reason, NULL);
     rconn_cmd(s->cmd, NULL, NULL,
               "XADD %s * source %s entry %s run %s step %s reason %s", s->k_dlq,
               w->stream, w->entry ? w->entry : "", w->run ? w->run : "",
@@ -446,9 +445,8 @@ static void on_eval(struct rconn *c, redisReply *r, void *ud)
                   "run", w->run, "step", w->step, "error", r->str, NULL);
         dead_letter(w, r->str);
     } else {
-        json_t *outs = r->type == REDIS_REPLY_STRING
-                           ? parse_json(r->str, r->len)
-                           : NULL;
+        json_t *outs =
+            r->type == REDIS_REPLY_STRING ? parse_json(r->str, r->len) : NULL;
         for (size_t i = 0; i < count; i++)
             apply_out(b->works[first + i], json_array_get(outs, i));
         json_decref(outs);
@@ -475,8 +473,8 @@ static void send_sent(struct sent *b, size_t index)
     }
     if (ec == NULL ||
         plan_argv(&b->plan, ec->now,
-                  index == SIZE_MAX ? NULL : plan_get(&b->plan, index),
-                  &nkeys, &argc, &ec->argv, &ec->lens, &ec->doc) != 0 ||
+                  index == SIZE_MAX ? NULL : plan_get(&b->plan, index), &nkeys,
+                  &argc, &ec->argv, &ec->lens, &ec->doc) != 0 ||
         rconn_eval(b->s->cmd, b->id, on_eval, ec, nkeys, argc, ec->argv,
                    ec->lens) != 0) {
         if (ec) {
@@ -621,7 +619,8 @@ static void task_reject(struct work *w, const char *why)
     }
     log_warn("task rejected", "run", w->run, "entry", w->entry, "reason", why,
              NULL);
-    rconn_cmd(s->cmd, NULL, NULL, "XADD %s * source tasks entry %s run %s "
+    rconn_cmd(s->cmd, NULL, NULL,
+              "XADD %s * source tasks entry %s run %s "
               "reason %s",
               s->k_dlq, w->entry, w->run, why);
     s->stats.dead++;
@@ -653,12 +652,12 @@ static void task_route(struct work *w)
     const char *name = NULL;
     struct weft_error err;
     weft_error_clear(&err);
-    int rc = json_is_object(task)
-                 ? routes_select(s->cfg.routes, task,
-                                 w->type && w->type[0] ? w->type : NULL,
-                                 &name, &err)
-                 : weft_error_set(&err, WEFT_EINVAL, 0, 0,
-                                  "field 'task' must be a JSON object");
+    int rc =
+        json_is_object(task)
+            ? routes_select(s->cfg.routes, task,
+                            w->type && w->type[0] ? w->type : NULL, &name, &err)
+            : weft_error_set(&err, WEFT_EINVAL, 0, 0,
+                             "field 'task' must be a JSON object");
     json_decref(task);
     if (rc) {
         char why[WEFT_ERROR_MSG_MAX + 32];
@@ -928,8 +927,7 @@ static void on_run_header(struct rconn *c, redisReply *r, void *ud)
         run_loaded(s, e, "run header is not valid JSON");
         return;
     }
-    struct defent *d =
-        strmap_get(&s->defs, e->ri.digest, strlen(e->ri.digest));
+    struct defent *d = strmap_get(&s->defs, e->ri.digest, strlen(e->ri.digest));
     if (d) {
         d->refs++;
         e->def = d;
@@ -980,8 +978,7 @@ static int run_acquire(struct work *w)
         lru_push(s, e);
         return 1;
     }
-    struct work **n =
-        weft_realloc(e->waiters, (e->nwaiters + 1) * sizeof(*n));
+    struct work **n = weft_realloc(e->waiters, (e->nwaiters + 1) * sizeof(*n));
     if (n == NULL) {
         work_done(w);
         return 0;
@@ -1027,8 +1024,8 @@ static void result_apply(struct work *w)
         res.message = weft_strdup(why);
     }
     struct plan_env env = env_of(s);
-    int rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, &res,
-                         NULL, batch_plan(s, SCRIPT_FINISH), &err);
+    int rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, &res, NULL,
+                         batch_plan(s, SCRIPT_FINISH), &err);
     wire_result_deinit(&res);
     if (rc) {
         snprintf(why, sizeof(why), "cannot apply result: %s", err.msg);
@@ -1098,8 +1095,8 @@ static void ready_apply(struct work *w)
                            truth ? 0 : 1, batch_plan(s, script), &err);
     } else if (!truth) {
         script = SCRIPT_FINISH;
-        rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, NULL,
-                         NULL, batch_plan(s, script), &err);
+        rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, NULL, NULL,
+                         batch_plan(s, script), &err);
     } else if (st->type == WF_STEP_PARALLEL) {
         script = SCRIPT_ACTIVATE;
         rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry, 0,
@@ -1435,9 +1432,9 @@ static void read_more(struct sched *s)
     snprintf(count, sizeof(count), "%u", s->cfg.batch - s->inflight);
     char block[16];
     snprintf(block, sizeof(block), "%d", SCHED_BLOCK_MS);
-    const char *argv[] = {"XREADGROUP", "GROUP", KEYS_GROUP_SCHEDULERS,
-                          s->name,      "COUNT", count,
-                          "BLOCK",      block,   "STREAMS",
+    const char *argv[] = {"XREADGROUP", "GROUP",     KEYS_GROUP_SCHEDULERS,
+                          s->name,      "COUNT",     count,
+                          "BLOCK",      block,       "STREAMS",
                           s->k_tasks,   s->k_events, ">",
                           ">"};
     if (rconn_argv(s->rd, on_read, s, 13, argv, NULL) == 0)
@@ -1466,8 +1463,8 @@ static void on_group(struct rconn *c, redisReply *r, void *ud)
  * the first scheduler ever connected must still run. */
 static void create_groups(struct sched *s)
 {
-    rconn_cmd(s->cmd, NULL, NULL, "XGROUP CREATE %s %s 0 MKSTREAM",
-              s->k_tasks, KEYS_GROUP_SCHEDULERS);
+    rconn_cmd(s->cmd, NULL, NULL, "XGROUP CREATE %s %s 0 MKSTREAM", s->k_tasks,
+              KEYS_GROUP_SCHEDULERS);
     rconn_cmd(s->cmd, on_group, s, "XGROUP CREATE %s %s 0 MKSTREAM",
               s->k_events, KEYS_GROUP_SCHEDULERS);
 }
@@ -1513,8 +1510,7 @@ static void on_timer(evutil_socket_t fd, short what, void *ud)
     snprintf(limit, sizeof(limit), "%d", SCHED_TIMER_BATCH);
     const char *argv[] = {s->k_delayed, s->k_events, now, limit, "ready"};
     rconn_eval(s->cmd, SCRIPT_FIRE_DELAYED, NULL, NULL, 2, 5, argv, NULL);
-    const char *dargv[] = {s->k_deadlines, s->k_events, now, limit,
-                           "timeout"};
+    const char *dargv[] = {s->k_deadlines, s->k_events, now, limit, "timeout"};
     rconn_eval(s->cmd, SCRIPT_FIRE_DELAYED, NULL, NULL, 2, 5, dargv, NULL);
 }
 
@@ -1582,8 +1578,9 @@ static void janitor(struct sched *s)
     keys_global(&s->cfg.keys, KEYS_RUNS, runs);
     snprintf(cutoff, sizeof(cutoff), "%lld",
              (long long)(now_ms() - (int64_t)s->cfg.ttl_s * 1000));
-    const char *argv[] = {"ZRANGEBYSCORE", runs, "-inf", cutoff,
-                          "LIMIT",         "0",  SCHED_JANITOR_BATCH};
+    const char *argv[] = {
+        "ZRANGEBYSCORE",    runs, "-inf", cutoff, "LIMIT", "0",
+        SCHED_JANITOR_BATCH};
     rconn_argv(s->cmd, on_janitor_range, s, 7, argv, NULL);
 }
 
@@ -1608,8 +1605,7 @@ static void on_reclaim(evutil_socket_t fd, short what, void *ud)
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-struct sched *sched_new(struct event_base *base,
-                        const struct sched_config *cfg)
+struct sched *sched_new(struct event_base *base, const struct sched_config *cfg)
 {
     struct sched *s = weft_calloc(1, sizeof(*s));
     if (s == NULL)
@@ -1636,8 +1632,7 @@ struct sched *sched_new(struct event_base *base,
     s->flush_ev = event_new(base, -1, 0, on_flush, s);
     s->reclaim = event_new(base, -1, EV_PERSIST, on_reclaim, s);
     if (s->name == NULL || s->timer == NULL || s->reclaim == NULL ||
-        s->flush_ev == NULL ||
-        (cfg->workflows && s->workflows == NULL)) {
+        s->flush_ev == NULL || (cfg->workflows && s->workflows == NULL)) {
         sched_free(s);
         return NULL;
     }

@@ -18,16 +18,16 @@
 #include "redisurl.h"
 
 struct sched_config {
-    struct redis_url url;   /* borrowed */
+    struct redis_url url; /* borrowed */
     struct keys keys;
     struct hmac_key hmac;
-    const char *name;       /* consumer name, unique per process */
-    const char *workflows;  /* directory for tasks naming a `workflow` */
+    const char *name;            /* consumer name, unique per process */
+    const char *workflows;       /* directory for tasks naming a `workflow` */
     const struct routes *routes; /* coordinator rules (borrowed) or NULL */
-    uint32_t batch;         /* entries per XREADGROUP; default 256 */
-    uint32_t hist_max;      /* per-run history cap; default 100000 */
-    uint32_t ttl_s;         /* retention of finished runs; 0 = keep */
-    uint32_t claim_idle_ms; /* reclaim others' messages idle this long */
+    uint32_t batch;              /* entries per XREADGROUP; default 256 */
+    uint32_t hist_max;           /* per-run history cap; default 100000 */
+    uint32_t ttl_s;              /* retention of finished runs; 0 = keep */
+    uint32_t claim_idle_ms;      /* reclaim others' messages idle this long */
 };
 
 struct sched_stats {

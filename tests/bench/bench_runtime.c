@@ -69,7 +69,7 @@ static redisReply *cmd(const char *fmt, ...)
 static long long cmd_int(const char *fmt, const char *arg)
 {
     redisReply *r = cmd(fmt, arg);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+    long long v = r->type == REDIS_REPLY_INTEGER  ? r->integer
                   : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
                                                   : 0;
     freeReplyObject(r);
@@ -144,8 +144,7 @@ static int history_us(const char *run, const char *step, const char *status,
             else if (strcmp(key, "us") == 0)
                 us = f->element[k + 1]->str;
         }
-        if (strcmp(st, status) == 0 &&
-            (step == NULL || strcmp(sp, step) == 0))
+        if (strcmp(st, status) == 0 && (step == NULL || strcmp(sp, step) == 0))
             out[n++] = strtoll(us, NULL, 10);
     }
     freeReplyObject(r);
@@ -203,9 +202,8 @@ static struct cmdstats commandstats(void)
             /* Commands a client sends on its own: scripts, reads, the
              * worker's EXEC, and the bench's own submits and polls. */
             if (strcmp(name, "evalsha") == 0 || strcmp(name, "eval") == 0 ||
-                strcmp(name, "xreadgroup") == 0 ||
-                strcmp(name, "exec") == 0 || strcmp(name, "hgetall") == 0 ||
-                strcmp(name, "hmget") == 0 ||
+                strcmp(name, "xreadgroup") == 0 || strcmp(name, "exec") == 0 ||
+                strcmp(name, "hgetall") == 0 || strcmp(name, "hmget") == 0 ||
                 strcmp(name, "xautoclaim") == 0 || strcmp(name, "get") == 0)
                 cs.trips += calls;
         }
@@ -303,16 +301,16 @@ static void start_system(void)
     snprintf(env_url, sizeof(env_url), "REDIS_URL=%s", fx.url);
     const char *env[] = {env_url, "WEFT_HMAC_KEY=" KEY, NULL};
     char bin[512], log[256];
-    const char *sargv[] = {procs_binary("scheduler/weft-scheduler", bin,
-                                        sizeof(bin)),
-                           "--log-level=warn", NULL};
+    const char *sargv[] = {
+        procs_binary("scheduler/weft-scheduler", bin, sizeof(bin)),
+        "--log-level=warn", NULL};
     snprintf(log, sizeof(log), "%s/scheduler.log", fx.dir);
     sched_pid = procs_spawn(sargv, env, log);
     for (int i = 0; i < 2; i++) {
         char wbin[512];
-        const char *wargv[] = {procs_binary("worker/weft-worker", wbin,
-                                            sizeof(wbin)),
-                               "--log-level=warn", "--concurrency=64", NULL};
+        const char *wargv[] = {
+            procs_binary("worker/weft-worker", wbin, sizeof(wbin)),
+            "--log-level=warn", "--concurrency=64", NULL};
         snprintf(log, sizeof(log), "%s/worker-%d.log", fx.dir, i);
         worker_pids[i] = procs_spawn(wargv, env, log);
     }
@@ -338,7 +336,8 @@ static char *wide_yaml(int n, bool join)
                                 "  - id: fan\n    type: parallel\n"
                                 "    dependencies: [root]\n    steps:\n");
     for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(y + len, cap - len, "%s  - {id: s%d, type: noop}\n",
+        len += (size_t)snprintf(y + len, cap - len,
+                                "%s  - {id: s%d, type: noop}\n",
                                 join ? "    " : "", i);
     if (join)
         snprintf(y + len, cap - len,

@@ -26,7 +26,7 @@
 #include "wfdef.h"
 #include "wire.h"
 
-#define KEY "test-signing-key-0123456789"
+#define KEY       "test-signing-key-0123456789"
 #define MAX_PROCS 8
 
 static struct redis_fixture fx;
@@ -297,24 +297,23 @@ Test(runtime, nested_conditional_and_parallel_follow_the_task)
     assert_step("n-2", "end", "success");
 }
 
-static const char *race =
-    "name: race\n"
-    "steps:\n"
-    "  - id: g\n"
-    "    type: parallel\n"
-    "    wait_for: any\n"
-    "    steps:\n"
-    "      - id: fast\n"
-    "        type: noop\n"
-    "      - id: slow\n"
-    "        type: noop\n"
-    "        params: {delay_ms: 20000}\n"
-    "      - id: later\n"
-    "        type: noop\n"
-    "        dependencies: [slow]\n"
-    "  - id: after\n"
-    "    type: noop\n"
-    "    dependencies: [g]\n";
+static const char *race = "name: race\n"
+                          "steps:\n"
+                          "  - id: g\n"
+                          "    type: parallel\n"
+                          "    wait_for: any\n"
+                          "    steps:\n"
+                          "      - id: fast\n"
+                          "        type: noop\n"
+                          "      - id: slow\n"
+                          "        type: noop\n"
+                          "        params: {delay_ms: 20000}\n"
+                          "      - id: later\n"
+                          "        type: noop\n"
+                          "        dependencies: [slow]\n"
+                          "  - id: after\n"
+                          "    type: noop\n"
+                          "    dependencies: [g]\n";
 
 Test(runtime, any_group_completes_on_first_success_and_stops_losers)
 {
@@ -538,8 +537,8 @@ Test(runtime, coordinator_routes_by_type_and_records_what_it_cannot_route)
     start_system_args(1, 1, arg);
     freeReplyObject(cmd("XADD weft:tasks * run c-1 type hotfix task %s",
                         "{\"type\": \"hotfix\"}"));
-    freeReplyObject(cmd("XADD weft:tasks * run c-2 task %s",
-                        "{\"type\": \"feature\"}"));
+    freeReplyObject(
+        cmd("XADD weft:tasks * run c-2 task %s", "{\"type\": \"feature\"}"));
     freeReplyObject(cmd("XADD weft:tasks * run c-3 type chore task %s",
                         "{\"type\": \"chore\"}"));
     freeReplyObject(cmd("XADD weft:tasks * run c-4 type docs task %s",

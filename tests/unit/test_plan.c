@@ -117,7 +117,7 @@ Test(plan, finish_does_not_prerender_a_conditioned_dependent, .init = setup)
     cr_assert_null(json_object_get(json_array_get(deps, 0), "job"));
     cr_assert_str_eq(
         json_string_value(json_object_get(plan_get(&p, 0), "outcome")),
-                     "success");
+        "success");
     cr_assert_eq(p.nbodies, 0);
     plan_deinit(&p);
     runinfo_done(&ri);
@@ -199,8 +199,7 @@ static const char *groups = "steps:\n"
                             "    type: noop\n"
                             "    dependencies: [g]\n";
 
-Test(plan, success_inside_any_group_carries_the_losers_to_stop,
-     .init = setup)
+Test(plan, success_inside_any_group_carries_the_losers_to_stop, .init = setup)
 {
     env.keys = &keys;
     env.hmac = &key;
@@ -253,16 +252,17 @@ Test(plan, scope_exposes_step_results_and_context_state, .init = setup)
 {
     struct wf *wf = load(chain);
     struct runinfo ri = runinfo_of(wf);
-    json_t *state = json_pack("{s:s, s:{s:i}}", "a_status", "pass",
-                              "a_result", "n", 3);
+    json_t *state =
+        json_pack("{s:s, s:{s:i}}", "a_status", "pass", "a_result", "n", 3);
     json_t *scope = plan_scope(&ri, state, NULL);
     cr_assert_not_null(scope);
     json_t *a = json_object_get(json_object_get(scope, "steps"), "a");
     cr_assert_str_eq(json_string_value(json_object_get(a, "status")), "pass");
     json_t *ctx = json_object_get(scope, "context");
-    cr_assert_eq(json_object_get(ctx, "state"), json_object_get(scope, "state"));
-    cr_assert_str_eq(
-        json_string_value(json_object_get(ctx, "branchName")), "weft/r1");
+    cr_assert_eq(json_object_get(ctx, "state"),
+                 json_object_get(scope, "state"));
+    cr_assert_str_eq(json_string_value(json_object_get(ctx, "branchName")),
+                     "weft/r1");
     cr_assert(json_is_array(json_object_get(ctx, "artifacts")));
     json_decref(scope);
     json_decref(state);
