@@ -1131,7 +1131,7 @@ function checkSecrets(setName, docs) {
 // redis.conf and ACL file; waits until it answers PING.
 function startRedis(conf, aclText) {
   const server = which('redis-server');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-redis-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-deploy-redis-'));
   const sock = path.join(dir, 'redis.sock');
   const log = path.join(dir, 'redis.log');
   fs.writeFileSync(path.join(dir, 'redis.conf'), conf);
@@ -1573,7 +1573,7 @@ function main() {
 
     if (rendered.secrets) checkSecrets('template', R('secrets'));
     check('secrets: the committed users.acl is users.acl.in rendered (make-secrets.sh --template)', () => {
-      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-tmpl-'));
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-deploy-tmpl-'));
       try {
         const r = run('sh', [path.join(K8S, 'make-secrets.sh'), '--template', out]);
         if (r.status !== 0) throw new Error(r.stderr);
