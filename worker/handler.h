@@ -16,7 +16,10 @@
 
 #include <event2/event.h>
 
+#include "keys.h"
 #include "wire.h"
+
+struct rconn;
 
 struct job;
 
@@ -36,6 +39,13 @@ struct handler {
 const struct wire_job *job_spec(const struct job *j);
 struct event_base *job_base(const struct job *j);
 const struct handler *job_handler(const struct job *j);
+/* The worker's command connection and key names, for a handler that
+ * reads the run (persona requests carry state, artifacts and gitState
+ * read at start). Borrowed: valid while the job runs. Commands must not
+ * block; a reply may come after job_complete (or be NULL on shutdown),
+ * so its callback must not assume the job still exists. */
+struct rconn *job_redis(const struct job *j);
+const struct keys *job_keys(const struct job *j);
 /* Per-job slot for the handler's own state. */
 void *job_data(const struct job *j);
 void job_set_data(struct job *j, void *data);

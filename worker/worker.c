@@ -728,6 +728,16 @@ const struct handler *job_handler(const struct job *j)
     return j->h;
 }
 
+struct rconn *job_redis(const struct job *j)
+{
+    return j->w->cmd;
+}
+
+const struct keys *job_keys(const struct job *j)
+{
+    return &j->w->keys;
+}
+
 void *job_data(const struct job *j)
 {
     return j->data;
