@@ -1,0 +1,1688 @@
+/* chaos.c - the proof of crash recovery (issue 5): many runs through
+ * real schedulers and workers while a driver kills them.
+ *
+ * Starts a redis-server with AOF (appendfsync always), 2 weft-scheduler
+ * and 3 weft-worker processes, and submits runs of one workflow that has
+ * retries, a conditional (the branch follows the task), a parallel `all`
+ * group, a parallel `any` group with a slow child, and delays that make
+ * kills land in the middle of steps. While runs are in flight, a chaos
+ * loop kill -9s a random scheduler or worker every 200-500 ms (seeded,
+ * the seed is printed) and restarts it under the same name 0-300 ms
+ * later (so two can be down at once), and restarts
+ * Redis three times (twice with SIGTERM, once with SIGKILL: appendfsync
+ * always makes a crash lose nothing acknowledged). Then it lets the
+ * system drain and checks, from Redis alone:
+ *
+ *   1. every run finished, with status success (the workflow is made to
+ *      succeed whatever dies);
+ *   2. no transition happened twice: per step, one `success` history
+ *      entry if it succeeded and none otherwise, one `queued` and one
+ *      `retrying` per attempt, one run-level end;
+ *   3. no result was lost: each step's final status is the one the
+ *      task implies (branch taken, branch skipped, one winner in the
+ *      `any` group) and agrees with its last history entry;
+ *   4. nothing is left pending: no job in any queue's `workers` group,
+ *      no entry in the `schedulers` group of weft:events or weft:tasks;
+ *   5. every side effect happened: each succeeded leaf step's result is
+ *      in the run's state hash (`<id>_result`) with the expected value;
+ *   6. no process exited on its own (only the driver's kills end one);
+ *   7. at the end, every process exits 0 on SIGTERM (graceful shutdown;
+ *      in a sanitizer build, also no leak report).
+ *
+ * It prints the figures (runs completed / started, duplicate
+ * transitions, lost steps, reclaim latency after a worker kill, time to
+ * recover after a scheduler kill and after a Redis restart), then
+ * "N passed, M failed" and exits 0 only when every check passed.
+ *
+ * Timestamps: history entries carry `us`, the realtime clock in
+ * microseconds of the process that made the transition; every process
+ * runs on this host, so the driver stamps its kills and restarts with
+ * the same clock (CLOCK_REALTIME) and subtracts.
+ *
+ * Bounded: every wait has a deadline, Redis commands time out, and a
+ * watchdog alarm ends the program (and its children) if all else fails.
+ * Process logs and the Redis directory are kept when a check fails (or
+ * with --keep) and removed otherwise.
+ *
+ * Usage: chaos [--runs N] [--seed S] [--chaos-ms MS] [--restart-max-ms MS]
+ *              [--delivery-limit N] [--drain-s S] [--no-redis-kill] [--keep]
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "alloc.h"
+#include "diag.h"
+#include "procs.h"
+#include "redis_fixture.h"
+#include "wfdef.h"
+
+/* ---- limits and timings ------------------------------------------------ */
+
+#define DEFAULT_RUNS 300
+/* Runs are at most this many: ids and arrays are sized from it. */
+#define MAX_RUNS 100000
+#define N_SCHED  2
+#define N_WORK   3
+#define N_PROCS  (N_SCHED + N_WORK)
+/* Schedulers reclaim each other's messages idle this long (ms): short so
+ * a killed scheduler's messages are taken over within the test. */
+#define CLAIM_IDLE_MS "1000"
+/* Workers reclaim jobs idle this long (ms); heartbeats keep live ones. */
+#define VISIBILITY_MS "2000"
+/* SIGTERM drain of a worker at the end (ms). */
+#define GRACE_MS "1000"
+/* Deliveries of a job before the worker dead-letters it (the default of
+ * --delivery-limit). The workers' own default, 5, is a poison-job guard
+ * that this much killing trips on healthy jobs: each worker dies every
+ * 1.75 s on average, so a 1.5 s job loses ~60% of its deliveries, 5 in a
+ * row are lost ~8% of the time, and the run fails with them (a
+ * dead-lettered job fails its step as fatal, without retry). At 50 that
+ * is about 0.6^50; `--delivery-limit 5` shows the dead-letter path. */
+#define DEFAULT_DELIVERY_LIMIT 50
+/* A kill every KILL_MIN_MS to KILL_MAX_MS (uniform). */
+#define KILL_MIN_MS 200
+#define KILL_MAX_MS 500
+/* A killed process comes back after 0 to this many ms (uniform; the
+ * default of --restart-max-ms), as a supervisor would restart it; meanwhile
+ * another kill may take a second process down, so both schedulers or
+ * several workers are sometimes down at once. */
+#define DEFAULT_RESTART_MAX_MS 300
+/* Runs are submitted at this spacing, so they are in flight throughout
+ * the chaos; the chaos lasts CHAOS_TAIL_MS past the last submission. */
+#define SUBMIT_SPACING_MS 100
+#define CHAOS_TAIL_MS     8000
+/* Redis restarts at these fractions of the chaos window: SIGTERM,
+ * SIGTERM, SIGKILL. */
+#define REDIS_EVENTS 3
+static const double redis_at[REDIS_EVENTS] = {0.25, 0.5, 0.75};
+/* Bounded waits after the chaos. */
+#define DEFAULT_DRAIN_S 120
+#define PENDING_WAIT_S  30
+/* A Redis command is retried (reconnecting) for this long, which covers
+ * a restart; one attempt times out after CMD_TIMEOUT_MS. */
+#define CMD_RETRY_MS   20000
+#define CMD_TIMEOUT_MS 10000
+/* The whole program ends by this watchdog whatever happens (s). */
+#define WATCHDOG_S 840
+/* Main loop tick (ms): reaping, polling held messages. */
+#define TICK_MS      10
+#define HELD_POLL_MS 50
+/* At most this many scheduler messages watched per kill. */
+#define HELD_MAX 512
+/* Problems printed per check; the rest are only counted. */
+#define SHOW_MAX 8
+
+#define HMAC_KEY "chaos-signing-key-0123456789abcdef"
+
+/* ---- the workflow -------------------------------------------------------- */
+
+/* Every step id, in one table; expected outcomes follow the task: n % 2
+ * picks the conditional's branch, n % 3 == 0 runs `audit`. */
+enum step_id {
+    S_PREPARE,
+    S_FLAKY,
+    S_AUDIT,
+    S_ROUTE,
+    S_FAST_A,
+    S_FAST_B,
+    S_SLOW_A,
+    S_FANOUT,
+    S_P1,
+    S_P2,
+    S_P3,
+    S_RACE,
+    S_QUICK,
+    S_SLUGGISH,
+    S_REPORT,
+    N_STEPS
+};
+
+static const struct step_info {
+    const char *id;
+    const char *skey;   /* state key stem: '-' written '_' */
+    bool leaf;          /* a noop with a result (not a composite) */
+    const char *result; /* expected result; "%d" is the task's n */
+    int attempts;       /* attempts a success takes (fail_until 2: 2) */
+} steps[N_STEPS] = {
+    [S_PREPARE] = {"prepare", "prepare", true, "%d-prepare", 1},
+    [S_FLAKY] = {"flaky", "flaky", true, "r-flaky", 2},
+    [S_AUDIT] = {"audit", "audit", true, "r-audit", 1},
+    [S_ROUTE] = {"route", "route", false, NULL, 1},
+    [S_FAST_A] = {"fast-a", "fast_a", true, "r-fast-a", 1},
+    [S_FAST_B] = {"fast-b", "fast_b", true, "r-fast-b", 2},
+    [S_SLOW_A] = {"slow-a", "slow_a", true, "r-slow-a", 1},
+    [S_FANOUT] = {"fanout", "fanout", false, NULL, 1},
+    [S_P1] = {"p1", "p1", true, "r-p1", 1},
+    [S_P2] = {"p2", "p2", true, "r-p2", 2},
+    [S_P3] = {"p3", "p3", true, "r-p3", 1},
+    [S_RACE] = {"race", "race", false, NULL, 1},
+    [S_QUICK] = {"quick", "quick", true, "r-quick", 1},
+    [S_SLUGGISH] = {"sluggish", "sluggish", true, "r-sluggish", 1},
+    [S_REPORT] = {"report", "report", true, "r-flaky+%d", 1},
+};
+
+static const char *workflow_yaml =
+    "name: chaos\n"
+    "description: every recovery path at once; succeeds whatever dies\n"
+    "steps:\n"
+    "  - id: prepare\n"
+    "    type: noop\n"
+    "    params: {result: \"{{task.n}}-prepare\", delay_ms: 120}\n"
+    "  - id: flaky\n"
+    "    type: noop\n"
+    "    dependencies: [prepare]\n"
+    "    retry: {max: 3, backoff: fixed, delay: 0.05}\n"
+    "    params: {fail_until: 2, result: r-flaky, delay_ms: 80}\n"
+    "  - id: audit\n"
+    "    type: noop\n"
+    "    dependencies: [prepare]\n"
+    "    condition: \"task.audit === true\"\n"
+    "    params: {result: r-audit, delay_ms: 50}\n"
+    "  - id: route\n"
+    "    type: conditional\n"
+    "    dependencies: [flaky]\n"
+    "    condition: \"task.path === 'fast'\"\n"
+    "    then_steps:\n"
+    "      - id: fast-a\n"
+    "        type: noop\n"
+    "        params: {result: r-fast-a, delay_ms: 60}\n"
+    "      - id: fast-b\n"
+    "        type: noop\n"
+    "        dependencies: [fast-a]\n"
+    "        retry: {max: 3, backoff: fixed, delay: 0.05}\n"
+    "        params: {fail_until: 2, result: r-fast-b}\n"
+    "    else_steps:\n"
+    "      - id: slow-a\n"
+    "        type: noop\n"
+    "        params: {result: r-slow-a, delay_ms: 200}\n"
+    "  - id: fanout\n"
+    "    type: parallel\n"
+    "    dependencies: [prepare]\n"
+    "    wait_for: all\n"
+    "    steps:\n"
+    "      - id: p1\n"
+    "        type: noop\n"
+    "        params: {result: r-p1, delay_ms: 50}\n"
+    "      - id: p2\n"
+    "        type: noop\n"
+    "        retry: {max: 3, backoff: fixed, delay: 0.1}\n"
+    "        params: {fail_until: 2, result: r-p2, delay_ms: 150}\n"
+    "      - id: p3\n"
+    "        type: noop\n"
+    "        params: {result: r-p3}\n"
+    "  - id: race\n"
+    "    type: parallel\n"
+    "    dependencies: [prepare]\n"
+    "    wait_for: any\n"
+    "    steps:\n"
+    "      - id: quick\n"
+    "        type: noop\n"
+    "        params: {result: r-quick, delay_ms: \"{{task.quick_ms}}\"}\n"
+    "      - id: sluggish\n"
+    "        type: noop\n"
+    "        params: {result: r-sluggish, delay_ms: 1500}\n"
+    "  - id: report\n"
+    "    type: noop\n"
+    "    dependencies: [route, audit, fanout, race]\n"
+    "    params:\n"
+    "      result: \"{{steps.flaky.result}}+{{task.n}}\"\n"
+    "      delay_ms: 50\n";
+
+static bool task_fast(int n)
+{
+    return n % 2 == 0;
+}
+
+static bool task_audit(int n)
+{
+    return n % 3 == 0;
+}
+
+/* How long `quick` takes: one run in five lets `sluggish` (1500 ms) win
+ * the `any` group, so both a queued and a running loser get stopped. */
+static int task_quick_ms(int n)
+{
+    return n % 5 == 1 ? 2500 : 100;
+}
+
+/* ---- clocks, randomness ---------------------------------------------- */
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The clock of the history's `us` field. */
+static long long real_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static uint64_t rng_state;
+
+/* xorshift64*: reproducible from the printed seed. */
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ULL;
+}
+
+static int rng_range(int lo, int hi)
+{
+    return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1));
+}
+
+/* ---- processes ----------------------------------------------------------- */
+
+struct proc {
+    bool scheduler;
+    char name[32];
+    pid_t pid;
+    long long restart_at; /* mono ms when a killed one comes back; 0 none */
+    int starts;
+    int kills;
+    int exits; /* ended without being killed by the driver */
+};
+
+static struct proc procs[N_PROCS];
+static struct redis_fixture fx;
+static bool fx_up;
+static char logdir[64];
+static char env_url[REDIS_FIXTURE_PATH_MAX + 32];
+static const char env_key[] = "WEFT_HMAC_KEY=" HMAC_KEY;
+static volatile sig_atomic_t stop_requested;
+
+static char delivery_arg[48];
+static FILE *events_log; /* kills and restarts, with `us`, for diagnosis */
+
+/* One line in <logdir>/events.log. */
+static void event(const char *fmt, ...)
+{
+    if (events_log == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(events_log, "us=%lld ", real_us());
+    vfprintf(events_log, fmt, ap);
+    fputc('\n', events_log);
+    va_end(ap);
+    fflush(events_log);
+}
+
+static void proc_log_path(const struct proc *p, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s.log", logdir, p->name);
+}
+
+static int proc_start(struct proc *p)
+{
+    char bin[512], log[128], name[48];
+    const char *argv[12];
+    int n = 0;
+
+    proc_log_path(p, log, sizeof(log));
+    FILE *f = fopen(log, "a");
+    if (f != NULL) {
+        fprintf(f, "---- chaos: start #%d at us=%lld ----\n", p->starts + 1,
+                real_us());
+        fclose(f);
+    }
+    snprintf(name, sizeof(name), "--name=%s", p->name);
+    if (p->scheduler) {
+        argv[n++] = procs_binary("scheduler/weft-scheduler", bin, sizeof(bin));
+        argv[n++] = name;
+        argv[n++] = "--claim-idle=" CLAIM_IDLE_MS;
+    } else {
+        argv[n++] = procs_binary("worker/weft-worker", bin, sizeof(bin));
+        argv[n++] = name;
+        argv[n++] = "--queues=default";
+        argv[n++] = "--visibility=" VISIBILITY_MS;
+        argv[n++] = "--grace=" GRACE_MS;
+        argv[n++] = delivery_arg;
+    }
+    argv[n] = NULL;
+    const char *env[] = {env_url, env_key, NULL};
+    p->pid = procs_spawn(argv, env, log);
+    if (p->pid <= 0) {
+        fprintf(stderr, "chaos: cannot start %s\n", p->name);
+        p->pid = 0;
+        return -1;
+    }
+    p->starts++;
+    event("start %s pid %d", p->name, (int)p->pid);
+    return 0;
+}
+
+/* SIGKILL and reap. */
+static void proc_kill(struct proc *p)
+{
+    int st;
+    if (p->pid <= 0)
+        return;
+    kill(p->pid, SIGKILL);
+    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    p->pid = 0;
+}
+
+/* Reaps a process that ended on its own; true when it did. */
+static bool proc_exited(struct proc *p, int *status)
+{
+    if (p->pid <= 0)
+        return false;
+    pid_t r = waitpid(p->pid, status, WNOHANG);
+    if (r == p->pid) {
+        p->pid = 0;
+        return true;
+    }
+    return false;
+}
+
+static void stop_all_procs(void)
+{
+    for (int i = 0; i < N_PROCS; i++) {
+        if (procs[i].pid > 0)
+            procs_stop(procs[i].pid, SIGTERM, 3000);
+        procs[i].pid = 0;
+    }
+}
+
+/* Ends everything; keep: leave logs and the Redis directory behind. */
+static void teardown(bool keep)
+{
+    stop_all_procs();
+    if (!fx_up)
+        return;
+    fx_up = false;
+    if (keep) {
+        /* SIGTERM writes nothing more (AOF is already fsynced) and keeps
+         * the directory, so the data can be loaded again for a look. */
+        if (fx.pid > 0) {
+            int st;
+            kill(fx.pid, SIGTERM);
+            while (waitpid(fx.pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            fx.pid = 0;
+        }
+        free(fx.extra_args);
+        fx.extra_args = NULL;
+        return;
+    }
+    redis_fixture_stop(&fx);
+}
+
+static void remove_logs(void)
+{
+    char path[96];
+    if (events_log != NULL)
+        fclose(events_log);
+    events_log = NULL;
+    snprintf(path, sizeof(path), "%s/events.log", logdir);
+    unlink(path);
+    for (int i = 0; i < N_PROCS; i++) {
+        char log[128];
+        proc_log_path(&procs[i], log, sizeof(log));
+        unlink(log);
+    }
+    rmdir(logdir);
+}
+
+/* The watchdog: kill every child and leave. Async-signal-safe only. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "chaos: watchdog expired, killing children\n";
+    for (int i = 0; i < N_PROCS; i++)
+        if (procs[i].pid > 0)
+            kill(procs[i].pid, SIGKILL);
+    if (fx.pid > 0)
+        kill(fx.pid, SIGKILL);
+    (void)!write(2, msg, sizeof(msg) - 1);
+    _exit(2);
+}
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* ---- Redis, from the driver's side --------------------------------------- */
+
+static redisContext *rc;
+
+static redisContext *connect_redis(void)
+{
+    struct timeval tv = {CMD_TIMEOUT_MS / 1000, 0};
+    redisContext *c = redisConnectUnixWithTimeout(fx.sock, tv);
+    if (c == NULL)
+        return NULL;
+    if (c->err != 0 || redisSetTimeout(c, tv) != REDIS_OK) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* One command, retried over reconnections for up to CMD_RETRY_MS (Redis
+ * may be restarting; everything the driver writes is idempotent). Returns
+ * the reply (caller frees) or NULL when Redis stayed away. */
+static redisReply *rq(const char *fmt, ...)
+{
+    long long deadline = mono_ms() + CMD_RETRY_MS;
+    for (;;) {
+        if (rc == NULL)
+            rc = connect_redis();
+        if (rc != NULL) {
+            va_list ap;
+            va_start(ap, fmt);
+            redisReply *r = redisvCommand(rc, fmt, ap);
+            va_end(ap);
+            if (r == NULL) {
+                redisFree(rc);
+                rc = NULL;
+            } else if (r->type == REDIS_REPLY_ERROR &&
+                       strncmp(r->str, "LOADING", 7) == 0) {
+                freeReplyObject(r);
+            } else {
+                return r;
+            }
+        }
+        if (mono_ms() > deadline)
+            return NULL;
+        sleep_ms(50);
+    }
+}
+
+static void fatal(const char *what)
+{
+    fprintf(stderr, "chaos: fatal: %s\n", what);
+    teardown(true);
+    fprintf(stderr, "chaos: logs kept in %s, redis data in %s\n", logdir,
+            fx.dir);
+    printf("0 passed, 1 failed\n");
+    exit(1);
+}
+
+/* rq that gives up the whole program when Redis does not come back. */
+#define RQ(...) rq_must(rq(__VA_ARGS__))
+static redisReply *rq_must(redisReply *r)
+{
+    if (r == NULL)
+        fatal("redis unreachable");
+    return r;
+}
+
+static long long reply_int(redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+/* Field value of a flat [k, v, k, v...] array, or NULL. */
+static const char *field(const redisReply *f, const char *name)
+{
+    if (f == NULL || f->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t k = 0; k + 1 < f->elements; k += 2)
+        if (f->element[k]->type == REDIS_REPLY_STRING &&
+            strcmp(f->element[k]->str, name) == 0 &&
+            f->element[k + 1]->type == REDIS_REPLY_STRING)
+            return f->element[k + 1]->str;
+    return NULL;
+}
+
+/* ---- runs ---------------------------------------------------------------- */
+
+static int nruns = DEFAULT_RUNS;
+static char digest[65];
+static char (*run_status)[16]; /* last seen header status per run */
+
+static void run_id(int n, char *out, size_t len)
+{
+    snprintf(out, len, "chaos-%d", n);
+}
+
+static void submit(int n)
+{
+    char run[32], task[128];
+    run_id(n, run, sizeof(run));
+    snprintf(task, sizeof(task),
+             "{\"n\": %d, \"path\": \"%s\", \"audit\": %s, "
+             "\"quick_ms\": %d}",
+             n, task_fast(n) ? "fast" : "slow",
+             task_audit(n) ? "true" : "false", task_quick_ms(n));
+    /* A resubmission after a lost reply creates nothing twice. */
+    freeReplyObject(
+        RQ("XADD weft:tasks * run %s digest %s task %s", run, digest, task));
+}
+
+static bool terminal_run(const char *st)
+{
+    return strcmp(st, "success") == 0 || strcmp(st, "failed") == 0 ||
+           strcmp(st, "cancelled") == 0;
+}
+
+/* Refreshes run_status of unfinished runs; returns how many are done. */
+static int poll_runs(void)
+{
+    int done = 0;
+    for (int i = 0; i < nruns; i++) {
+        if (terminal_run(run_status[i])) {
+            done++;
+            continue;
+        }
+        char run[32];
+        run_id(i, run, sizeof(run));
+        redisReply *r = rq("HGET weft:run:%s status", run);
+        if (r == NULL)
+            return done;
+        if (r->type == REDIS_REPLY_STRING)
+            snprintf(run_status[i], sizeof(run_status[i]), "%s", r->str);
+        freeReplyObject(r);
+        if (terminal_run(run_status[i]))
+            done++;
+    }
+    return done;
+}
+
+/* ---- chaos events -------------------------------------------------------- */
+
+struct kill_ev {
+    int proc;
+    long long us; /* just before the SIGKILL */
+    /* scheduler kills: the messages the dead consumer held */
+    int nheld, nleft;
+    char (*held)[40];
+    bool *held_tasks; /* held[i] is on weft:tasks (else weft:events) */
+    bool *held_done;
+    long long held_done_us; /* when the last one was acknowledged */
+};
+
+struct redis_ev {
+    bool sigkill;
+    long long down_us, up_us;
+    bool ok;
+};
+
+static struct kill_ev *kills;
+static int nkills, kills_cap;
+static struct redis_ev revs[REDIS_EVENTS];
+static int nrevs;
+
+/* Records the messages a killed scheduler left pending. */
+static void watch_held(struct kill_ev *k, const char *name)
+{
+    static const char *streams[2] = {"weft:events", "weft:tasks"};
+    k->held = calloc(HELD_MAX, sizeof(*k->held));
+    k->held_tasks = calloc(HELD_MAX, sizeof(bool));
+    k->held_done = calloc(HELD_MAX, sizeof(bool));
+    if (!k->held || !k->held_tasks || !k->held_done)
+        fatal("out of memory");
+    for (int s = 0; s < 2; s++) {
+        redisReply *r =
+            rq("XPENDING %s schedulers - + %d %s", streams[s], HELD_MAX, name);
+        if (r == NULL)
+            continue;
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements;
+             i++) {
+            redisReply *e = r->element[i];
+            if (k->nheld == HELD_MAX || e->type != REDIS_REPLY_ARRAY ||
+                e->elements < 1 || e->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            snprintf(k->held[k->nheld], sizeof(k->held[0]), "%s",
+                     e->element[0]->str);
+            k->held_tasks[k->nheld] = s == 1;
+            k->nheld++;
+        }
+        freeReplyObject(r);
+    }
+    k->nleft = k->nheld;
+}
+
+/* Marks held messages acknowledged since the last poll. */
+static void poll_held(void)
+{
+    for (int i = 0; i < nkills; i++) {
+        struct kill_ev *k = &kills[i];
+        if (k->nleft == 0)
+            continue;
+        for (int j = 0; j < k->nheld; j++) {
+            if (k->held_done[j])
+                continue;
+            const char *s = k->held_tasks[j] ? "weft:tasks" : "weft:events";
+            redisReply *r =
+                rq("XPENDING %s schedulers %s %s 1", s, k->held[j], k->held[j]);
+            if (r == NULL)
+                return;
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
+                k->held_done[j] = true;
+                if (--k->nleft == 0)
+                    k->held_done_us = real_us();
+            }
+            freeReplyObject(r);
+        }
+    }
+}
+
+static long restart_max_ms = DEFAULT_RESTART_MAX_MS;
+static int down_max_sched, down_max_work; /* most down at once */
+
+static void note_down(void)
+{
+    int ds = 0, dw = 0;
+    for (int i = 0; i < N_PROCS; i++)
+        if (procs[i].pid <= 0)
+            procs[i].scheduler ? ds++ : dw++;
+    if (ds > down_max_sched)
+        down_max_sched = ds;
+    if (dw > down_max_work)
+        down_max_work = dw;
+}
+
+/* Starts killed processes whose time has come (all of them when now is
+ * negative). */
+static void restart_due(long long now)
+{
+    for (int i = 0; i < N_PROCS; i++) {
+        struct proc *p = &procs[i];
+        if (p->pid > 0 || p->restart_at == 0)
+            continue;
+        if (now >= 0 && now < p->restart_at)
+            continue;
+        p->restart_at = 0;
+        if (proc_start(p) != 0)
+            fatal("cannot restart a process");
+    }
+}
+
+/* Kills a random live process (or none when all are down). */
+static void chaos_kill(void)
+{
+    int alive[N_PROCS], nalive = 0;
+    for (int j = 0; j < N_PROCS; j++)
+        if (procs[j].pid > 0)
+            alive[nalive++] = j;
+    if (nalive == 0)
+        return;
+    int i = alive[rng_range(0, nalive - 1)];
+    struct proc *p = &procs[i];
+    if (nkills == kills_cap) {
+        kills_cap = kills_cap ? kills_cap * 2 : 256;
+        kills = realloc(kills, (size_t)kills_cap * sizeof(*kills));
+        if (kills == NULL)
+            fatal("out of memory");
+    }
+    struct kill_ev *k = &kills[nkills++];
+    memset(k, 0, sizeof(*k));
+    k->proc = i;
+    k->us = real_us();
+    event("kill %s pid %d", p->name, (int)p->pid);
+    proc_kill(p);
+    p->kills++;
+    if (p->scheduler)
+        watch_held(k, p->name);
+    p->restart_at = mono_ms() + rng_range(0, (int)restart_max_ms);
+    note_down();
+    restart_due(mono_ms());
+}
+
+static void chaos_redis(bool sigkill)
+{
+    struct redis_ev *e = &revs[nrevs++];
+    e->sigkill = sigkill;
+    e->down_us = real_us();
+    event("redis %s", sigkill ? "SIGKILL" : "SIGTERM");
+    if (sigkill)
+        redis_fixture_kill(&fx);
+    e->ok = redis_fixture_restart(&fx) == 0;
+    e->up_us = real_us();
+    event("redis back");
+    printf("chaos: redis %s + restart: down %.0f ms%s\n",
+           sigkill ? "SIGKILL" : "SIGTERM",
+           (double)(e->up_us - e->down_us) / 1000.0,
+           e->ok ? "" : " (restart FAILED)");
+    if (!e->ok)
+        fatal("redis did not restart");
+    if (rc != NULL) {
+        redisFree(rc);
+        rc = NULL;
+    }
+}
+
+/* Restarts processes that ended on their own; counts them. */
+static void reap_unexpected(void)
+{
+    for (int i = 0; i < N_PROCS; i++) {
+        int st = 0;
+        if (!proc_exited(&procs[i], &st))
+            continue;
+        procs[i].exits++;
+        event("exit %s status %d", procs[i].name, st);
+        if (WIFSIGNALED(st))
+            printf("chaos: %s ended on its own: signal %d\n", procs[i].name,
+                   WTERMSIG(st));
+        else
+            printf("chaos: %s ended on its own: exit %d\n", procs[i].name,
+                   WEXITSTATUS(st));
+        proc_start(&procs[i]);
+    }
+}
+
+/* ---- history analysis ------------------------------------------------- */
+
+struct hent {
+    long long us;
+    int step; /* enum step_id, -1 for run entries, -2 unknown */
+    char status[24];
+    int attempt;
+    int worker;      /* proc index of the worker, -1 none */
+    bool has_worker; /* a worker's transition (start) */
+};
+
+/* Every history entry's time and maker, for the recovery figures. */
+struct stamp {
+    long long us;
+    bool scheduler;
+};
+
+static struct stamp *stamps;
+static size_t nstamps, stamps_cap;
+
+static double *reclaim_ms;
+static size_t nreclaim, reclaim_cap;
+
+static void push_stamp(long long us, bool scheduler)
+{
+    if (nstamps == stamps_cap) {
+        stamps_cap = stamps_cap ? stamps_cap * 2 : 4096;
+        stamps = realloc(stamps, stamps_cap * sizeof(*stamps));
+        if (stamps == NULL)
+            fatal("out of memory");
+    }
+    stamps[nstamps].us = us;
+    stamps[nstamps].scheduler = scheduler;
+    nstamps++;
+}
+
+static void push_reclaim(double ms)
+{
+    if (nreclaim == reclaim_cap) {
+        reclaim_cap = reclaim_cap ? reclaim_cap * 2 : 256;
+        reclaim_ms = realloc(reclaim_ms, reclaim_cap * sizeof(double));
+        if (reclaim_ms == NULL)
+            fatal("out of memory");
+    }
+    reclaim_ms[nreclaim++] = ms;
+}
+
+static int step_index(const char *id)
+{
+    for (int i = 0; i < N_STEPS; i++)
+        if (strcmp(steps[i].id, id) == 0)
+            return i;
+    return -2;
+}
+
+static int proc_index(const char *name)
+{
+    for (int i = 0; i < N_PROCS; i++)
+        if (strcmp(procs[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Reads a run's history into *out (caller frees); returns the count or
+ * -1. */
+static int load_history(const char *run, struct hent **out)
+{
+    redisReply *r = RQ("XRANGE weft:run:%s:history - +", run);
+    struct hent *h = NULL;
+    int n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        h = calloc(r->elements, sizeof(*h));
+        if (h == NULL)
+            fatal("out of memory");
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+            continue;
+        redisReply *f = e->element[1];
+        const char *type = field(f, "type"), *step = field(f, "step");
+        const char *st = field(f, "status"), *us = field(f, "us");
+        const char *att = field(f, "attempt"), *wk = field(f, "worker");
+        struct hent *x = &h[n++];
+        x->us = us ? strtoll(us, NULL, 10) : 0;
+        if (type && strcmp(type, "run") == 0)
+            x->step = -1;
+        else
+            x->step = step ? step_index(step) : -2;
+        snprintf(x->status, sizeof(x->status), "%s", st ? st : "");
+        x->attempt = att ? (int)strtol(att, NULL, 10) : 0;
+        x->has_worker = wk != NULL && wk[0] != '\0';
+        x->worker = wk ? proc_index(wk) : -1;
+    }
+    freeReplyObject(r);
+    *out = h;
+    return n;
+}
+
+static void print_step_history(const char *run, const struct hent *h, int n,
+                               int step)
+{
+    printf("    history of %s %s:\n", run, step >= 0 ? steps[step].id : "run");
+    for (int i = 0; i < n; i++) {
+        if (h[i].step != step)
+            continue;
+        printf("      us=%lld status=%s attempt=%d%s%s\n", h[i].us, h[i].status,
+               h[i].attempt, h[i].has_worker ? " worker=" : "",
+               h[i].has_worker && h[i].worker >= 0 ? procs[h[i].worker].name
+               : h[i].has_worker                   ? "?"
+                                                   : "");
+    }
+}
+
+/* Reclaim latency samples of one run: for each worker kill, each step
+ * whose last entry before the kill is that worker's `running` and whose
+ * next entry is another `running` (the job was taken over, not already
+ * reported) gives next.us - kill.us. */
+static void reclaim_samples(const struct hent *h, int n)
+{
+    for (int k = 0; k < nkills; k++) {
+        const struct kill_ev *ev = &kills[k];
+        if (procs[ev->proc].scheduler)
+            continue;
+        for (int s = 0; s < N_STEPS; s++) {
+            int last = -1, next = -1;
+            for (int i = 0; i < n; i++) {
+                if (h[i].step != s)
+                    continue;
+                if (h[i].us < ev->us)
+                    last = i;
+                else if (next < 0)
+                    next = i;
+            }
+            if (last < 0 || next < 0)
+                continue;
+            if (strcmp(h[last].status, "running") != 0 ||
+                h[last].worker != ev->proc)
+                continue;
+            if (strcmp(h[next].status, "running") != 0 ||
+                h[next].attempt != h[last].attempt)
+                continue;
+            push_reclaim((double)(h[next].us - ev->us) / 1000.0);
+        }
+    }
+}
+
+/* ---- checks ---------------------------------------------------------------
+ */
+
+struct check {
+    const char *name;
+    long problems;
+};
+
+enum {
+    C_FINISHED,
+    C_NO_DUP,
+    C_NO_LOST,
+    C_NO_PENDING,
+    C_EFFECTS,
+    C_NO_EXITS,
+    C_CLEAN_STOP,
+    N_CHECKS
+};
+
+static struct check checks[N_CHECKS] = {
+    [C_FINISHED] = {"every run finished with success", 0},
+    [C_NO_DUP] = {"no transition applied twice", 0},
+    [C_NO_LOST] = {"no step lost", 0},
+    [C_NO_PENDING] = {"nothing left pending", 0},
+    [C_EFFECTS] = {"every side effect happened", 0},
+    [C_NO_EXITS] = {"no process exited on its own", 0},
+    [C_CLEAN_STOP] = {"every process exits 0 on SIGTERM", 0},
+};
+
+static bool problem(int c)
+{
+    return checks[c].problems++ < SHOW_MAX;
+}
+
+/* Final statuses the task allows for step s ("a|b" alternatives). */
+static const char *expected_status(int n, int s, const char *race_winner)
+{
+    switch (s) {
+    case S_AUDIT:
+        return task_audit(n) ? "success" : "skipped";
+    case S_FAST_A:
+    case S_FAST_B:
+        return task_fast(n) ? "success" : "skipped";
+    case S_SLOW_A:
+        return task_fast(n) ? "skipped" : "success";
+    case S_QUICK:
+    case S_SLUGGISH:
+        /* wait_for any: the winner succeeded, the loser was stopped. */
+        if (race_winner != NULL && strcmp(race_winner, steps[s].id) == 0)
+            return "success";
+        return race_winner != NULL ? "cancelled|skipped" : "success";
+    default:
+        return "success";
+    }
+}
+
+static bool status_in(const char *st, const char *alts)
+{
+    size_t n = strlen(st);
+    for (const char *p = alts; p != NULL;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, st, n) == 0)
+            return true;
+        p = bar ? bar + 1 : NULL;
+    }
+    return false;
+}
+
+/* steps[s].result with "%d" replaced by n. */
+static void expected_result(int s, int n, char *out, size_t len)
+{
+    const char *r = steps[s].result, *pct = strstr(r, "%d");
+    if (pct == NULL)
+        snprintf(out, len, "%s", r);
+    else
+        snprintf(out, len, "%.*s%d%s", (int)(pct - r), r, n, pct + 2);
+}
+
+struct figures {
+    int started, succeeded, failed_runs, unfinished;
+    long dup_success, dup_other, lost, missing_effects;
+    long extra_attempts;
+    int won_quick, won_sluggish;
+};
+
+static struct figures fig;
+
+/* All checks on run n except pending (global). */
+static void check_run(int n)
+{
+    char run[32];
+    run_id(n, run, sizeof(run));
+
+    redisReply *hdr = RQ("HGETALL weft:run:%s", run);
+    if (hdr->type == REDIS_REPLY_ARRAY && hdr->elements > 0)
+        fig.started++;
+    const char *rs = field(hdr, "status");
+    if (rs != NULL && strcmp(rs, "success") == 0) {
+        fig.succeeded++;
+    } else {
+        if (rs != NULL && terminal_run(rs))
+            fig.failed_runs++;
+        else
+            fig.unfinished++;
+        if (problem(C_FINISHED)) {
+            const char *err = field(hdr, "error");
+            printf("  [finished] run %s: status %s%s%s\n", run,
+                   rs ? rs : "(no header)", err ? ", error: " : "",
+                   err ? err : "");
+        }
+    }
+    freeReplyObject(hdr);
+
+    struct hent *h = NULL;
+    int nh = load_history(run, &h);
+    redisReply *sh = RQ("HGETALL weft:run:%s:steps", run);
+    redisReply *st = RQ("HGETALL weft:run:%s:state", run);
+
+    for (int i = 0; i < nh; i++)
+        push_stamp(h[i].us, !h[i].has_worker);
+    reclaim_samples(h, nh);
+
+    /* 2: no transition twice. */
+    int run_ends = 0;
+    for (int i = 0; i < nh; i++)
+        if (h[i].step == -1 && strcmp(h[i].status, "running") != 0)
+            run_ends++;
+    if (run_ends > 1) {
+        fig.dup_other += run_ends - 1;
+        if (problem(C_NO_DUP)) {
+            printf("  [dup] run %s ended %d times\n", run, run_ends);
+            print_step_history(run, h, nh, -1);
+        }
+    }
+
+    const char *winner = NULL;
+    const char *qs = field(sh, "quick"), *ss = field(sh, "sluggish");
+    if (qs && strcmp(qs, "success") == 0) {
+        winner = "quick";
+        fig.won_quick++;
+    } else if (ss && strcmp(ss, "success") == 0) {
+        winner = "sluggish";
+        fig.won_sluggish++;
+    }
+    if (qs && ss && strcmp(qs, "success") == 0 && strcmp(ss, "success") == 0) {
+        winner = NULL; /* both: reported below as unexpected statuses */
+        fig.dup_other++;
+        if (problem(C_NO_DUP))
+            printf("  [dup] run %s: both children of the any group "
+                   "succeeded\n",
+                   run);
+    }
+
+    for (int s = 0; s < N_STEPS; s++) {
+        const char *fin = field(sh, steps[s].id);
+        int successes = 0, dup_q = 0, dup_r = 0, comp_running = 0;
+        int last = -1;
+        int queued_at[16] = {0}, retry_at[16] = {0};
+        for (int i = 0; i < nh; i++) {
+            if (h[i].step != s)
+                continue;
+            last = i;
+            int a = h[i].attempt >= 0 && h[i].attempt < 16 ? h[i].attempt : 0;
+            if (strcmp(h[i].status, "success") == 0)
+                successes++;
+            else if (strcmp(h[i].status, "queued") == 0 && queued_at[a]++)
+                dup_q++;
+            else if (strcmp(h[i].status, "retrying") == 0 && retry_at[a]++)
+                dup_r++;
+            else if (strcmp(h[i].status, "running") == 0 && !steps[s].leaf &&
+                     comp_running++)
+                dup_r++;
+        }
+        bool ok_final = fin != NULL && strcmp(fin, "success") == 0;
+        int want = ok_final ? 1 : 0;
+        if (successes != want || dup_q || dup_r) {
+            if (successes > want)
+                fig.dup_success += successes - want;
+            fig.dup_other += dup_q + dup_r;
+            if (successes > want || dup_q || dup_r) {
+                if (problem(C_NO_DUP)) {
+                    printf("  [dup] run %s step %s: %d success entries "
+                           "(final %s), %d duplicate queued, %d duplicate "
+                           "retrying/activation\n",
+                           run, steps[s].id, successes, fin ? fin : "-", dup_q,
+                           dup_r);
+                    print_step_history(run, h, nh, s);
+                }
+            }
+        }
+
+        /* 3: the final status is the expected one and the history agrees. */
+        const char *exp = expected_status(n, s, winner);
+        bool lost = fin == NULL || !status_in(fin, exp);
+        bool disagree =
+            fin != NULL && last >= 0 && strcmp(h[last].status, fin) != 0;
+        /* A step that never left pending has no history. */
+        if (fin != NULL && last < 0 && strcmp(fin, "pending") != 0)
+            disagree = true;
+        if (successes < want)
+            disagree = true;
+        if (lost || disagree) {
+            fig.lost++;
+            if (problem(C_NO_LOST)) {
+                printf("  [lost] run %s step %s: final %s, expected %s%s\n",
+                       run, steps[s].id, fin ? fin : "(absent)", exp,
+                       disagree ? "; history disagrees" : "");
+                print_step_history(run, h, nh, s);
+            }
+        }
+
+        if (ok_final && steps[s].leaf) {
+            char key[64];
+            snprintf(key, sizeof(key), "%s:attempt", steps[s].id);
+            const char *att = field(sh, key);
+            if (att && strtol(att, NULL, 10) > steps[s].attempts)
+                fig.extra_attempts++;
+        }
+
+        /* 5: the side effect of every leaf that succeeded. */
+        if (ok_final && steps[s].leaf) {
+            char key[64], want_json[96], val[64];
+            snprintf(key, sizeof(key), "%s_result", steps[s].skey);
+            expected_result(s, n, val, sizeof(val));
+            snprintf(want_json, sizeof(want_json), "\"%s\"", val);
+            const char *got = field(st, key);
+            if (got == NULL || strcmp(got, want_json) != 0) {
+                fig.missing_effects++;
+                if (problem(C_EFFECTS)) {
+                    printf("  [effect] run %s: state %s = %s, expected %s\n",
+                           run, key, got ? got : "(absent)", want_json);
+                    print_step_history(run, h, nh, s);
+                }
+            }
+        }
+    }
+    freeReplyObject(sh);
+    freeReplyObject(st);
+    free(h);
+}
+
+/* Pending count of group on stream (0 when the stream or group is
+ * missing: nothing can be pending there). */
+static long long pending_of(const char *stream, const char *group)
+{
+    redisReply *r = RQ("XPENDING %s %s", stream, group);
+    long long n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1)
+        n = reply_int(r->element[0]);
+    freeReplyObject(r);
+    return n;
+}
+
+/* Queue streams: weft:q:* (SCAN). Returns how many were found. */
+static int list_queues(char (*out)[128], int max)
+{
+    int n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = RQ("SCAN %s MATCH weft:q:* COUNT 1000", cursor);
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements && n < max; i++)
+            snprintf(out[n++], 128, "%s", keys->element[i]->str);
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+/* Sum of everything pending; prints each nonzero place when show. */
+static long long pending_total(bool show)
+{
+    char queues[32][128];
+    int nq = list_queues(queues, 32);
+    long long total = 0, v;
+    for (int i = 0; i < nq; i++) {
+        v = pending_of(queues[i], "workers");
+        total += v;
+        if (v && show && problem(C_NO_PENDING))
+            printf("  [pending] %s group workers: %lld\n", queues[i], v);
+    }
+    static const char *sched_streams[] = {"weft:events", "weft:tasks"};
+    for (int i = 0; i < 2; i++) {
+        v = pending_of(sched_streams[i], "schedulers");
+        total += v;
+        if (v && show && problem(C_NO_PENDING)) {
+            printf("  [pending] %s group schedulers: %lld\n", sched_streams[i],
+                   v);
+            redisReply *r =
+                RQ("XPENDING %s schedulers - + 5", sched_streams[i]);
+            for (size_t k = 0; r->type == REDIS_REPLY_ARRAY && k < r->elements;
+                 k++) {
+                redisReply *e = r->element[k];
+                if (e->type == REDIS_REPLY_ARRAY && e->elements == 4)
+                    printf("    id %s consumer %s idle %lld ms deliveries "
+                           "%lld\n",
+                           e->element[0]->str, e->element[1]->str,
+                           e->element[2]->integer, e->element[3]->integer);
+            }
+            freeReplyObject(r);
+        }
+    }
+    return total;
+}
+
+/* ---- figures ------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_stamp(const void *a, const void *b)
+{
+    long long x = ((const struct stamp *)a)->us;
+    long long y = ((const struct stamp *)b)->us;
+    return (x > y) - (x < y);
+}
+
+/* q-quantile of sorted v[n] (nearest rank). */
+static double quantile(const double *v, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(q * (double)n + 0.999999);
+    if (i < 1)
+        i = 1;
+    if (i > n)
+        i = n;
+    return v[i - 1];
+}
+
+static void print_dist(const char *what, double *v, size_t n)
+{
+    qsort(v, n, sizeof(double), cmp_double);
+    if (n == 0) {
+        printf("chaos: %s: no samples\n", what);
+        return;
+    }
+    printf("chaos: %s: n=%zu p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", what, n,
+           quantile(v, n, 0.5), quantile(v, n, 0.99), v[n - 1]);
+}
+
+/* First stamp strictly after us (of the scheduler when sched_only). */
+static long long next_stamp(long long us, bool sched_only)
+{
+    size_t lo = 0, hi = nstamps;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (stamps[mid].us <= us)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < nstamps; i++)
+        if (!sched_only || stamps[i].scheduler)
+            return stamps[i].us;
+    return -1;
+}
+
+/* Prints what else happened between from_us and to_us: kills of
+ * schedulers and workers (other than skip), Redis restarts. */
+static void print_context(const char *what, int skip, long long from_us,
+                          long long to_us)
+{
+    int sk = 0, wk = 0, rr = 0;
+    for (int i = 0; i < nkills; i++) {
+        if (i == skip || kills[i].us < from_us || kills[i].us > to_us)
+            continue;
+        procs[kills[i].proc].scheduler ? sk++ : wk++;
+    }
+    for (int i = 0; i < nrevs; i++)
+        if (revs[i].up_us >= from_us && revs[i].down_us <= to_us)
+            rr++;
+    printf("chaos:   slowest: %s killed at us=%lld, %s %.1f ms later; "
+           "meanwhile %d other scheduler kill(s), %d worker kill(s), %d "
+           "redis restart(s)\n",
+           procs[kills[skip].proc].name, kills[skip].us, what,
+           (double)(to_us - from_us) / 1000.0, sk, wk, rr);
+}
+
+static void print_figures(void)
+{
+    qsort(stamps, nstamps, sizeof(*stamps), cmp_stamp);
+
+    int wk = 0, sk = 0;
+    for (int i = 0; i < nkills; i++)
+        procs[kills[i].proc].scheduler ? sk++ : wk++;
+    printf("chaos: kills: %d worker, %d scheduler; redis restarts: %d; most "
+           "down at once: %d scheduler(s), %d worker(s)\n",
+           wk, sk, nrevs, down_max_sched, down_max_work);
+    printf("chaos: any group won by quick %d, by sluggish %d\n", fig.won_quick,
+           fig.won_sluggish);
+    printf("chaos: runs completed %d / started %d (of %d submitted); "
+           "failed %d, unfinished %d\n",
+           fig.succeeded, fig.started, nruns, fig.failed_runs, fig.unfinished);
+    printf("chaos: duplicate transitions: %ld (success twice: %ld)\n",
+           fig.dup_success + fig.dup_other, fig.dup_success);
+    printf("chaos: lost steps: %ld; missing side effects: %ld; steps that "
+           "needed more attempts than scripted: %ld\n",
+           fig.lost, fig.missing_effects, fig.extra_attempts);
+
+    print_dist("reclaim latency after a worker kill (kill -> next running)",
+               reclaim_ms, nreclaim);
+
+    double *v = calloc((size_t)nkills + 1, sizeof(double));
+    double *w = calloc((size_t)nkills + 1, sizeof(double));
+    size_t nv = 0, nw = 0, held = 0, unresolved = 0;
+    int worst_next = -1, worst_held = -1;
+    long long worst_next_us = 0;
+    if (v == NULL || w == NULL)
+        fatal("out of memory");
+    for (int i = 0; i < nkills; i++) {
+        const struct kill_ev *k = &kills[i];
+        if (!procs[k->proc].scheduler)
+            continue;
+        long long nx = next_stamp(k->us, true);
+        if (nx > 0) {
+            v[nv++] = (double)(nx - k->us) / 1000.0;
+            if (worst_next < 0 ||
+                nx - k->us > worst_next_us - kills[worst_next].us) {
+                worst_next = i;
+                worst_next_us = nx;
+            }
+        }
+        held += (size_t)k->nheld;
+        if (k->nheld > 0 && k->nleft == 0) {
+            w[nw++] = (double)(k->held_done_us - k->us) / 1000.0;
+            if (worst_held < 0 ||
+                k->held_done_us - k->us >
+                    kills[worst_held].held_done_us - kills[worst_held].us)
+                worst_held = i;
+        } else if (k->nleft > 0)
+            unresolved++;
+    }
+    print_dist("scheduler kill -> next transition by any scheduler", v, nv);
+    if (worst_next >= 0)
+        print_context("next transition", worst_next, kills[worst_next].us,
+                      worst_next_us);
+    print_dist("scheduler kill -> all its held messages applied", w, nw);
+    if (worst_held >= 0)
+        print_context("all applied", worst_held, kills[worst_held].us,
+                      kills[worst_held].held_done_us);
+    printf("chaos: messages held by killed schedulers: %zu (kills leaving "
+           "some unapplied at the end: %zu)\n",
+           held, unresolved);
+    free(v);
+    free(w);
+
+    for (int i = 0; i < nrevs; i++) {
+        const struct redis_ev *e = &revs[i];
+        long long nx = next_stamp(e->up_us, false);
+        long long ns = next_stamp(e->up_us, true);
+        printf("chaos: redis restart %d (%s): down %.0f ms; next transition "
+               "%.1f ms after it was back (next by a scheduler %.1f ms)\n",
+               i + 1, e->sigkill ? "SIGKILL" : "SIGTERM",
+               (double)(e->up_us - e->down_us) / 1000.0,
+               nx > 0 ? (double)(nx - e->up_us) / 1000.0 : -1.0,
+               ns > 0 ? (double)(ns - e->up_us) / 1000.0 : -1.0);
+    }
+
+    redisReply *r = RQ("XLEN weft:dlq");
+    redisReply *dl = RQ("ZCARD weft:delayed");
+    redisReply *dd = RQ("ZCARD weft:deadlines");
+    printf("chaos: dead-lettered entries: %lld; retry timers left %lld, "
+           "deadlines left %lld\n",
+           reply_int(r), reply_int(dl), reply_int(dd));
+    freeReplyObject(r);
+    freeReplyObject(dl);
+    freeReplyObject(dd);
+}
+
+/* ---- main -----------------------------------------------------------------
+ */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: chaos [--runs N] [--seed S] [--chaos-ms MS] "
+                    "[--restart-max-ms MS] [--delivery-limit N] [--drain-s S] "
+                    "[--no-redis-kill] [--keep]\n");
+    exit(2);
+}
+
+static long parse_num(const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        usage();
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = (uint64_t)real_us() ^ ((uint64_t)getpid() << 32);
+    long chaos_ms = -1, drain_s = DEFAULT_DRAIN_S;
+    long delivery_limit = DEFAULT_DELIVERY_LIMIT;
+    bool redis_kill = true, keep = false;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            nruns = (int)parse_num(argv[++i], 1, MAX_RUNS);
+        else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
+            seed = (uint64_t)parse_num(argv[++i], 1, 0x7fffffffL);
+        else if (strcmp(argv[i], "--chaos-ms") == 0 && i + 1 < argc)
+            chaos_ms = parse_num(argv[++i], 0, 3600000);
+        else if (strcmp(argv[i], "--drain-s") == 0 && i + 1 < argc)
+            drain_s = parse_num(argv[++i], 1, 3600);
+        else if (strcmp(argv[i], "--delivery-limit") == 0 && i + 1 < argc)
+            delivery_limit = parse_num(argv[++i], 1, 1000);
+        else if (strcmp(argv[i], "--restart-max-ms") == 0 && i + 1 < argc)
+            restart_max_ms = parse_num(argv[++i], 0, 10000);
+        else if (strcmp(argv[i], "--no-redis-kill") == 0)
+            redis_kill = false;
+        else if (strcmp(argv[i], "--keep") == 0)
+            keep = true;
+        else
+            usage();
+    }
+    seed = seed % 0x7fffffffULL;
+    if (seed == 0)
+        seed = 1;
+    rng_state = seed * 0x9E3779B97F4A7C15ULL;
+    long submit_ms = (long)nruns * SUBMIT_SPACING_MS;
+    if (chaos_ms < 0)
+        chaos_ms = submit_ms + CHAOS_TAIL_MS;
+    printf("chaos: seed %llu (rerun with --seed %llu), %d runs, chaos %ld ms, "
+           "delivery limit %ld\n",
+           (unsigned long long)seed, (unsigned long long)seed, nruns, chaos_ms,
+           delivery_limit);
+    fflush(stdout);
+
+    weft_alloc_init();
+    signal(SIGALRM, on_alarm);
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    signal(SIGPIPE, SIG_IGN);
+    alarm(WATCHDOG_S);
+
+    long long t_begin = mono_ms();
+    snprintf(logdir, sizeof(logdir), "/tmp/weft-chaos-XXXXXX");
+    if (mkdtemp(logdir) == NULL) {
+        perror("chaos: mkdtemp");
+        return 1;
+    }
+    snprintf(delivery_arg, sizeof(delivery_arg), "--delivery-limit=%ld",
+             delivery_limit);
+    {
+        char path[96];
+        snprintf(path, sizeof(path), "%s/events.log", logdir);
+        events_log = fopen(path, "w");
+    }
+    run_status = calloc((size_t)nruns, sizeof(*run_status));
+    if (run_status == NULL)
+        return 1;
+
+    if (redis_fixture_start(&fx, "--appendonly yes --appendfsync always") !=
+        0) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    fx_up = true;
+    snprintf(env_url, sizeof(env_url), "REDIS_URL=%s", fx.url);
+
+    /* The definition every run pins. */
+    struct diag d;
+    struct wf *wf = NULL;
+    diag_init(&d, "chaos.yml");
+    if (wf_load_buffer(workflow_yaml, strlen(workflow_yaml), "chaos", &wf,
+                       &d) != 0) {
+        diag_print(&d, stderr);
+        diag_deinit(&d);
+        fatal("the chaos workflow does not load");
+    }
+    diag_deinit(&d);
+    snprintf(digest, sizeof(digest), "%s", wf->digest);
+    freeReplyObject(RQ("SET weft:def:%s %b", wf->digest, wf->canonical,
+                       (size_t)wf->canonical_len));
+    wf_free(wf);
+
+    for (int i = 0; i < N_PROCS; i++) {
+        procs[i].scheduler = i < N_SCHED;
+        if (procs[i].scheduler)
+            snprintf(procs[i].name, sizeof(procs[i].name), "sched-%d", i);
+        else
+            snprintf(procs[i].name, sizeof(procs[i].name), "worker-%d",
+                     i - N_SCHED);
+        if (proc_start(&procs[i]) != 0)
+            fatal("cannot start the processes");
+    }
+
+    /* ---- chaos ---- */
+    long long t0 = mono_ms(), t_end = t0 + chaos_ms;
+    long long next_kill = t0 + rng_range(KILL_MIN_MS, KILL_MAX_MS);
+    long long next_held = t0;
+    int submitted = 0, redis_done = 0;
+    int redis_planned = redis_kill ? REDIS_EVENTS : REDIS_EVENTS - 1;
+    while (!stop_requested) {
+        long long now = mono_ms();
+        if (now >= t_end && submitted == nruns)
+            break;
+        while (submitted < nruns &&
+               (now - t0) >= (long long)submitted * SUBMIT_SPACING_MS)
+            submit(submitted++);
+        if (redis_done < redis_planned &&
+            now - t0 >= (long long)(redis_at[redis_done] * (double)chaos_ms)) {
+            chaos_redis(redis_done == 2);
+            redis_done++;
+            now = mono_ms();
+        }
+        restart_due(now);
+        if (now >= next_kill && now < t_end) {
+            chaos_kill();
+            next_kill = mono_ms() + rng_range(KILL_MIN_MS, KILL_MAX_MS);
+        }
+        reap_unexpected();
+        if (now >= next_held) {
+            poll_held();
+            next_held = now + HELD_POLL_MS;
+        }
+        sleep_ms(TICK_MS);
+    }
+    restart_due(-1);
+    long long t_chaos_end = mono_ms();
+    int done = poll_runs();
+    printf("chaos: chaos over after %.1f s: %d kills, %d redis restarts; "
+           "%d/%d runs finished so far\n",
+           (double)(t_chaos_end - t0) / 1000.0, nkills, nrevs, done, nruns);
+    fflush(stdout);
+
+    /* ---- drain ---- */
+    long long drain_end = t_chaos_end + drain_s * 1000;
+    long long next_poll = 0;
+    while (!stop_requested && mono_ms() < drain_end) {
+        reap_unexpected();
+        if (mono_ms() >= next_held) {
+            poll_held();
+            next_held = mono_ms() + HELD_POLL_MS;
+        }
+        if (mono_ms() >= next_poll) {
+            done = poll_runs();
+            if (done == nruns)
+                break;
+            next_poll = mono_ms() + 250;
+        }
+        sleep_ms(TICK_MS);
+    }
+    long long t_drained = mono_ms();
+    printf("chaos: drain: %d/%d runs finished %.1f s after the chaos\n", done,
+           nruns, (double)(t_drained - t_chaos_end) / 1000.0);
+    /* Stragglers (cancelled losers, reclaimed jobs of finished runs) are
+     * acknowledged within a visibility timeout or two. */
+    long long pend_end = mono_ms() + PENDING_WAIT_S * 1000;
+    long long pend = -1;
+    while (!stop_requested && mono_ms() < pend_end) {
+        reap_unexpected();
+        poll_held();
+        pend = pending_total(false);
+        if (pend == 0)
+            break;
+        sleep_ms(200);
+    }
+    printf("chaos: pending entries %lld, %.1f s after the drain\n", pend,
+           (double)(mono_ms() - t_drained) / 1000.0);
+    fflush(stdout);
+
+    /* ---- checks ---- */
+    long long t_checks = mono_ms();
+    reap_unexpected();
+    for (int i = 0; i < N_PROCS; i++) {
+        int st = procs_stop(procs[i].pid, SIGTERM, 10000);
+        procs[i].pid = 0;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            checks[C_CLEAN_STOP].problems++;
+            printf("  [stop] %s: %s %d on SIGTERM\n", procs[i].name,
+                   WIFSIGNALED(st) ? "signal" : "exit",
+                   WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        }
+    }
+    printf("chaos: checking %d runs\n", nruns);
+    for (int i = 0; i < nruns; i++)
+        check_run(i);
+    pending_total(true);
+    for (int i = 0; i < N_PROCS; i++) {
+        if (procs[i].exits > 0) {
+            checks[C_NO_EXITS].problems += procs[i].exits;
+            printf("  [exits] %s ended on its own %d time(s)\n", procs[i].name,
+                   procs[i].exits);
+        }
+    }
+    if (stop_requested) {
+        checks[C_FINISHED].problems++;
+        printf("  interrupted\n");
+    }
+    print_figures();
+
+    int passed = 0, failed = 0;
+    for (int c = 0; c < N_CHECKS; c++) {
+        bool ok = checks[c].problems == 0;
+        printf("chaos: check %d %s: %s", c + 1, checks[c].name,
+               ok ? "ok\n" : "FAILED");
+        if (!ok)
+            printf(" (%ld problems)\n", checks[c].problems);
+        ok ? passed++ : failed++;
+    }
+    long long t_finish = mono_ms();
+    printf("chaos: timing: setup %.1f s, chaos %.1f s, drain %.1f s, "
+           "checks %.1f s, total %.1f s\n",
+           (double)(t0 - t_begin) / 1000.0, (double)(t_chaos_end - t0) / 1000.0,
+           (double)(t_checks - t_chaos_end) / 1000.0,
+           (double)(t_finish - t_checks) / 1000.0,
+           (double)(t_finish - t_begin) / 1000.0);
+
+    if (rc != NULL)
+        redisFree(rc);
+    rc = NULL;
+    bool keep_all = keep || failed > 0;
+    teardown(keep_all);
+    if (keep_all)
+        printf("chaos: logs kept in %s, redis data in %s\n", logdir, fx.dir);
+    else
+        remove_logs();
+    for (int i = 0; i < nkills; i++) {
+        free(kills[i].held);
+        free(kills[i].held_tasks);
+        free(kills[i].held_done);
+    }
+    free(kills);
+    free(stamps);
+    free(reclaim_ms);
+    free(run_status);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
