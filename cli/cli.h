@@ -62,6 +62,8 @@ struct cli_opts {
     bool limit_set;               /* --limit was given */
     uint32_t workers;             /* --workers (run) */
     uint32_t concurrency;         /* --concurrency (run); 0: worker default */
+    const char *workflows;        /* --workflows DIR (run); default
+                                     "workflows" */
 };
 
 /* Set by main.c's SIGINT/SIGTERM handler for commands that clean up

@@ -33,6 +33,7 @@
 #include "hmac.h"
 #include "rconn.h"
 #include "redisurl.h"
+#include "routes.h"
 
 /* redis-server starts in ~45 ms (FIELD-NOTES); allow for a loaded box. */
 #define RUN_REDIS_START_MS 10000
@@ -374,7 +375,11 @@ static int start_children(struct run_ctx *r, const char *queues)
     }
     char log[CLI_PATH_MAX];
     join(log, sizeof(log), r->logs, "scheduler.log");
-    const char *sargv[] = {sched, "--redis", r->url, NULL};
+    const char *dir = r->o->workflows ? r->o->workflows : "workflows";
+    struct stat st;
+    const char *sargv[] = {sched, "--redis", r->url, "--workflows", dir, NULL};
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        sargv[3] = NULL;
     if (proc_start(&r->kids[r->nkids], "weft-scheduler", sargv, log) !=
         CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
@@ -509,6 +514,44 @@ static void teardown(struct run_ctx *r, bool keep_logs)
     }
 }
 
+/* The coordinator's choice for the task, made here too so the run can
+ * be shown before the scheduler picks it: DIR/routes.yml applied to the
+ * task, then DIR/<workflow> loaded. */
+static int route_workflow(const char *dir, const char *task_file,
+                          struct wf **out)
+{
+    char path[CLI_PATH_MAX];
+    json_t *task = NULL;
+    struct routes *routes = NULL;
+    struct diag d;
+    const char *name = NULL;
+    struct weft_error err;
+    int rc = submit_read_task(task_file, &task);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    snprintf(path, sizeof(path), "%s/routes.yml", dir);
+    diag_init(&d, path);
+    if (routes_load_file(path, &routes, &d) != 0) {
+        diag_sort(&d);
+        diag_print(&d, stderr);
+        diag_deinit(&d);
+        json_decref(task);
+        return CLI_EXIT_FAIL;
+    }
+    diag_deinit(&d);
+    weft_error_clear(&err);
+    rc = CLI_EXIT_FAIL;
+    if (routes_select(routes, task, NULL, &name, &err) != 0) {
+        cli_error("cannot route the task: %s", err.msg);
+    } else {
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        rc = submit_load_workflow(path, out);
+    }
+    routes_free(routes);
+    json_decref(task);
+    return rc;
+}
+
 int cmd_run(const struct cli_opts *o)
 {
     struct run_ctx *r = weft_calloc(1, sizeof(*r));
@@ -524,7 +567,11 @@ int cmd_run(const struct cli_opts *o)
     struct wf *dwf = NULL;
     if (rc != CLI_EXIT_OK)
         goto out;
-    rc = submit_load_workflow(o->args[0], &r->wf);
+    const char *dir = o->workflows ? o->workflows : "workflows";
+    if (o->nargs > 0)
+        rc = submit_load_workflow(o->args[0], &r->wf);
+    else
+        rc = route_workflow(dir, o->task_file, &r->wf);
     if (rc == CLI_EXIT_OK)
         rc = submit_read_task(o->task_file, &r->task);
     if (rc != CLI_EXIT_OK)
@@ -561,7 +608,10 @@ int cmd_run(const struct cli_opts *o)
     r->tty = !o->json && isatty(STDOUT_FILENO);
     r->plain = !o->json && !r->tty;
     r->t0 = cli_now_ms();
-    if (submit_one(r->c, &r->keys, r->wf, r->task, r->run) != CLI_EXIT_OK)
+    /* Without FILE the task goes through the coordinator, as a producer's
+     * would: the scheduler routes it (to the workflow shown here). */
+    if (submit_one(r->c, &r->keys, o->nargs > 0 ? r->wf : NULL, r->task,
+                   r->run) != CLI_EXIT_OK)
         goto out;
     if (r->plain)
         printf("run %s: workflow %s, %u steps, %u workers\n", r->run,

@@ -31,6 +31,7 @@ enum flag_id {
     F_LIMIT,
     F_WORKERS,
     F_CONCURRENCY,
+    F_WORKFLOWS,
     F_HELP,
 };
 
@@ -47,7 +48,7 @@ static const struct flag flags[] = {
     [F_TASK] = {"task", true},       [F_TASKS] = {"tasks", true},
     [F_STATUS] = {"status", true},   [F_LIMIT] = {"limit", true},
     [F_WORKERS] = {"workers", true}, [F_CONCURRENCY] = {"concurrency", true},
-    [F_HELP] = {"help", false},
+    [F_WORKFLOWS] = {"workflows", true}, [F_HELP] = {"help", false},
 };
 
 /* Flags of every command that talks to Redis. */
@@ -89,9 +90,10 @@ static const struct command commands[] = {
      "cancel RUN [--json]"},
     {"run", cmd_run,
      BIT(F_JSON) | BIT(F_TASK) | BIT(F_WORKERS) | BIT(F_CONCURRENCY) |
-         REDIS_FLAGS,
-     1, 1, true,
-     "run FILE [--task TASK.json] [--workers N] [--concurrency N] [--json]"},
+         BIT(F_WORKFLOWS) | REDIS_FLAGS,
+     0, 1, true,
+     "run [FILE] [--task TASK.json] [--workflows DIR] [--workers N] "
+     "[--concurrency N] [--json]"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -167,6 +169,9 @@ static int apply_flag(const struct command *c, enum flag_id id, const char *v,
     case F_CONCURRENCY:
         return parse_u32(c->name, "concurrency", v, 1, MAX_CONCURRENCY,
                          &o->concurrency);
+    case F_WORKFLOWS:
+        o->workflows = v;
+        return 0;
     case F_HELP:
         break;
     }
