@@ -1,6 +1,8 @@
 /* rundoc.c - a run's status as one JSON document, read from its header
  * and step hashes (docs/protocol.md), and its rendering for people.
- * Used by `weft status` and by `weft run` for its final report.
+ * Used by `weft status` and by `weft run` for its final report. The
+ * document itself is built by common/rundoc.c, which the scheduler's HTTP
+ * API shares; this file reads Redis and prints.
  *
  * The document (docs/cli.md):
  *   {"id", "status", "workflow", "digest", "error", "created", "started",
@@ -18,122 +20,11 @@
 
 #include "alloc.h"
 #include "diag.h"
-#include "num.h"
-#include "strmap.h"
+#include "rundoc.h"
 
 /* Widest step column of the table; longer ids are shown whole but push
  * the row. */
 #define STEP_COL_MAX 40
-
-bool rundoc_is_final(const char *status)
-{
-    return status != NULL &&
-           (strcmp(status, "success") == 0 || strcmp(status, "failed") == 0 ||
-            strcmp(status, "cancelled") == 0 ||
-            strcmp(status, "waiting_for_human") == 0);
-}
-
-/* JSON for a string field: the string or null. */
-static json_t *jstr(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-/* JSON for a time field. */
-static json_t *jtime(int64_t ms)
-{
-    return ms >= 0 ? json_integer(ms) : json_null();
-}
-
-/* Field index of a flat HGETALL reply: name -> value reply. */
-struct fields {
-    struct strmap map;
-    const redisReply *r;
-};
-
-static int fields_init(struct fields *f, const redisReply *r)
-{
-    strmap_init(&f->map);
-    f->r = r;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i];
-        if (k == NULL || k->type != REDIS_REPLY_STRING)
-            continue;
-        int rc = strmap_put(&f->map, k->str, k->len, r->element[i + 1], NULL);
-        if (rc == WEFT_ENOMEM)
-            return rc;
-    }
-    return 0;
-}
-
-static const char *field_str(const struct fields *f, const char *step,
-                             const char *suffix)
-{
-    char name[KEYS_ID_MAX + 32];
-    int n = snprintf(name, sizeof(name), "%s%s", step, suffix);
-    if (n < 0 || (size_t)n >= sizeof(name))
-        return NULL;
-    const redisReply *v = strmap_get(&f->map, name, (size_t)n);
-    if (v == NULL || v->type != REDIS_REPLY_STRING ||
-        strlen(v->str) != (size_t)v->len)
-        return NULL;
-    return v->str;
-}
-
-static int64_t field_i64(const struct fields *f, const char *step,
-                         const char *suffix, int64_t dflt)
-{
-    const char *s = field_str(f, step, suffix);
-    int64_t n;
-    if (s == NULL || num_parse_i64(s, strlen(s), 0, INT64_MAX, &n) != 0)
-        return dflt;
-    return n;
-}
-
-static json_t *step_doc(const struct fields *f, const char *id)
-{
-    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "status",
-                     jstr(field_str(f, id, "")), "attempts",
-                     (json_int_t)field_i64(f, id, ":attempt", 0), "queued",
-                     jtime(field_i64(f, id, ":queued", -1)), "started",
-                     jtime(field_i64(f, id, ":started", -1)), "finished",
-                     jtime(field_i64(f, id, ":finished", -1)), "worker",
-                     jstr(field_str(f, id, ":worker")), "error",
-                     jstr(field_str(f, id, ":error")));
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Adds every step of the hash that steps does not hold yet, sorted. */
-static int add_other_steps(json_t *steps, const struct fields *f)
-{
-    const redisReply *r = f->r;
-    const char **names = weft_calloc(r->elements / 2 + 1, sizeof(char *));
-    if (names == NULL)
-        return WEFT_ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i];
-        if (k == NULL || k->type != REDIS_REPLY_STRING ||
-            memchr(k->str, ':', k->len) != NULL ||
-            !keys_valid_id(k->str, k->len))
-            continue;
-        if (json_object_get(steps, k->str) == NULL)
-            names[n++] = k->str;
-    }
-    qsort(names, n, sizeof(*names), cmp_str);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        json_t *s = step_doc(f, names[i]);
-        if (s == NULL || json_object_set_new(steps, names[i], s) != 0)
-            rc = WEFT_ENOMEM;
-    }
-    weft_free(names);
-    return rc;
-}
 
 /* Loads the pinned definition, or NULL when it is gone or unreadable
  * (the table then follows the hash). */
@@ -186,35 +77,8 @@ int rundoc_load(redisContext *c, const struct keys *k, const char *run,
         return WEFT_EREDIS;
     }
     struct wf *wf = load_def(c, k, cli_reply_str(h, "digest"));
-    struct fields f;
-    int rc = fields_init(&f, s);
-    json_t *steps = json_object();
-    if (steps == NULL)
-        rc = WEFT_ENOMEM;
-    for (uint32_t i = 0; wf != NULL && rc == 0 && i < wf->nsteps; i++) {
-        const char *id = wf->steps[i].id;
-        json_t *sd = step_doc(&f, id);
-        if (sd == NULL || json_object_set_new(steps, id, sd) != 0)
-            rc = WEFT_ENOMEM;
-    }
-    if (rc == 0)
-        rc = add_other_steps(steps, &f);
     json_t *d = NULL;
-    if (rc == 0) {
-        d = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
-                      run, "status", jstr(cli_reply_str(h, "status")),
-                      "workflow", jstr(cli_reply_str(h, "workflow")), "digest",
-                      jstr(cli_reply_str(h, "digest")), "error",
-                      jstr(cli_reply_str(h, "error")), "created",
-                      jtime(cli_reply_i64(h, "created", -1)), "started",
-                      jtime(cli_reply_i64(h, "started", -1)), "finished",
-                      jtime(cli_reply_i64(h, "finished", -1)), "steps", steps);
-        steps = NULL;
-        if (d == NULL)
-            rc = WEFT_ENOMEM;
-    }
-    json_decref(steps);
-    strmap_deinit(&f.map);
+    int rc = rundoc_build(run, h, s, wf, &d);
     freeReplyObject(h);
     freeReplyObject(s);
     if (rc != 0) {
