@@ -135,3 +135,13 @@ size_t keys_breaker(const struct keys *k, const char *persona,
 {
     return keyed(k, "breaker", persona, out);
 }
+
+size_t keys_queue_prefix(const struct keys *k, char out[KEYS_MAX])
+{
+    return build(out, "%s:q:", k->prefix);
+}
+
+size_t keys_breaker_prefix(const struct keys *k, char out[KEYS_MAX])
+{
+    return build(out, "%s:breaker:", k->prefix);
+}

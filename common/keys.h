@@ -66,6 +66,12 @@ size_t keys_def(const struct keys *k, const char *digest, char out[KEYS_MAX]);
 size_t keys_breaker(const struct keys *k, const char *persona,
                     char out[KEYS_MAX]);
 
+/* `<prefix>:q:` and `<prefix>:breaker:`: what every queue or breaker key
+ * starts with, for SCAN MATCH patterns (append `*`; a prefix holds no glob
+ * character) and for taking the name back out of a key. */
+size_t keys_queue_prefix(const struct keys *k, char out[KEYS_MAX]);
+size_t keys_breaker_prefix(const struct keys *k, char out[KEYS_MAX]);
+
 /* True when s[0..len) is a valid run/step/queue id: 1..KEYS_ID_MAX bytes
  * of [A-Za-z0-9_.-]. */
 bool keys_valid_id(const char *s, size_t len);

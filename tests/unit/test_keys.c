@@ -165,3 +165,17 @@ Test(keys, group_names)
     cr_assert_str_eq(KEYS_GROUP_SCHEDULERS, "schedulers");
     cr_assert_str_eq(KEYS_GROUP_WORKERS, "workers");
 }
+
+Test(keys, scan_prefixes_start_every_queue_and_breaker_key)
+{
+    char pre[KEYS_MAX], key[KEYS_MAX];
+    cr_assert_eq(keys_queue_prefix(&k, pre), strlen("weft:q:"));
+    cr_assert_str_eq(pre, "weft:q:");
+    keys_queue(&k, "default", key);
+    cr_assert_eq(strncmp(key, pre, strlen(pre)), 0);
+    cr_assert_str_eq(key + strlen(pre), "default");
+    cr_assert_eq(keys_breaker_prefix(&k, pre), strlen("weft:breaker:"));
+    keys_breaker(&k, "qa", key);
+    cr_assert_eq(strncmp(key, pre, strlen(pre)), 0);
+    cr_assert_str_eq(key + strlen(pre), "qa");
+}
