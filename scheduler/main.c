@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "hmac.h"
+#include "http.h"
 #include "keys.h"
 #include "log.h"
 #include "num.h"
@@ -38,8 +39,11 @@ static void usage(FILE *out)
           "MS (default 5000)\n"
           "  --log-level L      debug, info, warn, error (env "
           "WEFT_LOG_LEVEL)\n"
+          "  --http ADDR:PORT   API, metrics, probes and dashboard (env "
+          "WEFT_HTTP; default " HTTP_DEFAULT_ADDR "; off = none)\n"
           "The job signing key comes from WEFT_HMAC_KEY or "
-          "WEFT_HMAC_KEY_FILE.\n",
+          "WEFT_HMAC_KEY_FILE;\n"
+          "the API token from WEFT_API_TOKEN or WEFT_API_TOKEN_FILE.\n",
           out);
 }
 
@@ -83,6 +87,7 @@ int main(int argc, char **argv)
     const char *workflows = getenv("WEFT_WORKFLOWS");
     const char *routes_path = getenv("WEFT_ROUTES");
     const char *level = getenv("WEFT_LOG_LEVEL");
+    const char *http_addr = getenv("WEFT_HTTP");
     char name[128];
     char host[64] = "host";
     gethostname(host, sizeof(host) - 1);
@@ -102,6 +107,7 @@ int main(int argc, char **argv)
         {"retention", required_argument, NULL, 't'},
         {"claim-idle", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},
+        {"http", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -138,6 +144,9 @@ int main(int argc, char **argv)
         case 'l':
             level = optarg;
             break;
+        case 'H':
+            http_addr = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -168,6 +177,11 @@ int main(int argc, char **argv)
     }
     if (hmac_key_from_env(&cfg.hmac, &err) != 0) {
         fprintf(stderr, "weft-scheduler: signing key: %s\n", err.msg);
+        return 2;
+    }
+    char *api_token = NULL;
+    if (http_token_from_env(&api_token, &err) != 0) {
+        fprintf(stderr, "weft-scheduler: API token: %s\n", err.msg);
         return 2;
     }
     cfg.name = name_opt ? name_opt : name;
@@ -201,6 +215,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "weft-scheduler: out of memory\n");
         return 1;
     }
+    struct http *http = NULL;
+    if (http_addr == NULL || strcmp(http_addr, "off") != 0) {
+        struct http_config hc = {.addr = http_addr,
+                                 .url = &cfg.url,
+                                 .keys = &cfg.keys,
+                                 .token = api_token,
+                                 .name = cfg.name};
+        http = http_start(app.base, &hc, app.sched, &err);
+        /* The default port may be taken by another process on this host
+         * (several schedulers in tests, `weft run`): then serve without
+         * HTTP. An address asked for must work. */
+        if (http == NULL && http_addr == NULL && err.code == WEFT_EIO) {
+            log_warn("http disabled: default address unavailable", "error",
+                     err.msg, NULL);
+        } else if (http == NULL) {
+            fprintf(stderr, "weft-scheduler: --http: %s\n", err.msg);
+            return err.code == WEFT_EINVAL ? 2 : 1;
+        }
+    }
     struct event *sigterm = evsignal_new(app.base, SIGTERM, on_signal, &app);
     struct event *sigint = evsignal_new(app.base, SIGINT, on_signal, &app);
     event_add(sigterm, NULL);
@@ -213,6 +246,8 @@ int main(int argc, char **argv)
     log_info("scheduler stopped", "messages", msgs, NULL);
     event_free(sigterm);
     event_free(sigint);
+    http_free(http);
+    weft_free(api_token);
     sched_free(app.sched);
     routes_free(routes);
     event_base_free(app.base);

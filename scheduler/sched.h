@@ -36,6 +36,9 @@ struct sched_stats {
     uint64_t stale;       /* scripts that found the state already moved */
     uint64_t dead;        /* entries sent to the DLQ */
     uint64_t runs_done;
+    uint64_t retries;  /* step retries scheduled (finish set a timer) */
+    uint64_t timeouts; /* step attempts that ended in a timeout (a
+                          result with status timeout, or a deadline) */
 };
 
 struct sched;
