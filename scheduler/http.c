@@ -87,6 +87,10 @@
 /* Fields of a DLQ entry copied back by a requeue. */
 #define HTTP_REQUEUE_FIELDS_MAX 32
 
+/* The dashboard page, embedded at build time (dashboard/embed.cmake). */
+extern const char dashboard_html[];
+extern const size_t dashboard_html_len;
+
 struct req;
 typedef void (*stage_fn)(struct req *q);
 typedef void (*reply_fn)(struct req *q, const redisReply *r, size_t idx);
@@ -803,7 +807,7 @@ static bool valid_entry_id(const char *s)
     return dash == 1;
 }
 
-/* ---- probes ----------------------------------------------- */
+/* ---- probes and the page ----------------------------------------------- */
 
 static void h_healthz(struct http *h, struct evhttp_request *r)
 {
@@ -817,6 +821,21 @@ static void h_readyz(struct http *h, struct evhttp_request *r)
         httpd_reply(r, 200, "text/plain; charset=utf-8", "ready\n", 6);
     else
         httpd_reply(r, 503, "text/plain; charset=utf-8", "not ready\n", 10);
+}
+
+static void h_dashboard(struct http *h, struct evhttp_request *r)
+{
+    (void)h;
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(r);
+    /* Self-contained page: inline script and style, data from this
+     * origin only, never framed. */
+    evhttp_add_header(oh, "Content-Security-Policy",
+                      "default-src 'none'; script-src 'unsafe-inline'; "
+                      "style-src 'unsafe-inline'; connect-src 'self'; "
+                      "img-src data:; frame-ancestors 'none'");
+    evhttp_add_header(oh, "Referrer-Policy", "no-referrer");
+    httpd_reply(r, 200, "text/html; charset=utf-8", dashboard_html,
+                dashboard_html_len);
 }
 
 /* ---- streams: length, pending, lag ------------------------------------ */
@@ -2115,6 +2134,7 @@ struct route {
 static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/healthz", AUTH_NONE, h_healthz, NULL},
     {EVHTTP_REQ_GET, "/readyz", AUTH_NONE, h_readyz, NULL},
+    {EVHTTP_REQ_GET, "/", AUTH_NONE, h_dashboard, NULL},
     {EVHTTP_REQ_GET, "/metrics", AUTH_NONE, NULL, metrics_start},
     {EVHTTP_REQ_GET, "/v1/runs", AUTH_READ, NULL, runs_list},
     {EVHTTP_REQ_POST, "/v1/runs", AUTH_WRITE, NULL, runs_submit},
