@@ -149,6 +149,8 @@ struct worker {
     uint32_t visibility_ms;
     uint32_t delivery_limit;
     const struct handler *const *handlers;
+    void (*on_done)(void *, const struct wire_job *, enum wire_status, double);
+    void *on_done_ud;
 
     struct rconn *rd;  /* blocking reads and group creation; NULL once
                           stopping */
@@ -1172,6 +1174,9 @@ static void on_report_reply(struct rconn *c, redisReply *reply, void *ud)
             }
         }
         count_result(w, j->status);
+        if (w->on_done != NULL)
+            w->on_done(w->on_done_ud, &j->spec, j->status,
+                       (double)(now_ms() - j->started_ms) / 1000.0);
         log_debug("job reported", "run", j->spec.run, "step", j->spec.step,
                   "status", wire_status_name(j->status), NULL);
     }
@@ -1704,6 +1709,12 @@ void worker_stop(struct worker *w, uint32_t grace_ms, worker_stopped_cb cb,
     evtimer_add(w->drain_ev, &zero);
 }
 
+bool worker_ready(const struct worker *w)
+{
+    return !w->stopping && rconn_is_up(w->rd) && rconn_is_up(w->cmd) &&
+           w->groups_ready;
+}
+
 const struct worker_stats *worker_stats(const struct worker *w)
 {
     return &w->stats;
@@ -1785,6 +1796,8 @@ struct worker *worker_new(struct event_base *base,
     w->visibility_ms = cfg->visibility_ms;
     w->delivery_limit = cfg->delivery_limit;
     w->handlers = cfg->handlers != NULL ? cfg->handlers : handler_table;
+    w->on_done = cfg->on_done;
+    w->on_done_ud = cfg->on_done_ud;
     keys_global(&w->keys, KEYS_EVENTS, w->events_key);
     keys_global(&w->keys, KEYS_DLQ, w->dlq_key);
     keys_global(&w->keys, KEYS_RUNS, w->runs_key);

@@ -18,6 +18,7 @@
 #ifndef WEFT_WORKER_WORKER_H
 #define WEFT_WORKER_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,13 @@ struct worker_config {
     /* NULL-terminated table to run jobs with; NULL means handler_table.
      * Borrowed: must outlive the worker. Tests pass their own. */
     const struct handler *const *handlers;
+    /* Called once per job whose result Redis accepted, with the status
+     * reported and the time from the handler's start to the report, in
+     * seconds (metrics, logs). job is borrowed for the call. NULL: none.
+     * Runs on the loop; it must not call into the worker. */
+    void (*on_done)(void *ud, const struct wire_job *job, enum wire_status st,
+                    double seconds);
+    void *on_done_ud;
 };
 
 /* Counters since worker_new; read with worker_stats. */
@@ -102,6 +110,10 @@ void worker_stop(struct worker *w, uint32_t grace_ms, worker_stopped_cb cb,
  * of the cancel channel and the deadlines zset), if this worker runs it;
  * its result is reported as cancelled. Unknown members are ignored. */
 void worker_cancel(struct worker *w, const char *member, size_t len);
+
+/* True while both Redis connections are up and every queue's consumer
+ * group exists: the worker can claim jobs (its /readyz). */
+bool worker_ready(const struct worker *w);
 
 /* Live counters; valid until worker_free. */
 const struct worker_stats *worker_stats(const struct worker *w);
