@@ -62,6 +62,14 @@ void job_complete(struct job *j, struct wire_result *res);
  * see handler_noop.c). */
 extern const struct handler handler_noop;
 
+/* The persona-request step (handler_persona.c, docs/personas.md): runs
+ * the persona's exec adapter from the registry. handler_persona_use sets
+ * the registry (borrowed: it must outlive every job; NULL = none, and
+ * every persona job fails as fatal). Call before the loop runs. */
+struct personas;
+extern const struct handler handler_persona;
+void handler_persona_use(const struct personas *reg);
+
 /* Every handler weft-worker runs, NULL-terminated (worker/handlers.c):
  * the one place a step type is registered. Types are unique. */
 extern const struct handler *const handler_table[];

@@ -8,5 +8,6 @@
 
 const struct handler *const handler_table[] = {
     &handler_noop,
+    &handler_persona,
     NULL,
 };

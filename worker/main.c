@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,10 @@
 #include "keys.h"
 #include "log.h"
 #include "num.h"
+#include "personas.h"
 #include "redisurl.h"
 #include "worker.h"
+#include "workspace.h"
 
 #define DEFAULT_CONCURRENCY 16
 /* Jobs idle longer than this are another worker's to take: long enough
@@ -47,6 +50,10 @@ static void usage(FILE *out)
           "30000)\n"
           "  --delivery-limit N    deliveries before the DLQ (default 5)\n"
           "  --grace MS            drain time on SIGTERM (default 30000)\n"
+          "  --personas FILE       persona registry (env WEFT_PERSONAS; "
+          "default " PERSONAS_DEFAULT_FILE " if present)\n"
+          "  --workspaces DIR      run workspaces (env WEFT_WORKSPACES; "
+          "default " WORKSPACE_DEFAULT_ROOT ")\n"
           "  --log-level L         debug, info, warn, error (env "
           "WEFT_LOG_LEVEL)\n"
           "The job signing key comes from WEFT_HMAC_KEY or "
@@ -95,6 +102,35 @@ static int split_queues(char *list, const char **queues, size_t *n)
     }
 }
 
+/* Loads the persona registry: a file named by flag or env must load; the
+ * default one only when it exists. 0 (*out may stay NULL) or -1 with the
+ * problems printed as FILE:LINE:COL. */
+static int load_personas(const char *path, struct personas **out)
+{
+    bool named = path != NULL && *path != '\0';
+    const char *file = named ? path : PERSONAS_DEFAULT_FILE;
+    char n[24];
+    struct diag d;
+    int rc;
+
+    if (!named && access(file, F_OK) != 0) {
+        log_info("no persona registry", "file", file, NULL);
+        return 0;
+    }
+    diag_init(&d, file);
+    rc = personas_load_file(file, out, &d);
+    if (rc != 0) {
+        diag_print(&d, stderr);
+        fprintf(stderr, "weft-worker: --personas %s: %s\n", file,
+                weft_strerror(rc));
+    } else {
+        snprintf(n, sizeof(n), "%zu", personas_count(*out));
+        log_info("persona registry loaded", "file", file, "personas", n, NULL);
+    }
+    diag_deinit(&d);
+    return rc != 0 ? -1 : 0;
+}
+
 struct app {
     struct event_base *base;
     struct worker *worker;
@@ -141,6 +177,8 @@ int main(int argc, char **argv)
         {"delivery-limit", required_argument, NULL, 'd'},
         {"grace", required_argument, NULL, 'g'},
         {"log-level", required_argument, NULL, 'l'},
+        {"personas", required_argument, NULL, 'P'},
+        {"workspaces", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -148,6 +186,9 @@ int main(int argc, char **argv)
     const char *prefix = getenv("WEFT_PREFIX");
     const char *queues_text = getenv("WEFT_QUEUES");
     const char *level = getenv("WEFT_LOG_LEVEL");
+    const char *personas_file = getenv("WEFT_PERSONAS");
+    const char *workspaces = getenv("WEFT_WORKSPACES");
+    struct personas *personas = NULL;
     const char *name_opt = NULL;
     const char *queues[WORKER_QUEUES_MAX];
     char *queue_list = NULL;
@@ -208,6 +249,12 @@ int main(int argc, char **argv)
         case 'l':
             level = optarg;
             break;
+        case 'P':
+            personas_file = optarg;
+            break;
+        case 'W':
+            workspaces = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -237,6 +284,14 @@ int main(int argc, char **argv)
                         &err) != 0) {
         fprintf(stderr, "weft-worker: --redis: %s\n", err.msg);
         return 2;
+    }
+    if (load_personas(personas_file, &personas) != 0)
+        goto out;
+    handler_persona_use(personas);
+    if (workspace_set_root(workspaces && *workspaces ? workspaces : NULL,
+                           &err) != 0) {
+        fprintf(stderr, "weft-worker: --workspaces: %s\n", err.msg);
+        goto out;
     }
     queue_list =
         weft_strdup(queues_text && *queues_text ? queues_text : "default");
@@ -294,6 +349,7 @@ out:
         event_base_free(app.base);
     redis_url_deinit(&url);
     weft_free(queue_list);
+    personas_free(personas);
     memset(&hmac, 0, sizeof(hmac));
     return rc;
 }

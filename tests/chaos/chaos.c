@@ -913,9 +913,10 @@ static void print_step_history(const char *run, const struct hent *h, int n,
 }
 
 /* Reclaim latency samples of one run: for each worker kill, each step
- * whose last entry before the kill is that worker's `running` and whose
- * next entry is another `running` (the job was taken over, not already
- * reported) gives next.us - kill.us. */
+ * whose last entry before the kill is that worker's `running` (and no
+ * earlier kill of it came after that entry) and whose next entry is
+ * another `running` of the same attempt (the job was taken over, not
+ * already reported) gives next.us - kill.us. */
 static void reclaim_samples(const struct hent *h, int n)
 {
     for (int k = 0; k < nkills; k++) {
@@ -936,6 +937,13 @@ static void reclaim_samples(const struct hent *h, int n)
                 continue;
             if (strcmp(h[last].status, "running") != 0 ||
                 h[last].worker != ev->proc)
+                continue;
+            /* Orphaned by an earlier kill of the same worker: counted
+             * there. */
+            bool earlier = false;
+            for (int j = 0; j < k && !earlier; j++)
+                earlier = kills[j].proc == ev->proc && kills[j].us > h[last].us;
+            if (earlier)
                 continue;
             if (strcmp(h[next].status, "running") != 0 ||
                 h[next].attempt != h[last].attempt)

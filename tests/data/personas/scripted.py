@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""scripted - a persona whose behaviour the test picks with params.mode.
+
+Used by tests/integration/test_persona.c to exercise the worker's exec
+adapter: every way a persona can answer, fail, flood or hang.
+
+  answer   print params.response (any JSON) as the response
+  exit     write params.stderr to stderr, exit with params.code
+  garbage  print text that is not JSON, with a line on stderr
+  flood    write params.bytes bytes to stdout (then a valid response)
+  hang     start a `sleep` child, write "<pid> <child pid>" to
+           params.pidfile, then sleep; params.ignore_term: ignore SIGTERM
+           (the child too)
+  echo     answer success with result {request, env, cwd}: the request as
+           read from stdin and the variables the worker sets
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def main():
+    req = json.load(sys.stdin)
+    params = req["step"]["params"]
+    mode = params.get("mode")
+    if mode == "answer":
+        json.dump(params["response"], sys.stdout)
+    elif mode == "exit":
+        sys.stderr.write(params.get("stderr", ""))
+        sys.exit(params["code"])
+    elif mode == "garbage":
+        sys.stderr.write("garbage on stderr\n")
+        sys.stdout.write("this is not json {\n")
+    elif mode == "flood":
+        chunk = b"x" * 65536
+        left = params["bytes"]
+        out = sys.stdout.buffer
+        while left > 0:
+            n = min(left, len(chunk))
+            out.write(chunk[:n])
+            left -= n
+        out.write(b'{"status": "success"}')
+    elif mode == "hang":
+        if params.get("ignore_term"):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen(["sleep", "1000"])
+        with open(params["pidfile"] + ".tmp", "w") as f:
+            f.write("%d %d\n" % (os.getpid(), child.pid))
+        os.rename(params["pidfile"] + ".tmp", params["pidfile"])
+        while True:
+            time.sleep(1)
+    elif mode == "echo":
+        env = {k: os.environ.get(k) for k in
+               ("WEFT_RUN_ID", "WEFT_STEP_ID", "TRACEPARENT",
+                "PERSONA_FLAVOUR", "WEFT_TEST_SECRET")}
+        json.dump({"status": "success",
+                   "result": {"request": req, "env": env,
+                              "cwd": os.getcwd()}}, sys.stdout)
+    else:
+        sys.stderr.write("unknown mode %r\n" % mode)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
