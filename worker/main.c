@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "hmac.h"
+#include "http.h"
 #include "keys.h"
 #include "log.h"
 #include "num.h"
@@ -56,6 +57,8 @@ static void usage(FILE *out)
           "default " WORKSPACE_DEFAULT_ROOT ")\n"
           "  --log-level L         debug, info, warn, error (env "
           "WEFT_LOG_LEVEL)\n"
+          "  --http ADDR:PORT      health and metrics (env WEFT_HTTP; "
+          "default " WORKER_HTTP_DEFAULT_ADDR "; off = none)\n"
           "The job signing key comes from WEFT_HMAC_KEY or "
           "WEFT_HMAC_KEY_FILE.\n",
           out);
@@ -177,6 +180,7 @@ int main(int argc, char **argv)
         {"delivery-limit", required_argument, NULL, 'd'},
         {"grace", required_argument, NULL, 'g'},
         {"log-level", required_argument, NULL, 'l'},
+        {"http", required_argument, NULL, 'H'},
         {"personas", required_argument, NULL, 'P'},
         {"workspaces", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
@@ -186,9 +190,11 @@ int main(int argc, char **argv)
     const char *prefix = getenv("WEFT_PREFIX");
     const char *queues_text = getenv("WEFT_QUEUES");
     const char *level = getenv("WEFT_LOG_LEVEL");
+    const char *http_addr = getenv("WEFT_HTTP");
     const char *personas_file = getenv("WEFT_PERSONAS");
     const char *workspaces = getenv("WEFT_WORKSPACES");
     struct personas *personas = NULL;
+    struct worker_http *http = NULL;
     const char *name_opt = NULL;
     const char *queues[WORKER_QUEUES_MAX];
     char *queue_list = NULL;
@@ -248,6 +254,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             level = optarg;
+            break;
+        case 'H':
+            http_addr = optarg;
             break;
         case 'P':
             personas_file = optarg;
@@ -317,12 +326,31 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    if (http_addr == NULL || strcmp(http_addr, "off") != 0) {
+        http = worker_http_start(app.base, http_addr, &err);
+        /* The default port is taken when several workers share a host
+         * (`weft run`, tests): they then run without HTTP. An address
+         * asked for must work. */
+        if (http == NULL && http_addr == NULL && err.code == WEFT_EIO) {
+            log_warn("http disabled: default address unavailable", "error",
+                     err.msg, NULL);
+        } else if (http == NULL) {
+            fprintf(stderr, "weft-worker: --http: %s\n", err.msg);
+            rc = err.code == WEFT_EINVAL ? 2 : 1;
+            goto out;
+        }
+    }
+    /* Durations for /metrics and each job's closing log line. */
+    cfg.on_done = worker_http_on_done;
+    cfg.on_done_ud = http;
     app.worker = worker_new(app.base, &cfg, &err);
     if (app.worker == NULL) {
         fprintf(stderr, "weft-worker: %s\n", err.msg);
         rc = err.code == WEFT_EINVAL ? 2 : 1;
         goto out;
     }
+    if (http != NULL)
+        worker_http_attach(http, app.worker);
     struct event *sigterm = evsignal_new(app.base, SIGTERM, on_signal, &app);
     struct event *sigint = evsignal_new(app.base, SIGINT, on_signal, &app);
     if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) ||
@@ -345,6 +373,7 @@ int main(int argc, char **argv)
         event_free(sigint);
 out:
     worker_free(app.worker);
+    worker_http_free(http);
     if (app.base != NULL)
         event_base_free(app.base);
     redis_url_deinit(&url);
