@@ -567,21 +567,28 @@ static void on_scan(struct rconn *c, redisReply *r, void *ud)
     scan_next(h, nm, next);
 }
 
-static void scan_next(struct http *h, struct names *nm, const char *cursor)
+/* Sends one SCAN; 0, or -1 when it cannot be sent (nothing pending). */
+static int scan_send(struct http *h, struct names *nm, const char *cursor)
 {
     struct scanref *s = weft_malloc(sizeof(*s));
     const char *argv[] = {"SCAN",  cursor,          "MATCH", nm->match,
                           "COUNT", HTTP_SCAN_COUNT, "TYPE",  nm->type};
-    if (s == NULL) {
-        names_done(h, nm, false);
-        return;
-    }
+    if (s == NULL)
+        return -1;
     s->h = h;
     s->nm = nm;
     if (rconn_argv(h->rc, on_scan, s, 8, argv, NULL) != 0) {
         weft_free(s);
-        names_done(h, nm, false);
+        return -1;
     }
+    return 0;
+}
+
+/* From a SCAN reply: the next round, or the end of the refresh. */
+static void scan_next(struct http *h, struct names *nm, const char *cursor)
+{
+    if (scan_send(h, nm, cursor) != 0)
+        names_done(h, nm, false);
 }
 
 /* Makes q wait for fresh names (counted in q->pending) unless the cache
@@ -601,13 +608,18 @@ static void names_need(struct req *q, struct names *nm)
         nm->waiters = w;
         nm->capwaiters = cap;
     }
-    nm->waiters[nm->nwaiters++] = q;
-    q->pending++;
+    /* A refresh that cannot start fails q here, never by releasing the
+     * waiters from inside q's own stage. */
     if (!nm->scanning) {
+        if (scan_send(h, nm, "0") != 0) {
+            fail(q, 503, "Redis: not connected");
+            return;
+        }
         nm->scanning = true;
         nm->rounds = 0;
-        scan_next(h, nm, "0");
     }
+    nm->waiters[nm->nwaiters++] = q;
+    q->pending++;
 }
 
 /* ---- definitions ------------------------------------------------------ */
@@ -1336,7 +1348,12 @@ static void on_list_ids(struct req *q, const redisReply *r, size_t idx)
          * step with ids; its HMGET reads nothing. */
         if (id == NULL || keys_run(&q->h->keys, KEYS_RUN, id, key) == 0)
             snprintf(key, sizeof(key), "%s", "\x01");
-        json_array_append_new(q->ids, json_string(id ? id : ""));
+        /* Every reply needs its id at the same index ("" when unusable). */
+        json_t *js = key[0] != '\x01' ? json_string(id) : NULL;
+        if (json_array_append_new(q->ids, js ? js : json_string("")) != 0) {
+            fail(q, 500, "out of memory");
+            return;
+        }
         Q(q, on_list_header, i, "HMGET", key, "status", "workflow", "created",
           "started", "finished");
     }
