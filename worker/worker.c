@@ -160,6 +160,7 @@ struct worker {
     bool groups_ready; /* XGROUP CREATE answered for every queue */
     size_t groups_pending;
     bool reclaiming; /* an XAUTOCLAIM round is in progress */
+    bool reclaim_wanted; /* a round found no free slot: run one first */
     size_t reclaim_qi;
     uint32_t checks; /* reclaimed entries awaiting XPENDING */
 
@@ -703,7 +704,10 @@ static void entry_handle(struct worker *w, struct entry *e, bool over_limit)
         goto out;
     }
     if (over_limit) {
-        entry_reject(w, e, &spec, "delivery limit exceeded", WIRE_FATAL);
+        /* The job is poison or its workers keep dying: it goes to the DLQ
+         * and the attempt fails as a retryable error, so the step's retry
+         * policy decides (ARCHITECTURE.md, "Jobs, results, delivery"). */
+        entry_reject(w, e, &spec, "delivery limit exceeded", WIRE_ERROR);
         goto out;
     }
     if (job_new(w, e, &spec) == NULL)
@@ -1280,6 +1284,8 @@ static void on_read_retry(evutil_socket_t fd, short what, void *ud)
     maybe_read(ud);
 }
 
+static void reclaim_next(struct worker *w);
+
 static void maybe_read(struct worker *w)
 {
     const char *argv[9 + 2 * WORKER_QUEUES_MAX];
@@ -1287,6 +1293,19 @@ static void maybe_read(struct worker *w)
     int argc = 0;
     uint32_t n = free_slots(w);
 
+    /* Orphaned jobs go first: a reclaim round that found every slot
+     * busy takes the next free slot before new work does, or a steadily
+     * busy worker would leave a dead worker's jobs waiting until the
+     * queues run dry. */
+    if (w->reclaim_wanted && n > 0 && !w->reclaiming && !w->stopping &&
+        !w->closing && rconn_is_up(w->cmd)) {
+        w->reclaim_wanted = false;
+        w->reclaiming = true;
+        w->reclaim_qi = 0;
+        reclaim_next(w);
+        if (w->reclaiming)
+            return; /* its reply kicks the next read */
+    }
     if (w->reading || !w->groups_ready || w->stopping || w->closing ||
         w->rd == NULL || !rconn_is_up(w->rd) || n == 0 ||
         evtimer_pending(w->read_retry_ev, NULL))
@@ -1309,8 +1328,6 @@ static void maybe_read(struct worker *w)
     if (rconn_argv(w->rd, on_read_reply, w, argc, argv, NULL) == 0)
         w->reading = true;
 }
-
-static void reclaim_next(struct worker *w);
 
 static void on_pending_reply(struct rconn *c, redisReply *reply, void *ud)
 {
@@ -1389,8 +1406,10 @@ static void reclaim_next(struct worker *w)
 
     while (w->reclaim_qi < w->nq && !w->stopping && !w->closing) {
         uint32_t n = free_slots(w);
-        if (n == 0)
+        if (n == 0) {
+            w->reclaim_wanted = true; /* maybe_read runs it when a slot frees */
             break;
+        }
         snprintf(count, sizeof(count), "%" PRIu32, n);
         snprintf(idle, sizeof(idle), "%" PRIu32, w->visibility_ms);
         const char *argv[] = {"XAUTOCLAIM",

@@ -56,7 +56,8 @@ struct worker_config {
      * workers (XAUTOCLAIM). WORKER_VISIBILITY_MIN_MS..MAX_MS. */
     uint32_t visibility_ms;
     /* Deliveries allowed; past it a reclaimed job goes to the DLQ and the
-     * step fails as fatal. 1..WORKER_DELIVERY_LIMIT_MAX. */
+     * attempt fails as a retryable error (the step's retry policy
+     * decides). 1..WORKER_DELIVERY_LIMIT_MAX. */
     uint32_t delivery_limit;
     const struct hmac_key *hmac; /* copied */
     /* NULL-terminated table to run jobs with; NULL means handler_table.

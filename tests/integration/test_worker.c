@@ -646,7 +646,7 @@ Test(worker, dead_letters_a_job_past_its_delivery_limit)
         (const char *const[]){"--visibility=200", "--delivery-limit=3", NULL});
 
     struct event ev;
-    expect_event("r1", "s1", "fatal", &ev);
+    expect_event("r1", "s1", "error", &ev);
     cr_assert_str_eq(ev.res.message, "delivery limit exceeded");
     wire_result_deinit(&ev.res);
     cr_assert_eq(cmd_int("XLEN weft:dlq"), 1);
