@@ -194,6 +194,30 @@ static int fail_git(struct gctx *g, int code, const struct gitrun *r,
 
 /* ---- running git -------------------------------------------------------- */
 
+/* s with the user information of a URL ("https://user:token@host/x")
+ * replaced by "***", into out: credentials must reach neither the
+ * operator's trace nor a result stored in Redis. */
+static const char *redact(const char *s, char *out, size_t n)
+{
+    const char *auth = strstr(s, "://"), *end, *at = NULL;
+
+    if (auth == NULL) {
+        snprintf(out, n, "%s", s);
+        return out;
+    }
+    auth += 3;
+    end = auth + strcspn(auth, "/");
+    for (const char *p = auth; p < end; p++) {
+        if (*p == '@')
+            at = p;
+    }
+    if (at == NULL)
+        snprintf(out, n, "%s", s);
+    else
+        snprintf(out, n, "%.*s***%s", (int)(auth - s), s, at);
+    return out;
+}
+
 /* Keeps the last GITOPS_ERR_TAIL bytes of stderr. */
 static void err_keep(struct gitrun *r, const char *p, size_t n)
 {
@@ -313,8 +337,10 @@ static int run_git(struct gctx *g, unsigned flags, const char *const *args,
     argv[n] = NULL;
     /* The command goes to our stderr: the operator's trace of what ran. */
     fputs("+", stderr);
-    for (int i = 0; i < n; i++)
-        fprintf(stderr, " %s", argv[i]);
+    for (int i = 0; i < n; i++) {
+        char shown[PATH_MAX];
+        fprintf(stderr, " %s", redact(argv[i], shown, sizeof(shown)));
+    }
     fputs("\n", stderr);
     fflush(stderr);
 
@@ -1282,7 +1308,7 @@ static bool url_acceptable(const char *url)
 static int ensure_clone(struct gctx *g)
 {
     const char *dir = g->req->dir, *url = g->req->clone_url;
-    char dotgit[PATH_MAX], tmp[PATH_MAX];
+    char dotgit[PATH_MAX], tmp[PATH_MAX], shown[PATH_MAX];
     struct gitrun r;
     struct stat sb;
     int rc;
@@ -1293,7 +1319,8 @@ static int ensure_clone(struct gctx *g)
         return GITOPS_OK;
     if (!url_acceptable(url))
         return fail(g, GITOPS_FATAL,
-                    "repoRoot '%s' is not a URL weft clones from", url);
+                    "repoRoot '%s' is not a URL weft clones from",
+                    redact(url, shown, sizeof(shown)));
     if (snprintf(tmp, sizeof(tmp), "%s.clone-XXXXXX", dir) >=
             (int)sizeof(tmp) ||
         mkdir_parents(tmp) != 0 || mkdtemp(tmp) == NULL)
@@ -1302,13 +1329,21 @@ static int ensure_clone(struct gctx *g)
     gitrun_init(&r);
     GIT(g, &r, "clone", "--quiet", "--", url, tmp);
     rc = r.code == 0 ? GITOPS_OK
-                     : fail_git(g, GITOPS_RETRY, &r, "cannot clone '%s'", url);
+                     : fail_git(g, GITOPS_RETRY, &r, "cannot clone '%s'",
+                                redact(url, shown, sizeof(shown)));
     gitrun_deinit(&r);
     if (rc == GITOPS_OK && rename(tmp, dir) != 0) {
-        /* Another worker may have filled the cache first: use it. */
-        if (stat(dotgit, &sb) != 0)
+        int e = errno;
+        /* Another worker may have filled the cache first: use it. A
+         * directory with other files in it is not ours to replace. */
+        if (stat(dotgit, &sb) == 0)
+            rc = GITOPS_OK;
+        else if (e == ENOTEMPTY || e == EEXIST)
+            rc = fail(g, GITOPS_FATAL,
+                      "clone cache %s holds files but no repository", dir);
+        else
             rc = fail(g, GITOPS_RETRY, "cannot move the clone to %s: %s", dir,
-                      strerror(errno));
+                      strerror(e));
     }
     if (stat(tmp, &sb) == 0)
         rm_tree(AT_FDCWD, tmp, 0);
