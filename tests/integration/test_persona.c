@@ -87,7 +87,7 @@ static void teardown(void)
         redisFree(rc);
     rc = NULL;
     redis_fixture_stop(&fx);
-    const char *argv[] = {"rm", "-rf", tmp, NULL};
+    const char *argv[] = {"/bin/rm", "-rf", tmp, NULL};
     procs_run(argv, NULL, NULL, NULL);
 }
 
@@ -104,16 +104,19 @@ static redisReply *cmd(const char *fmt, ...)
     return r;
 }
 
-static void start_worker(void)
+/* Starts weft-worker with a registry and the queues it serves. */
+static void start_worker_with(const char *registry, const char *queues)
 {
-    char path[512], log[256], url[200], ws[128];
+    char path[512], log[256], url[200], ws[128], reg[512], q[256];
     snprintf(ws, sizeof(ws), "--workspaces=%s", ws_root);
+    snprintf(reg, sizeof(reg), "--personas=%s", registry);
+    snprintf(q, sizeof(q), "--queues=%s", queues);
     const char *argv[] = {
         procs_binary("worker/weft-worker", path, sizeof(path)),
         "--name=" WORKER_NAME,
         "--http=off",
-        "--queues=scripted,slow,nobody",
-        "--personas=" REGISTRY,
+        q,
+        reg,
         ws,
         NULL};
     snprintf(log, sizeof(log), "%s/worker.log", fx.dir);
@@ -122,6 +125,11 @@ static void start_worker(void)
                          "WEFT_TEST_SECRET=from-the-worker", NULL};
     wpid = procs_spawn(argv, env, log);
     cr_assert_gt(wpid, 0);
+}
+
+static void start_worker(void)
+{
+    start_worker_with(REGISTRY, "scripted,slow,nobody");
 }
 
 static void stop_worker(void)
@@ -610,6 +618,137 @@ Test(persona, runs_in_the_workspace_with_its_environment)
     expect("e2", "success", &r);
     cr_assert_str_eq(json_string_value(json_object_get(r.res.result, "cwd")),
                      repo, "a local repoRoot is the workspace");
+    wire_result_deinit(&r.res);
+    stop_worker();
+}
+
+/* ---- the shipped example personas ------------------------------------- */
+
+/* Runs argv in dir (through git -C or the like: argv is complete). */
+static void run_ok(const char *const argv[])
+{
+    char *err = NULL;
+    int code = procs_run(argv, NULL, NULL, &err);
+    cr_assert_eq(code, 0, "%s failed: %s", argv[0], err ? err : "");
+    free(err);
+}
+
+static bool file_has(const char *path, const char *text)
+{
+    char buf[8192];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* workflows/personas.yml through the real worker, on a real repository:
+ * the project loop's personas one after the other, as the scheduler
+ * would dispatch them. */
+Test(persona, shipped_personas_plan_build_test_and_review_a_repository,
+     .timeout = 240)
+{
+    char repo[128], path[256];
+    snprintf(repo, sizeof(repo), "%s/repo", tmp);
+    cr_assert_eq(mkdir(repo, 0755), 0);
+    snprintf(path, sizeof(path), "%s/README.md", repo);
+    write_file(path, "# demo\n");
+    run_ok((const char *const[]){"/usr/bin/git", "-C", repo, "init", "-q", "-b",
+                                 "main", NULL});
+    run_ok((const char *const[]){
+        "/usr/bin/git", "-C", repo, "-c", "user.name=t", "-c",
+        "user.email=t@example.com", "add", "README.md", NULL});
+    run_ok((const char *const[]){
+        "/usr/bin/git", "-C", repo, "-c", "user.name=t", "-c",
+        "user.email=t@example.com", "commit", "-q", "-m", "init", NULL});
+    run_ok((const char *const[]){"/usr/bin/git", "-C", repo, "checkout", "-q",
+                                 "-b", "weft/r1", NULL});
+    start_worker_with(WEFT_SOURCE_ROOT "/workflows/personas.yml",
+                      "implementation-planner,plan-evaluator,lead-engineer,"
+                      "qa-engineer,code-reviewer,security-review,"
+                      "hotfix-specialist");
+    struct result r;
+
+    add_persona_job("r1", "planning", "implementation-planner", 0,
+                    "{\"stage\": \"initial\"}", repo);
+    expect("planning", "success", &r);
+    cr_assert_str_eq(r.res.verdict, "success");
+    expect_json(json_object_get(r.res.result, "plan_file"), "\"PLAN.md\"");
+    snprintf(path, sizeof(path), "%s/PLAN.md", repo);
+    cr_assert(file_has(path, "# Plan: Add greeting"));
+    wire_result_deinit(&r.res);
+
+    add_persona_job("r1", "plan-evaluation", "plan-evaluator", 0, "{}", repo);
+    expect("plan-evaluation", "success", &r);
+    cr_assert_str_eq(r.res.verdict, "approved");
+    expect_json(r.res.state, "{\"plan_approved\":true}");
+    wire_result_deinit(&r.res);
+
+    add_persona_job("r1", "implementation", "lead-engineer", 0, "{}", repo);
+    expect("implementation", "success", &r);
+    snprintf(path, sizeof(path), "%s/feature.py", repo);
+    cr_assert(file_has(path, "def add_greeting():"));
+    wire_result_deinit(&r.res);
+
+    add_persona_job("r1", "qa", "qa-engineer", 0, "{}", repo);
+    expect("qa", "success", &r);
+    cr_assert_str_eq(r.res.verdict, "pass", "%s", r.res.message);
+    expect_json(r.res.state, "{\"qa_status\":\"pass\"}");
+    wire_result_deinit(&r.res);
+
+    add_persona_job("r1", "code-review", "code-reviewer", 0, "{}", repo);
+    add_persona_job("r1", "security-review", "security-review", 0, "{}", repo);
+    expect("code-review", "success", &r);
+    cr_assert_str_eq(r.res.verdict, "approved", "%s", r.res.message);
+    wire_result_deinit(&r.res);
+    expect("security-review", "success", &r);
+    cr_assert_str_eq(r.res.verdict, "approved", "%s", r.res.message);
+    wire_result_deinit(&r.res);
+
+    /* A broken implementation: QA's verdict is fail, the step succeeds. */
+    add_persona_job("r1", "implementation-2", "lead-engineer", 0,
+                    "{\"title\": \"Add farewell\", \"bug\": true}", repo);
+    expect("implementation-2", "success", &r);
+    wire_result_deinit(&r.res);
+    add_persona_job("r1", "qa-2", "qa-engineer", 0, "{}", repo);
+    expect("qa-2", "success", &r);
+    cr_assert_str_eq(r.res.verdict, "fail");
+    expect_json(r.res.state, "{\"qa_status\":\"fail\"}");
+    wire_result_deinit(&r.res);
+
+    /* A secret in the diff. */
+    snprintf(path, sizeof(path), "%s/settings.py", repo);
+    write_file(path, "password = \"hunter2hunter2\"\n");
+    add_persona_job("r1", "security-review-2", "security-review", 0, "{}",
+                    repo);
+    expect("security-review-2", "success", &r);
+    cr_assert_str_eq(r.res.verdict, "changes_requested");
+    wire_result_deinit(&r.res);
+
+    /* The hotfix replaces the text it is told to. */
+    add_persona_job("r1", "fix", "hotfix-specialist", 0,
+                    "{\"file\": \"settings.py\", \"find\": "
+                    "\"hunter2hunter2\", \"replace\": \"from-env\"}",
+                    repo);
+    expect("fix", "success", &r);
+    cr_assert(file_has(path, "from-env"));
+    wire_result_deinit(&r.res);
+    add_persona_job("r1", "fix-2", "hotfix-specialist", 0,
+                    "{\"file\": \"settings.py\", \"find\": "
+                    "\"absent text\"}",
+                    repo);
+    expect("fix-2", "fatal", &r);
     wire_result_deinit(&r.res);
     stop_worker();
 }
