@@ -81,10 +81,12 @@ struct work {
     char *body;                            /* WORK_RESULT msgpack */
     size_t bodylen;
     char *reason; /* WORK_CANCEL */
+    char *trace;  /* WORK_TASK: the producer's traceparent, if any */
     struct runent *re;
     json_t *state, *extra; /* fetched for evaluation */
     int marked;            /* entry is registered in s->marks */
     int deadline;          /* a `timeout` event: the step's deadline passed */
+    int timed_out;         /* the result being applied is a timeout */
 };
 
 /* Transitions that become ready in one pass of the loop go out together:
@@ -390,17 +392,23 @@ static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
 static void apply_out(struct work *w, json_t *out)
 {
     struct sched *s = w->s;
-    if (json_is_true(json_object_get(out, "stale")))
+    if (json_is_true(json_object_get(out, "stale"))) {
         s->stats.stale++;
-    else
+    } else {
         s->stats.transitions++;
+        if (w->timed_out)
+            s->stats.timeouts++;
+    }
+    if (json_is_true(json_object_get(out, "retry")))
+        s->stats.retries++;
     json_t *ready = json_object_get(out, "ready");
     if (json_is_array(ready) && w->re)
         spawn_ready(s, w->re, ready);
     const char *rs = json_string_value(json_object_get(out, "run"));
     if (rs && strcmp(rs, "waiting_for_human") != 0) {
         s->stats.runs_done++;
-        log_info("run finished", "run", w->run, "status", rs, NULL);
+        log_info("run finished", "run", w->run, "status", rs, "trace",
+                 w->re ? w->re->ri.trace : NULL, NULL);
         if (w->re)
             run_forget(s, w->re);
     }
@@ -696,7 +704,16 @@ static void task_create(struct work *w, struct defent *d)
         work_done(w);
         return;
     }
-    random_hex(e->ri.trace, 16);
+    /* A producer's W3C traceparent (00-<32 hex trace id>-...) carries the
+     * run into its trace; otherwise the run starts a trace of its own. */
+    if (w->trace && strlen(w->trace) >= 35 &&
+        strncmp(w->trace, "00-", 3) == 0 &&
+        strspn(w->trace + 3, "0123456789abcdef") >= 32) {
+        memcpy(e->ri.trace, w->trace + 3, 32);
+        e->ri.trace[32] = '\0';
+    } else {
+        random_hex(e->ri.trace, 16);
+    }
     if (!json_is_object(e->ri.task)) {
         runent_free(s, e);
         task_reject(w, "field 'task' must be a JSON object");
@@ -730,7 +747,8 @@ static void task_create(struct work *w, struct defent *d)
         run_evict(s);
     }
     w->re = e;
-    log_info("run starting", "run", w->run, "workflow", d->wf->name, NULL);
+    log_info("run starting", "run", w->run, "workflow", d->wf->name, "trace",
+             e->ri.trace, NULL);
     batch_add(w, SCRIPT_CREATE_RUN);
 }
 
@@ -1023,6 +1041,7 @@ static void result_apply(struct work *w)
         res.status = WIRE_ERROR;
         res.message = weft_strdup(why);
     }
+    w->timed_out = res.status == WIRE_TIMEOUT;
     struct plan_env env = env_of(s);
     int rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, &res, NULL,
                          batch_plan(s, SCRIPT_FINISH), &err);
@@ -1248,6 +1267,7 @@ static void work_done(struct work *w)
     weft_free(w->type);
     weft_free(w->body);
     weft_free(w->reason);
+    weft_free(w->trace);
     json_decref(w->state);
     json_decref(w->extra);
     weft_free(w);
@@ -1313,6 +1333,8 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
             slot = &w->workflow;
         else if (strcmp(key, "reason") == 0)
             slot = &w->reason;
+        else if (strcmp(key, "trace") == 0)
+            slot = &w->trace;
         else if (strcmp(key, "attempt") == 0)
             slot = &attempt;
         else if (strcmp(key, "type") == 0) {

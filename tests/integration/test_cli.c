@@ -455,12 +455,22 @@ Test(cli_redis, submit_bad_task_lines_submit_nothing)
     res_free(&r);
 }
 
-Test(cli_redis, submit_without_file_is_a_usage_error)
+Test(cli_redis, submit_without_file_goes_through_the_coordinator)
 {
     struct res r = WEFT_R("submit", "--task", TASK_JSON);
-    cr_assert_eq(r.rc, 2);
-    cr_assert(matches(r.err, "workflow FILE is required"));
+    cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     res_free(&r);
+    redisReply *x = cmd("XRANGE weft:tasks - +");
+    cr_assert_eq(x->elements, 1);
+    redisReply *f = x->element[0]->element[1];
+    int has_digest = 0, has_task = 0;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        has_digest |= strcmp(f->element[i]->str, "digest") == 0;
+        has_task |= strcmp(f->element[i]->str, "task") == 0;
+    }
+    cr_assert(!has_digest, "a routed task pins no definition");
+    cr_assert(has_task);
+    freeReplyObject(x);
 }
 
 /* ---- status, list, cancel, watch on runs written by hand ---- */
@@ -860,8 +870,11 @@ Test(cli_run, outside_redis_runs_and_keeps_the_run, .init = redis_up,
 
 Test(cli_run, usage_and_invalid_input)
 {
-    struct res r = WEFT("run");
+    struct res r = WEFT("run", NOOP_CHAIN, NOOP_CHAIN);
     cr_assert_eq(r.rc, 2);
+    res_free(&r);
+    r = WEFT("run", "--workflows", "/nonexistent");
+    cr_assert_eq(r.rc, 1, "no routes file to route the task by");
     res_free(&r);
     r = WEFT("run", NOOP_CHAIN, "--workers", "0");
     cr_assert_eq(r.rc, 2);
