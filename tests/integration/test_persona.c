@@ -443,10 +443,61 @@ Test(persona, nonzero_exit_is_an_error_with_the_stderr_tail)
                     "{\"mode\": \"exit\", \"code\": 3, \"stderr\": "
                     "\"Traceback: boom\\n\"}",
                     NULL);
+    /* Bytes that are not UTF-8 (a tail cut inside a character, binary
+     * junk) still make a message the wire can carry. */
+    add_persona_job("r1", "y", "scripted", 0,
+                    "{\"mode\": \"exit\", \"code\": 1, \"stderr\": "
+                    "\"bad: \", \"stderr_hex\": \"ff80e282\"}",
+                    NULL);
     struct result r;
     expect("x", "error", &r);
     expect_in_message(&r, "persona 'scripted' exited with status 3");
     expect_in_message(&r, "stderr: Traceback: boom");
+    wire_result_deinit(&r.res);
+    expect("y", "error", &r);
+    expect_in_message(&r, "stderr: bad: ????");
+    wire_result_deinit(&r.res);
+    stop_worker();
+}
+
+Test(persona, response_size_limit_at_the_boundary)
+{
+    start_worker();
+    add_persona_job("r1", "at", "scripted", 0,
+                    "{\"mode\": \"sized\", \"size\": 4194304}", NULL);
+    add_persona_job("r1", "past", "scripted", 0,
+                    "{\"mode\": \"sized\", \"size\": 4194305}", NULL);
+    struct result r;
+    expect("at", "success", &r);
+    cr_assert_str_eq(r.res.verdict, "pass");
+    cr_assert_eq(json_string_length(r.res.result), 4194304 - 32);
+    wire_result_deinit(&r.res);
+    expect("past", "error", &r);
+    expect_in_message(&r, "response larger than 4194304 bytes");
+    wire_result_deinit(&r.res);
+    stop_worker();
+}
+
+Test(persona, verdict_length_at_the_boundary)
+{
+    char params[256];
+    start_worker();
+    snprintf(params, sizeof(params),
+             "{\"mode\": \"answer\", \"response\": {\"status\": "
+             "\"%0*d\"}}",
+             64, 0);
+    add_persona_job("r1", "v64", "scripted", 0, params, NULL);
+    snprintf(params, sizeof(params),
+             "{\"mode\": \"answer\", \"response\": {\"status\": "
+             "\"%0*d\"}}",
+             65, 0);
+    add_persona_job("r1", "v65", "scripted", 0, params, NULL);
+    struct result r;
+    expect("v64", "success", &r);
+    cr_assert_eq(strlen(r.res.verdict), 64);
+    wire_result_deinit(&r.res);
+    expect("v65", "error", &r);
+    expect_in_message(&r, "must be a word of 1-64");
     wire_result_deinit(&r.res);
     stop_worker();
 }

@@ -4,6 +4,12 @@ The `exec` protocol (docs/personas.md): the request is one JSON document
 on stdin, the response one JSON document on stdout, the working directory
 is the run's workspace. Only the standard library is used, so a persona
 runs wherever python3 does.
+
+Transcripts: when WEFT_TRANSCRIPTS names a directory (set it in the
+worker's environment; personas inherit it), every request and response
+is also saved there as <run>/<step>.<attempt>.request.json and
+.response.json, outside the repository, so a demo can show afterwards
+what each persona was asked and what it answered.
 """
 import json
 import os
@@ -12,9 +18,33 @@ import subprocess
 import sys
 
 
+_request = {}
+
+
+def _transcript(kind, doc):
+    """Saves doc under $WEFT_TRANSCRIPTS (see above); never fails."""
+    root = os.environ.get("WEFT_TRANSCRIPTS")
+    if not root:
+        return
+    run = str(_request.get("run") or os.environ.get("WEFT_RUN_ID", "run"))
+    step = _request.get("step") or {}
+    sid = str(step.get("id") or os.environ.get("WEFT_STEP_ID", "step"))
+    name = "%s.%s.%s.json" % (sid, step.get("attempt", 1), kind)
+    try:
+        os.makedirs(os.path.join(root, run), exist_ok=True)
+        with open(os.path.join(root, run, name), "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+            f.write("\n")
+    except (OSError, ValueError) as e:
+        log("cannot save the %s transcript: %s" % (kind, e))
+
+
 def read_request():
     """The request from stdin, as a dict."""
-    return json.load(sys.stdin)
+    global _request
+    _request = json.load(sys.stdin)
+    _transcript("request", _request)
+    return _request
 
 
 def respond(status, result=None, state=None, artifacts=None, message=None):
@@ -28,6 +58,7 @@ def respond(status, result=None, state=None, artifacts=None, message=None):
         doc["artifacts"] = artifacts
     if message is not None:
         doc["message"] = message
+    _transcript("response", doc)
     json.dump(doc, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
     sys.exit(0)

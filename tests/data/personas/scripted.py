@@ -5,7 +5,10 @@ Used by tests/integration/test_persona.c to exercise the worker's exec
 adapter: every way a persona can answer, fail, flood or hang.
 
   answer   print params.response (any JSON) as the response
-  exit     write params.stderr to stderr, exit with params.code
+  exit     write params.stderr (text) or params.stderr_hex (bytes) to
+           stderr, exit with params.code
+  sized    answer status "pass" with a response of exactly params.size
+           bytes (the result string pads it)
   garbage  print text that is not JSON, with a line on stderr
   flood    write params.bytes bytes to stdout (then a valid response)
   hang     start a `sleep` child, write "<pid> <child pid>" to
@@ -30,7 +33,13 @@ def main():
         json.dump(params["response"], sys.stdout)
     elif mode == "exit":
         sys.stderr.write(params.get("stderr", ""))
+        sys.stderr.flush()
+        sys.stderr.buffer.write(bytes.fromhex(params.get("stderr_hex", "")))
         sys.exit(params["code"])
+    elif mode == "sized":
+        head, tail = '{"status": "pass", "result": "', '"}'
+        pad = params["size"] - len(head) - len(tail)
+        sys.stdout.write(head + "x" * pad + tail)
     elif mode == "garbage":
         sys.stderr.write("garbage on stderr\n")
         sys.stdout.write("this is not json {\n")
