@@ -50,6 +50,9 @@
 #define SUBPROC_POLL_MS 20
 /* First stdout allocation; the buffer then doubles up to stdout_max. */
 #define SUBPROC_OUT_INITIAL 4096
+/* Descriptors closed one by one in a child where close_range is
+ * missing: far more than a worker opens, few enough to be quick. */
+#define SUBPROC_CLOSE_FDS_MAX 65536
 /* Exit status of a child that could not exec (the shell's convention). */
 #define SUBPROC_EXEC_FAILED 127
 
@@ -227,7 +230,14 @@ static void child_run(const struct subproc_opts *o, char **envp, int in,
      * (a copy holding a sibling subproc's stdin pipe would keep that
      * sibling from seeing EOF), nor for what some library opened without
      * it. */
-    close_range(3, ~0u, 0);
+    if (close_range(3, ~0u, 0) != 0) {
+        /* Before Linux 5.9: one by one, up to the descriptor limit. */
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > SUBPROC_CLOSE_FDS_MAX)
+            max = SUBPROC_CLOSE_FDS_MAX;
+        for (int fd = 3; fd < (int)max; fd++)
+            close(fd);
+    }
     if (o->cwd != NULL && chdir(o->cwd) != 0) {
         child_complain("cannot enter working directory ", o->cwd);
         _exit(SUBPROC_EXEC_FAILED);
@@ -308,10 +318,13 @@ static void maybe_finish(struct subproc *p)
 
 static void kill_group(struct subproc *p, int sig)
 {
+    /* Once the child is reaped its group was killed (child_exited), and
+     * its pid may be reused: never signal it again. */
+    if (p->exited)
+        return;
     kill(-p->pid, sig);
     /* The leader itself, should it have left its group. */
-    if (!p->exited)
-        kill(p->pid, sig);
+    kill(p->pid, sig);
 }
 
 static void close_stdin(struct subproc *p)
