@@ -11,6 +11,10 @@
  * A child may also be a function run in a forked process (child_fn) when
  * a step is a sequence of blocking calls (a git operation is several git
  * commands): its stdout is then the function's report.
+ *
+ * In every child, descriptors above 2 are closed before exec or
+ * child_fn. The process must ignore SIGPIPE (weft's main.c does): stdin
+ * is written to a child that may have stopped reading.
  */
 #ifndef WEFT_WORKER_SUBPROC_H
 #define WEFT_WORKER_SUBPROC_H
