@@ -220,9 +220,12 @@ json_t *plan_scope(const struct runinfo *ri, json_t *state, json_t *extra)
     if (set_new(context, "dashboardState", json_object()))
         goto fail;
     json_object_set(scope, "task", ri->task);
+    /* milestone is declared even when the task has none (JS: a declared
+     * variable that is undefined), so `milestone?.name` works. */
     json_t *milestone = json_object_get(ctx, "milestone");
-    if (milestone)
-        json_object_set(scope, "milestone", milestone);
+    json_object_set(scope, "milestone", milestone ? milestone : json_null());
+    if (milestone == NULL)
+        json_object_set_new(context, "milestone", json_null());
     json_object_set(scope, "variables", ri->vars);
     json_object_set(scope, "workflowId", json_object_get(ctx, "workflowId"));
     json_object_set_new(scope, "state", st);
