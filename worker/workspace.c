@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -140,4 +141,70 @@ fail:
                    strerror(errno));
     weft_free(path);
     return WEFT_EIO;
+}
+
+/* A regular file or directory name inside dir. */
+static bool has_entry(const char *dir, const char *name, bool want_dir)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+        return false;
+    return stat(path, &st) == 0 &&
+           (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+}
+
+bool workspace_repo_is_remote(const char *repo_root)
+{
+    const char *colon, *slash;
+
+    if (repo_root == NULL || repo_root[0] == '\0')
+        return false;
+    if (workspace_is_dir(repo_root))
+        return has_entry(repo_root, "HEAD", false) &&
+               has_entry(repo_root, "objects", true) &&
+               has_entry(repo_root, "refs", true) &&
+               !has_entry(repo_root, ".git", true) &&
+               !has_entry(repo_root, ".git", false);
+    if (strstr(repo_root, "://") != NULL)
+        return true;
+    /* git's own rule for scp-like syntax: a ':' before any '/'. */
+    colon = strchr(repo_root, ':');
+    slash = strchr(repo_root, '/');
+    return colon != NULL && colon != repo_root &&
+           (slash == NULL || colon < slash);
+}
+
+int workspace_git_repo(const char *run, const char *repo_root, char **dir,
+                       char **clone_url, struct weft_error *err)
+{
+    char *ws = NULL, *path, *url;
+    size_t n;
+    int rc;
+
+    if (!workspace_repo_is_remote(repo_root)) {
+        rc = workspace_resolve(run, repo_root, dir, err);
+        if (rc == 0)
+            *clone_url = NULL;
+        return rc;
+    }
+    if ((rc = workspace_resolve(run, NULL, &ws, err)) != 0)
+        return rc;
+    n = strlen(ws);
+    path = weft_malloc(n + sizeof(WORKSPACE_CLONE_DIR) + 1);
+    url = weft_strdup(repo_root);
+    if (path == NULL || url == NULL) {
+        weft_free(ws);
+        weft_free(path);
+        weft_free(url);
+        return weft_error_set(err, WEFT_ENOMEM, 0, 0, "out of memory");
+    }
+    memcpy(path, ws, n);
+    path[n] = '/';
+    memcpy(path + n + 1, WORKSPACE_CLONE_DIR, sizeof(WORKSPACE_CLONE_DIR));
+    weft_free(ws);
+    *dir = path;
+    *clone_url = url;
+    return 0;
 }

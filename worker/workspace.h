@@ -41,4 +41,24 @@ int workspace_resolve(const char *run, const char *repo_root, char **out,
 /* True when s is an existing local directory (stat, follows links). */
 bool workspace_is_dir(const char *s);
 
+/* The clone cache of a run whose repoRoot is not a local working tree:
+ * <workspace of the run>/WORKSPACE_CLONE_DIR (docs/git.md). */
+#define WORKSPACE_CLONE_DIR "repo"
+
+/* True when repo_root names a repository to clone rather than a
+ * directory to work in: a URL (`scheme://...`, or scp-like
+ * `[user@]host:path` with no '/' before the ':') or an existing bare
+ * repository (HEAD, objects/ and refs/ at its top, no .git). */
+bool workspace_repo_is_remote(const char *repo_root);
+
+/* Where the git steps of run work. For a remote repo_root (above): *dir
+ * is the clone cache, <workspace of run>/WORKSPACE_CLONE_DIR (the run's
+ * workspace is created; the cache itself is not: the git step clones
+ * into it on first use), and *clone_url a copy of repo_root. Otherwise
+ * *dir is what workspace_resolve gives and *clone_url is NULL. Both are
+ * weft_malloc'd and owned by the caller. Errors as workspace_resolve;
+ * on failure both are left unchanged. */
+int workspace_git_repo(const char *run, const char *repo_root, char **dir,
+                       char **clone_url, struct weft_error *err);
+
 #endif
