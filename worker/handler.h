@@ -70,6 +70,10 @@ struct personas;
 extern const struct handler handler_persona;
 void handler_persona_use(const struct personas *reg);
 
+/* The git-operation step (handler_git.c, docs/git.md): runs the git
+ * operation in a forked child in the run's repository. */
+extern const struct handler handler_git;
+
 /* Every handler weft-worker runs, NULL-terminated (worker/handlers.c):
  * the one place a step type is registered. Types are unique. */
 extern const struct handler *const handler_table[];

@@ -9,5 +9,6 @@
 const struct handler *const handler_table[] = {
     &handler_noop,
     &handler_persona,
+    &handler_git,
     NULL,
 };
