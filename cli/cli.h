@@ -23,6 +23,8 @@
 #include "keys.h"
 #include "wfdef.h"
 
+struct personas;
+
 /* Exit statuses, the same for every command. */
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1 /* invalid input, failed run, unknown run, Redis */
@@ -155,13 +157,14 @@ int fmt_dot_escape(struct buf *b, const char *s);
 /* Appends s to b for a Mermaid quoted label: `"` as #quot;, `<` `>` as
  * #lt; #gt;, newline as <br/>. 0 or a buf error. */
 int fmt_mermaid_escape(struct buf *b, const char *s);
-/* The queue of a step as the scheduler chooses it (docs/protocol.md):
- * its `queue`, else the persona's name, "git", or "default". Borrowed;
- * NULL for composite steps, which never reach a worker. */
-const char *fmt_step_queue(const struct wf_step *s);
+/* The queue of a step as the scheduler chooses it (personas_step_queue,
+ * with the persona registry reg, which may be NULL). Borrowed; NULL for
+ * composite steps, which never reach a worker. */
+const char *fmt_step_queue(const struct personas *reg,
+                           const struct wf_step *s);
 /* Comma-separated, sorted, de-duplicated queues of every step of wf plus
  * "default" (a weft_malloc'd string the caller frees), or NULL on OOM. */
-char *fmt_queue_list(const struct wf *wf);
+char *fmt_queue_list(const struct wf *wf, const struct personas *reg);
 
 /* ---- graph rendering (cmd_graph.c) ---- */
 

@@ -33,6 +33,7 @@
 #include "hmac.h"
 #include "rconn.h"
 #include "redisurl.h"
+#include "personas.h"
 #include "routes.h"
 
 /* redis-server starts in ~45 ms (FIELD-NOTES); allow for a loaded box. */
@@ -62,6 +63,8 @@ struct run_ctx {
     const struct cli_opts *o;
     struct wf *wf;
     json_t *task;
+    struct personas *personas; /* DIR/personas.yml, when there is one */
+    char personas_path[CLI_PATH_MAX];
     char dir[CLI_PATH_MAX];  /* temp dir; "" when not made */
     char logs[CLI_PATH_MAX]; /* dir/logs */
     char url[CLI_PATH_MAX];  /* Redis URL the children use */
@@ -377,9 +380,17 @@ static int start_children(struct run_ctx *r, const char *queues)
     join(log, sizeof(log), r->logs, "scheduler.log");
     const char *dir = r->o->workflows ? r->o->workflows : "workflows";
     struct stat st;
-    const char *sargv[] = {sched, "--redis", r->url, "--workflows", dir, NULL};
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        sargv[3] = NULL;
+    const char *sargv[] = {sched,         "--redis",   r->url,
+                           "--personas",  r->personas_path,
+                           "--workflows", dir,       NULL};
+    int sa = 3;
+    if (r->personas_path[0] != '\0')
+        sa = 5;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        sargv[sa++] = "--workflows";
+        sargv[sa++] = dir;
+    }
+    sargv[sa] = NULL;
     if (proc_start(&r->kids[r->nkids], "weft-scheduler", sargv, log) !=
         CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
@@ -393,10 +404,18 @@ static int start_children(struct run_ctx *r, const char *queues)
         char file[32];
         snprintf(file, sizeof(file), "worker-%u.log", (unsigned)i + 1);
         join(log, sizeof(log), r->logs, file);
-        const char *wargv[] = {worker, "--redis",       r->url, "--queues",
-                               queues, "--concurrency", conc,   NULL};
-        if (r->o->concurrency == 0)
-            wargv[5] = NULL;
+        const char *wargv[10] = {worker, "--redis", r->url, "--queues",
+                                 queues};
+        int wa = 5;
+        if (r->o->concurrency != 0) {
+            wargv[wa++] = "--concurrency";
+            wargv[wa++] = conc;
+        }
+        if (r->personas_path[0] != '\0') {
+            wargv[wa++] = "--personas";
+            wargv[wa++] = r->personas_path;
+        }
+        wargv[wa] = NULL;
         if (proc_start(&r->kids[r->nkids], name, wargv, log) != CLI_EXIT_OK)
             return CLI_EXIT_FAIL;
         r->nkids++;
@@ -577,7 +596,24 @@ int cmd_run(const struct cli_opts *o)
     if (rc != CLI_EXIT_OK)
         goto out;
     rc = CLI_EXIT_FAIL;
-    queues = fmt_queue_list(r->wf);
+    /* The persona registry maps personas to queues: the scheduler and the
+     * workers get the same one. */
+    snprintf(r->personas_path, sizeof(r->personas_path), "%s/personas.yml",
+             dir);
+    if (access(r->personas_path, R_OK) == 0) {
+        struct diag d;
+        diag_init(&d, r->personas_path);
+        if (personas_load_file(r->personas_path, &r->personas, &d) != 0) {
+            diag_sort(&d);
+            diag_print(&d, stderr);
+            diag_deinit(&d);
+            goto out;
+        }
+        diag_deinit(&d);
+    } else {
+        r->personas_path[0] = '\0';
+    }
+    queues = fmt_queue_list(r->wf, r->personas);
     r->steps =
         weft_calloc(r->wf->nsteps ? r->wf->nsteps : 1, sizeof(*r->steps));
     if (queues == NULL || r->steps == NULL) {
@@ -670,6 +706,7 @@ out:
     wf_free(r->wf);
     weft_free(r->steps);
     weft_free(queues);
+    personas_free(r->personas);
     weft_free(r);
     return rc;
 }

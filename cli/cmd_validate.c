@@ -1,5 +1,7 @@
 /* cmd_validate.c - `weft validate FILE... [--json]`: load and validate
- * each workflow file and report every problem of every file.
+ * each file and report every problem of every file. A file named
+ * routes.yml is the coordinator's routes, personas.yml a persona
+ * registry; any other file is a workflow.
  *
  * Diagnostics go to stderr gcc-style (`FILE:LINE:COL: error: MESSAGE`,
  * sorted by position) so editors can jump to them; stdout gets one
@@ -12,16 +14,46 @@
 
 #include "diag.h"
 #include "error.h"
+#include "personas.h"
+#include "routes.h"
 #include "wfdef.h"
 
 /* Validates one file; appends its JSON record to files (when not NULL).
  * Returns true when it is valid. */
+enum file_kind { FILE_WORKFLOW, FILE_ROUTES, FILE_PERSONAS };
+
+static enum file_kind kind_of(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strcmp(base, "routes.yml") == 0 || strcmp(base, "routes.yaml") == 0)
+        return FILE_ROUTES;
+    if (strcmp(base, "personas.yml") == 0 ||
+        strcmp(base, "personas.yaml") == 0)
+        return FILE_PERSONAS;
+    return FILE_WORKFLOW;
+}
+
+static const char *const kind_names[] = {"workflow", "routes", "personas"};
+
 static bool validate_one(const char *path, bool json, json_t *files)
 {
     struct diag d;
     diag_init(&d, path);
     struct wf *wf = NULL;
-    int rc = wf_load_file(path, &wf, &d);
+    enum file_kind kind = kind_of(path);
+    int rc;
+    if (kind == FILE_ROUTES) {
+        struct routes *r = NULL;
+        rc = routes_load_file(path, &r, &d);
+        routes_free(r);
+    } else if (kind == FILE_PERSONAS) {
+        struct personas *p = NULL;
+        rc = personas_load_file(path, &p, &d);
+        personas_free(p);
+    } else {
+        rc = wf_load_file(path, &wf, &d);
+    }
     if (rc != 0 && d.errors == 0) {
         /* The loader failed without saying where (out of memory): still
          * report the file as invalid, in the same format. */
@@ -31,11 +63,13 @@ static bool validate_one(const char *path, bool json, json_t *files)
     bool valid = rc == 0;
     if (json) {
         json_t *errs = diag_to_json(&d);
-        json_t *rec =
-            json_pack("{s:s, s:b, s:I, s:o, s:o}", "file", path, "valid", valid,
-                      "steps", (json_int_t)(valid ? wf->nsteps : 0), "digest",
-                      valid ? json_string(wf->digest) : json_null(), "errors",
-                      errs ? errs : json_array());
+        bool is_wf = valid && wf != NULL;
+        json_t *rec = json_pack(
+            "{s:s, s:s, s:b, s:I, s:o, s:o}", "file", path, "kind",
+            kind_names[kind], "valid", valid, "steps",
+            (json_int_t)(is_wf ? wf->nsteps : 0), "digest",
+            is_wf ? json_string(wf->digest) : json_null(), "errors",
+            errs ? errs : json_array());
         if (rec == NULL || json_array_append_new(files, rec) != 0)
             valid = false;
     } else {

@@ -4,6 +4,8 @@
  */
 #include "cli.h"
 
+#include "personas.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,17 +123,11 @@ int fmt_mermaid_escape(struct buf *b, const char *s)
     return rc;
 }
 
-const char *fmt_step_queue(const struct wf_step *s)
+const char *fmt_step_queue(const struct personas *reg, const struct wf_step *s)
 {
     if (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL)
         return NULL;
-    if (s->queue != NULL)
-        return s->queue;
-    if (s->type == WF_STEP_PERSONA && s->persona != NULL)
-        return s->persona;
-    if (s->type == WF_STEP_GIT)
-        return "git";
-    return "default";
+    return personas_step_queue(reg, s);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -139,7 +135,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-char *fmt_queue_list(const struct wf *wf)
+char *fmt_queue_list(const struct wf *wf, const struct personas *reg)
 {
     const char **names = weft_calloc((size_t)wf->nsteps + 1, sizeof(char *));
     if (names == NULL)
@@ -147,7 +143,7 @@ char *fmt_queue_list(const struct wf *wf)
     size_t n = 0;
     names[n++] = "default";
     for (uint32_t i = 0; i < wf->nsteps; i++) {
-        const char *q = fmt_step_queue(&wf->steps[i]);
+        const char *q = fmt_step_queue(reg, &wf->steps[i]);
         if (q != NULL)
             names[n++] = q;
     }

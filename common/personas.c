@@ -617,3 +617,17 @@ const char *personas_path(const struct personas *r)
 {
     return r != NULL ? r->path : "";
 }
+
+const char *personas_step_queue(const struct personas *reg,
+                                const struct wf_step *s)
+{
+    if (s->queue)
+        return s->queue;
+    if (s->type == WF_STEP_PERSONA && s->persona) {
+        const struct persona *p = reg ? personas_find(reg, s->persona) : NULL;
+        return p ? p->queue : s->persona;
+    }
+    if (s->type == WF_STEP_GIT)
+        return "git";
+    return "default";
+}

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "wfdef.h"
 
 /* The registry is written by hand; a megabyte is thousands of personas. */
 #define PERSONAS_FILE_MAX (1u << 20)
@@ -79,5 +80,12 @@ const struct persona *personas_at(const struct personas *r, size_t i);
 
 /* The file the registry was read from ("" for a buffer). */
 const char *personas_path(const struct personas *r);
+
+/* The queue a step's jobs go to: the step's own `queue`; else, for a
+ * persona step, the registry's queue for its persona (the persona's name
+ * when the registry gives none or reg is NULL); `git` for git steps;
+ * `default` otherwise. The string is borrowed from the step or reg. */
+const char *personas_step_queue(const struct personas *reg,
+                                const struct wf_step *s);
 
 #endif

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "num.h"
 #include "redisurl.h"
+#include "personas.h"
 #include "routes.h"
 #include "sched.h"
 
@@ -32,6 +33,8 @@ static void usage(FILE *out)
           "(env WEFT_WORKFLOWS)\n"
           "  --routes FILE      coordinator rules (env WEFT_ROUTES; default "
           "DIR/routes.yml of --workflows when present)\n"
+          "  --personas FILE    persona registry, for persona queues (env "
+          "WEFT_PERSONAS; default DIR/personas.yml when present)\n"
           "  --batch N          entries per read (default 256)\n"
           "  --retention SEC    keep finished runs this long (default 7 "
           "days; 0 = forever)\n"
@@ -86,6 +89,7 @@ int main(int argc, char **argv)
     const char *prefix = getenv("WEFT_PREFIX");
     const char *workflows = getenv("WEFT_WORKFLOWS");
     const char *routes_path = getenv("WEFT_ROUTES");
+    const char *personas_path = getenv("WEFT_PERSONAS");
     const char *level = getenv("WEFT_LOG_LEVEL");
     const char *http_addr = getenv("WEFT_HTTP");
     char name[128];
@@ -103,6 +107,7 @@ int main(int argc, char **argv)
         {"name", required_argument, NULL, 'n'},
         {"workflows", required_argument, NULL, 'w'},
         {"routes", required_argument, NULL, 'R'},
+        {"personas", required_argument, NULL, 'P'},
         {"batch", required_argument, NULL, 'b'},
         {"retention", required_argument, NULL, 't'},
         {"claim-idle", required_argument, NULL, 'c'},
@@ -128,6 +133,9 @@ int main(int argc, char **argv)
             break;
         case 'R':
             routes_path = optarg;
+            break;
+        case 'P':
+            personas_path = optarg;
             break;
         case 'b':
             if (parse_u32("--batch", optarg, &cfg.batch))
@@ -206,6 +214,26 @@ int main(int argc, char **argv)
         diag_deinit(&d);
     }
     cfg.routes = routes;
+    char default_personas[4096];
+    if (personas_path == NULL && workflows) {
+        snprintf(default_personas, sizeof(default_personas),
+                 "%s/personas.yml", workflows);
+        if (access(default_personas, R_OK) == 0)
+            personas_path = default_personas;
+    }
+    struct personas *personas = NULL;
+    if (personas_path) {
+        struct diag d;
+        diag_init(&d, personas_path);
+        if (personas_load_file(personas_path, &personas, &d) != 0) {
+            diag_sort(&d);
+            diag_print(&d, stderr);
+            diag_deinit(&d);
+            return 2;
+        }
+        diag_deinit(&d);
+    }
+    cfg.personas = personas;
 
     signal(SIGPIPE, SIG_IGN);
     struct app app = {0};
@@ -250,6 +278,7 @@ int main(int argc, char **argv)
     weft_free(api_token);
     sched_free(app.sched);
     routes_free(routes);
+    personas_free(personas);
     event_base_free(app.base);
     redis_url_deinit(&cfg.url);
     return 0;

@@ -125,16 +125,6 @@ bool plan_step_is_static(const struct wf_step *s)
            tv_literal(s->git_base);
 }
 
-const char *plan_queue_of(const struct wf_step *s)
-{
-    if (s->queue)
-        return s->queue;
-    if (s->type == WF_STEP_PERSONA && s->persona)
-        return s->persona;
-    if (s->type == WF_STEP_GIT)
-        return "git";
-    return "default";
-}
 
 void plan_state_stem(const char *id, char *out)
 {
@@ -354,7 +344,7 @@ static int render_job(const struct plan_env *env, const struct runinfo *ri,
     job.step = (char *)s->id;
     job.type = (char *)wf_step_type_name(s->type);
     job.persona = (char *)s->persona;
-    job.queue = (char *)plan_queue_of(s);
+    job.queue = (char *)personas_step_queue(env->personas, s);
     job.attempt = attempt;
     job.trace = trace;
     job.name = dup_string_or(name, s->id);

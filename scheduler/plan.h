@@ -19,6 +19,7 @@
 #include "error.h"
 #include "hmac.h"
 #include "keys.h"
+#include "personas.h"
 #include "wfdef.h"
 #include "wire.h"
 
@@ -41,6 +42,7 @@ struct plan_env {
     int64_t now_ms;
     uint32_t hist_max; /* per-run history cap (entries) */
     uint32_t ttl_s;    /* retention of finished runs; 0 = keep */
+    const struct personas *personas; /* persona -> queue; may be NULL */
 };
 
 /* A plan: a batch of transitions for one script call. Each plan_*
@@ -81,9 +83,6 @@ int plan_argv(const struct plan *p, const char *now_us, json_t *only,
  * no condition, is not a composite, and its templated fields are all
  * literal. Such jobs are rendered ahead of time. */
 bool plan_step_is_static(const struct wf_step *s);
-
-/* The queue a step's jobs go to. */
-const char *plan_queue_of(const struct wf_step *s);
 
 /* The state key stem for a step: its id with '-' written '_'. out must
  * hold WF_MAX_ID_LEN + 1 bytes. */

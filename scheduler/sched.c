@@ -580,6 +580,7 @@ static struct plan_env env_of(struct sched *s)
         .now_ms = now_ms(),
         .hist_max = s->cfg.hist_max,
         .ttl_s = s->cfg.ttl_s,
+        .personas = s->cfg.personas,
     };
     return env;
 }

@@ -14,6 +14,7 @@
 
 #include "hmac.h"
 #include "keys.h"
+#include "personas.h"
 #include "routes.h"
 #include "redisurl.h"
 
@@ -24,6 +25,7 @@ struct sched_config {
     const char *name;            /* consumer name, unique per process */
     const char *workflows;       /* directory for tasks naming a `workflow` */
     const struct routes *routes; /* coordinator rules (borrowed) or NULL */
+    const struct personas *personas; /* persona queues (borrowed) or NULL */
     uint32_t batch;              /* entries per XREADGROUP; default 256 */
     uint32_t hist_max;           /* per-run history cap; default 100000 */
     uint32_t ttl_s;              /* retention of finished runs; 0 = keep */

@@ -150,12 +150,12 @@ Test(cli_fmt, queues_follow_the_protocol_rule_sorted_and_unique)
                          "        persona: qa-engineer\n"
                          "      - id: f\n"
                          "        type: noop\n");
-    cr_assert_str_eq(fmt_step_queue(wf_find_step(wf, "a", 1)), "qa-engineer");
-    cr_assert_str_eq(fmt_step_queue(wf_find_step(wf, "b", 1)), "git");
-    cr_assert_str_eq(fmt_step_queue(wf_find_step(wf, "c", 1)), "fast");
-    cr_assert_null(fmt_step_queue(wf_find_step(wf, "d", 1)));
-    cr_assert_str_eq(fmt_step_queue(wf_find_step(wf, "f", 1)), "default");
-    char *q = fmt_queue_list(wf);
+    cr_assert_str_eq(fmt_step_queue(NULL, wf_find_step(wf, "a", 1)), "qa-engineer");
+    cr_assert_str_eq(fmt_step_queue(NULL, wf_find_step(wf, "b", 1)), "git");
+    cr_assert_str_eq(fmt_step_queue(NULL, wf_find_step(wf, "c", 1)), "fast");
+    cr_assert_null(fmt_step_queue(NULL, wf_find_step(wf, "d", 1)));
+    cr_assert_str_eq(fmt_step_queue(NULL, wf_find_step(wf, "f", 1)), "default");
+    char *q = fmt_queue_list(wf, NULL);
     cr_assert_str_eq(q, "default,fast,git,qa-engineer");
     weft_free(q);
     wf_free(wf);
@@ -167,7 +167,7 @@ Test(cli_fmt, queue_list_always_has_default)
                          "  - id: only\n"
                          "    type: noop\n"
                          "    queue: special\n");
-    char *q = fmt_queue_list(wf);
+    char *q = fmt_queue_list(wf, NULL);
     cr_assert_str_eq(q, "default,special");
     weft_free(q);
     wf_free(wf);
