@@ -35,6 +35,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <strings.h>
 #include <time.h>
 
@@ -46,6 +49,18 @@
 
 /* Interval of the RTT probe, as promised in rconn.h. */
 #define RCONN_PING_INTERVAL_MS 1000
+/* A PING unanswered this long means the peer or the path is gone (a
+ * pulled link loses no packet the kernel would report for many minutes):
+ * the connection is dropped and re-established. Longer than the longest
+ * blocking read a PING may queue behind (XREADGROUP BLOCK 2000). */
+#define RCONN_PING_TIMEOUT_MS 6000
+/* TCP keepalive for connections that carry no PING (subscriptions) and
+ * a bound on unacknowledged data: seconds of idle, probe interval,
+ * probes, and ms. */
+#define RCONN_KEEPIDLE_S      5
+#define RCONN_KEEPINTVL_S     2
+#define RCONN_KEEPCNT         3
+#define RCONN_USER_TIMEOUT_MS 10000
 /* Longest endpoint description kept for log lines; longer ones are cut. */
 #define RCONN_LABEL_MAX 160
 /* Length of a hex SHA-1, the only form EVALSHA accepts. */
@@ -76,6 +91,7 @@ struct rconn {
     unsigned long attempts; /* connects started, for tests */
 
     bool ping_pending;         /* a PING is outstanding */
+    bool silent;               /* dropped for an unanswered PING */
     struct timespec ping_sent; /* CLOCK_MONOTONIC when it was sent */
     long rtt_us;               /* last measured RTT; 0 = none yet */
 
@@ -303,6 +319,20 @@ static void send_handshake(struct rconn *c)
         rconn_log(c, "cannot queue the handshake");
 }
 
+/* So that a dead path is noticed by the kernel too, not only by PING. */
+static void set_tcp_liveness(int fd)
+{
+    int on = 1, idle = RCONN_KEEPIDLE_S, intvl = RCONN_KEEPINTVL_S,
+        cnt = RCONN_KEEPCNT;
+    unsigned int user_timeout = RCONN_USER_TIMEOUT_MS;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+               sizeof(user_timeout));
+}
+
 static void on_connect(const redisAsyncContext *cac, int status)
 {
     struct rconn *c = cac->data;
@@ -316,6 +346,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
         schedule_retry(c);
         return;
     }
+    if (c->url.unix_path == NULL)
+        set_tcp_liveness(cac->c.fd);
     c->state = RCONN_HANDSHAKE;
     send_handshake(c);
 }
@@ -323,7 +355,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
 static void on_disconnect(const redisAsyncContext *cac, int status)
 {
     struct rconn *c = cac->data;
-    bool was_up = c->state == RCONN_UP;
+    bool was_up = c->state == RCONN_UP || c->silent;
+    c->silent = false;
 
     /* Every callback of this context has run; hiredis frees it next. */
     c->ac = NULL;
@@ -439,8 +472,17 @@ static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
     struct rconn *c = arg;
     (void)fd;
     (void)what;
-    if (c->state != RCONN_UP || c->ping_pending)
+    if (c->state != RCONN_UP)
         return;
+    if (c->ping_pending) {
+        if (elapsed_us(&c->ping_sent) > (long)RCONN_PING_TIMEOUT_MS * 1000) {
+            rconn_log(c, "no answer to PING for %d ms: reconnecting",
+                      RCONN_PING_TIMEOUT_MS);
+            c->silent = true; /* was up: the owner hears "down" */
+            drop(c);
+        }
+        return;
+    }
     if (redisAsyncCommand(c->ac, on_ping_reply, c, "PING") != REDIS_OK)
         return;
     c->ping_pending = true;

@@ -1536,3 +1536,55 @@ Test(rconn, subscription_delivers_messages_and_survives_a_restart)
     rconn_free(st.pub);
     t_deinit(&t);
 }
+
+/* ---- liveness
+ * ----------------------------------------------------------------- */
+
+struct stall {
+    struct t *t;
+    struct event *resume_ev;
+    long down_at_ms; /* when the state callback said down, 0 before */
+    long stopped_at_ms;
+};
+
+static void stall_state(struct rconn *c, bool up, void *ud)
+{
+    struct stall *st = ud;
+    (void)c;
+    if (up) {
+        st->t->ups++;
+        if (st->t->ups == 1) {
+            /* Freeze the server: the connection stays open but nothing
+             * answers, like a pulled network link. */
+            kill(st->t->fx->pid, SIGSTOP);
+            st->stopped_at_ms = now_ms();
+        } else {
+            event_base_loopbreak(st->t->base);
+        }
+    } else {
+        st->t->downs++;
+        st->down_at_ms = now_ms();
+        kill(st->t->fx->pid, SIGCONT);
+    }
+}
+
+Test(rconn, drops_a_connection_whose_server_stopped_answering)
+{
+    struct t t;
+    struct stall st;
+    t_init(&t);
+    start_fixture(&t, NULL);
+    struct redis_url u = tcp_url(t.fx->port);
+    memset(&st, 0, sizeof(st));
+    st.t = &t;
+    t.c = rconn_new(t.base, &u, "stall", stall_state, &st);
+    bool done = run_loop(t.base, 20000);
+    kill(t.fx->pid, SIGCONT);
+    cr_assert(done, "never recovered: ups %d downs %d", t.ups, t.downs);
+    cr_assert_eq(t.downs, 1, "the silent connection was dropped");
+    cr_assert_geq(t.ups, 2, "and established again");
+    long silent = st.down_at_ms - st.stopped_at_ms;
+    cr_assert(silent >= 5000 && silent <= 9000,
+              "dropped after %ld ms of silence", silent);
+    t_deinit(&t);
+}
