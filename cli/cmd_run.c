@@ -380,9 +380,9 @@ static int start_children(struct run_ctx *r, const char *queues)
     join(log, sizeof(log), r->logs, "scheduler.log");
     const char *dir = r->o->workflows ? r->o->workflows : "workflows";
     struct stat st;
-    const char *sargv[] = {sched,         "--redis",   r->url,
-                           "--personas",  r->personas_path,
-                           "--workflows", dir,       NULL};
+    const char *sargv[] = {
+        sched,         "--redis", r->url, "--personas", r->personas_path,
+        "--workflows", dir,       NULL};
     int sa = 3;
     if (r->personas_path[0] != '\0')
         sa = 5;
@@ -404,8 +404,7 @@ static int start_children(struct run_ctx *r, const char *queues)
         char file[32];
         snprintf(file, sizeof(file), "worker-%u.log", (unsigned)i + 1);
         join(log, sizeof(log), r->logs, file);
-        const char *wargv[10] = {worker, "--redis", r->url, "--queues",
-                                 queues};
+        const char *wargv[10] = {worker, "--redis", r->url, "--queues", queues};
         int wa = 5;
         if (r->o->concurrency != 0) {
             wargv[wa++] = "--concurrency";

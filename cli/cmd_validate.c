@@ -28,8 +28,7 @@ static enum file_kind kind_of(const char *path)
     base = base ? base + 1 : path;
     if (strcmp(base, "routes.yml") == 0 || strcmp(base, "routes.yaml") == 0)
         return FILE_ROUTES;
-    if (strcmp(base, "personas.yml") == 0 ||
-        strcmp(base, "personas.yaml") == 0)
+    if (strcmp(base, "personas.yml") == 0 || strcmp(base, "personas.yaml") == 0)
         return FILE_PERSONAS;
     return FILE_WORKFLOW;
 }
@@ -64,12 +63,12 @@ static bool validate_one(const char *path, bool json, json_t *files)
     if (json) {
         json_t *errs = diag_to_json(&d);
         bool is_wf = valid && wf != NULL;
-        json_t *rec = json_pack(
-            "{s:s, s:s, s:b, s:I, s:o, s:o}", "file", path, "kind",
-            kind_names[kind], "valid", valid, "steps",
-            (json_int_t)(is_wf ? wf->nsteps : 0), "digest",
-            is_wf ? json_string(wf->digest) : json_null(), "errors",
-            errs ? errs : json_array());
+        json_t *rec =
+            json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "file", path, "kind",
+                      kind_names[kind], "valid", valid, "steps",
+                      (json_int_t)(is_wf ? wf->nsteps : 0), "digest",
+                      is_wf ? json_string(wf->digest) : json_null(), "errors",
+                      errs ? errs : json_array());
         if (rec == NULL || json_array_append_new(files, rec) != 0)
             valid = false;
     } else {

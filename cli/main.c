@@ -43,12 +43,18 @@ struct flag {
 };
 
 static const struct flag flags[] = {
-    [F_JSON] = {"json", false},      [F_REDIS] = {"redis", true},
-    [F_PREFIX] = {"prefix", true},   [F_FORMAT] = {"format", true},
-    [F_TASK] = {"task", true},       [F_TASKS] = {"tasks", true},
-    [F_STATUS] = {"status", true},   [F_LIMIT] = {"limit", true},
-    [F_WORKERS] = {"workers", true}, [F_CONCURRENCY] = {"concurrency", true},
-    [F_WORKFLOWS] = {"workflows", true}, [F_HELP] = {"help", false},
+    [F_JSON] = {"json", false},
+    [F_REDIS] = {"redis", true},
+    [F_PREFIX] = {"prefix", true},
+    [F_FORMAT] = {"format", true},
+    [F_TASK] = {"task", true},
+    [F_TASKS] = {"tasks", true},
+    [F_STATUS] = {"status", true},
+    [F_LIMIT] = {"limit", true},
+    [F_WORKERS] = {"workers", true},
+    [F_CONCURRENCY] = {"concurrency", true},
+    [F_WORKFLOWS] = {"workflows", true},
+    [F_HELP] = {"help", false},
 };
 
 /* Flags of every command that talks to Redis. */

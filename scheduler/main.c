@@ -216,8 +216,8 @@ int main(int argc, char **argv)
     cfg.routes = routes;
     char default_personas[4096];
     if (personas_path == NULL && workflows) {
-        snprintf(default_personas, sizeof(default_personas),
-                 "%s/personas.yml", workflows);
+        snprintf(default_personas, sizeof(default_personas), "%s/personas.yml",
+                 workflows);
         if (access(default_personas, R_OK) == 0)
             personas_path = default_personas;
     }

@@ -125,7 +125,6 @@ bool plan_step_is_static(const struct wf_step *s)
            tv_literal(s->git_base);
 }
 
-
 void plan_state_stem(const char *id, char *out)
 {
     size_t i = 0;

@@ -40,8 +40,8 @@ struct plan_env {
     const struct keys *keys;
     const struct hmac_key *hmac;
     int64_t now_ms;
-    uint32_t hist_max; /* per-run history cap (entries) */
-    uint32_t ttl_s;    /* retention of finished runs; 0 = keep */
+    uint32_t hist_max;               /* per-run history cap (entries) */
+    uint32_t ttl_s;                  /* retention of finished runs; 0 = keep */
     const struct personas *personas; /* persona -> queue; may be NULL */
 };
 

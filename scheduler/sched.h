@@ -26,10 +26,10 @@ struct sched_config {
     const char *workflows;       /* directory for tasks naming a `workflow` */
     const struct routes *routes; /* coordinator rules (borrowed) or NULL */
     const struct personas *personas; /* persona queues (borrowed) or NULL */
-    uint32_t batch;              /* entries per XREADGROUP; default 256 */
-    uint32_t hist_max;           /* per-run history cap; default 100000 */
-    uint32_t ttl_s;              /* retention of finished runs; 0 = keep */
-    uint32_t claim_idle_ms;      /* reclaim others' messages idle this long */
+    uint32_t batch;                  /* entries per XREADGROUP; default 256 */
+    uint32_t hist_max;               /* per-run history cap; default 100000 */
+    uint32_t ttl_s;                  /* retention of finished runs; 0 = keep */
+    uint32_t claim_idle_ms; /* reclaim others' messages idle this long */
 };
 
 struct sched_stats {

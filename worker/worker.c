@@ -159,7 +159,7 @@ struct worker {
     bool reading;      /* an XREADGROUP is outstanding */
     bool groups_ready; /* XGROUP CREATE answered for every queue */
     size_t groups_pending;
-    bool reclaiming; /* an XAUTOCLAIM round is in progress */
+    bool reclaiming;     /* an XAUTOCLAIM round is in progress */
     bool reclaim_wanted; /* a round found no free slot: run one first */
     size_t reclaim_qi;
     uint32_t checks; /* reclaimed entries awaiting XPENDING */
@@ -844,9 +844,9 @@ static void start_send(struct start_batch *b)
             "{s:s, s:i, s:s, s:I, s:s, s:I}", "run", j->spec.run, "k", k,
             "step", j->spec.step, "attempt", (json_int_t)j->spec.attempt,
             "worker", w->name, "deadline",
-            (json_int_t)(timeout > 0 ? now + (int64_t)timeout +
-                                           WORKER_DEADLINE_SLACK_MS
-                                     : 0));
+            (json_int_t)(timeout > 0
+                             ? now + (int64_t)timeout + WORKER_DEADLINE_SLACK_MS
+                             : 0));
         if (plan == NULL || json_array_append_new(plans, plan) != 0)
             goto done;
     }
@@ -857,8 +857,8 @@ static void start_send(struct start_batch *b)
     if ((doc = json_dumps(plans, JSON_COMPACT)) == NULL)
         goto done;
     argv[nkeys + 1] = doc;
-    rc = rconn_eval(w->cmd, SCRIPT_START, on_start_batch, b, nkeys,
-                    nkeys + 2, argv, NULL);
+    rc = rconn_eval(w->cmd, SCRIPT_START, on_start_batch, b, nkeys, nkeys + 2,
+                    argv, NULL);
 done:
     weft_free(keys);
     weft_free(doc);
@@ -1546,8 +1546,8 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *ud)
     }
 }
 
-static void on_cancel_message(struct rconn *c, const char *payload,
-                              size_t len, void *ud)
+static void on_cancel_message(struct rconn *c, const char *payload, size_t len,
+                              void *ud)
 {
     (void)c;
     worker_cancel(ud, payload, len);

@@ -150,7 +150,8 @@ Test(cli_fmt, queues_follow_the_protocol_rule_sorted_and_unique)
                          "        persona: qa-engineer\n"
                          "      - id: f\n"
                          "        type: noop\n");
-    cr_assert_str_eq(fmt_step_queue(NULL, wf_find_step(wf, "a", 1)), "qa-engineer");
+    cr_assert_str_eq(fmt_step_queue(NULL, wf_find_step(wf, "a", 1)),
+                     "qa-engineer");
     cr_assert_str_eq(fmt_step_queue(NULL, wf_find_step(wf, "b", 1)), "git");
     cr_assert_str_eq(fmt_step_queue(NULL, wf_find_step(wf, "c", 1)), "fast");
     cr_assert_null(fmt_step_queue(NULL, wf_find_step(wf, "d", 1)));
