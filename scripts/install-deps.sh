@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       libhiredis-dev libevent-dev libyaml-dev libmsgpack-dev libssl-dev
       libjansson-dev libcriterion-dev redis-server redis-tools
-      clang libclang-rt-14-dev nodejs python3 yamllint chromium iproute2)
+      clang clang-format libclang-rt-14-dev nodejs python3 yamllint chromium
+      iproute2)
 
 missing=()
 for p in "${pkgs[@]}"; do
