@@ -1313,8 +1313,6 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
         work_done(w);
         return;
     }
-    const char *type = NULL;
-    size_t typelen = 0;
     char *attempt = NULL;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         redisReply *k = f->element[i], *v = f->element[i + 1];
@@ -1338,11 +1336,9 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
             slot = &w->trace;
         else if (strcmp(key, "attempt") == 0)
             slot = &attempt;
-        else if (strcmp(key, "type") == 0) {
-            type = v->str;
-            typelen = v->len;
+        else if (strcmp(key, "type") == 0)
             slot = &w->type;
-        } else if (strcmp(key, "body") == 0) {
+        else if (strcmp(key, "body") == 0) {
             weft_free(w->body);
             w->body = weft_malloc(v->len ? v->len : 1);
             if (w->body) {
@@ -1356,7 +1352,6 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
             *slot = field_dup(v);
         }
     }
-    (void)typelen;
     if (strcmp(which, "tasks") == 0) {
         w->kind = WORK_TASK;
         weft_free(attempt);
@@ -1368,7 +1363,7 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
         attempt && num_parse_i64(attempt, strlen(attempt), 1, UINT32_MAX, &a);
     weft_free(attempt);
     w->attempt = (uint32_t)a;
-    if (type == NULL) {
+    if (w->type == NULL) {
         dead_letter(w, "event has no 'type'");
         return;
     }
