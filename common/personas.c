@@ -22,11 +22,11 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "hint.h"
 #include "keys.h"
 #include "ytree.h"
 
 /* Words longer than this get no did-you-mean (none of ours is). */
-#define PERSONAS_HINT_MAX_WORD 64
 /* Longest environment variable name accepted. */
 #define PERSONA_ENV_NAME_MAX 128
 
@@ -46,43 +46,6 @@ struct personas {
 
 /* ---- did you mean ------------------------------------------------------ */
 
-/* Optimal-string-alignment distance of a and b, or max + 1 when larger. */
-static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb,
-                            size_t max)
-{
-    size_t rows[3][PERSONAS_HINT_MAX_WORD + 1];
-    size_t *pp = rows[0], *p = rows[1], *c = rows[2];
-
-    if ((la > lb ? la - lb : lb - la) > max || la > PERSONAS_HINT_MAX_WORD ||
-        lb > PERSONAS_HINT_MAX_WORD)
-        return max + 1;
-    for (size_t j = 0; j <= lb; j++)
-        p[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t best = c[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t v = p[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-            if (p[j] + 1 < v)
-                v = p[j] + 1;
-            if (c[j - 1] + 1 < v)
-                v = c[j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
-                a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
-                v = pp[j - 2] + 1;
-            c[j] = v;
-            if (v < best)
-                best = v;
-        }
-        if (best > max)
-            return max + 1;
-        size_t *t = pp;
-        pp = p;
-        p = c;
-        c = t;
-    }
-    return p[lb];
-}
-
 /* The closest of names[0..n) to word, or NULL when none is close. */
 static const char *closest(const char *word, size_t wl,
                            const char *const *names, size_t n)
@@ -91,11 +54,11 @@ static const char *closest(const char *word, size_t wl,
     size_t best_d = max + 1;
     const char *best = NULL;
 
-    if (wl == 0 || wl > PERSONAS_HINT_MAX_WORD)
+    if (wl == 0 || wl > HINT_MAX_WORD)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         size_t cl = strlen(names[i]);
-        size_t d = edit_distance(word, wl, names[i], cl, max);
+        size_t d = hint_distance(word, wl, names[i], cl, max);
         if (d < best_d && !(cl == wl && memcmp(names[i], word, wl) == 0)) {
             best = names[i];
             best_d = d;
@@ -589,12 +552,12 @@ const char *personas_suggest(const struct personas *r, const char *name)
     if (r == NULL || name == NULL)
         return NULL;
     wl = strlen(name);
-    if (wl == 0 || wl > PERSONAS_HINT_MAX_WORD)
+    if (wl == 0 || wl > HINT_MAX_WORD)
         return NULL;
     best_d = (wl <= 3 ? 1 : wl <= 6 ? 2 : 3) + 1;
     for (size_t i = 0; i < r->n; i++) {
         const char *c = r->items[i].name;
-        size_t d = edit_distance(name, wl, c, strlen(c), best_d - 1);
+        size_t d = hint_distance(name, wl, c, strlen(c), best_d - 1);
         if (d < best_d && strcmp(c, name) != 0) {
             best = c;
             best_d = d;

@@ -27,6 +27,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "dag.h"
+#include "hint.h"
 #include "strmap.h"
 #include "tmpl.h"
 #include "wfdef_int.h"
@@ -52,7 +53,7 @@
  * canonical form is written (steps have a handful of keys). */
 #define WF_SMALL_MAP 16
 /* Words longer than this get no hint (ids are at most WF_MAX_ID_LEN). */
-#define WF_HINT_MAX_WORD 64
+#define WF_HINT_MAX_WORD HINT_MAX_WORD
 
 enum {
     T_PERSONA = 1u << WF_STEP_PERSONA,
@@ -232,44 +233,14 @@ bool wf_is_known_root(const char *name, size_t len)
 
 /* ---- did you mean ---- */
 
-/* Optimal-string-alignment distance between a and b, or max + 1 when it is
- * larger than max. Charges the work to L's hint budget. */
+/* hint_distance, charged to L's hint budget. */
 static size_t edit_distance(struct loader *L, const char *a, size_t la,
                             const char *b, size_t lb, size_t max)
 {
-    size_t rows[3][WF_HINT_MAX_WORD + 1];
     if ((la > lb ? la - lb : lb - la) > max)
         return max + 1;
-    if (la > WF_HINT_MAX_WORD || lb > WF_HINT_MAX_WORD)
-        return max + 1;
     L->hint_cells += (la + 1) * (lb + 1);
-    size_t *pp = rows[0], *p = rows[1], *c = rows[2];
-    for (size_t j = 0; j <= lb; j++)
-        p[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t best = c[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t v = p[j - 1] + cost;
-            if (p[j] + 1 < v)
-                v = p[j] + 1;
-            if (c[j - 1] + 1 < v)
-                v = c[j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
-                a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
-                v = pp[j - 2] + 1;
-            c[j] = v;
-            if (v < best)
-                best = v;
-        }
-        if (best > max)
-            return max + 1;
-        size_t *t = pp;
-        pp = p;
-        p = c;
-        c = t;
-    }
-    return p[lb];
+    return hint_distance(a, la, b, lb, max);
 }
 
 /* Candidates for a hint, one at a time: NULL past the end. */
