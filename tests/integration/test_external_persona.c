@@ -23,6 +23,7 @@
 #include "procs.h"
 #include "rconn.h"
 #include "redis_fixture.h"
+#include "runs.h"
 #include "redisurl.h"
 #include "wfdef.h"
 
@@ -96,20 +97,7 @@ static void start_system(void)
 
 static void submit(const char *yaml, const char *run)
 {
-    struct diag d;
-    diag_init(&d, "test.yml");
-    struct wf *wf = NULL;
-    int err = wf_load_buffer(yaml, strlen(yaml), "test", &wf, &d);
-    if (err)
-        diag_print(&d, stderr);
-    diag_deinit(&d);
-    cr_assert_eq(err, 0);
-    freeReplyObject(cmd("SET weft:def:%s %b NX", wf->digest, wf->canonical,
-                        (size_t)wf->canonical_len));
-    freeReplyObject(cmd("XADD weft:tasks * run %s digest %s workflow %s "
-                        "task {}",
-                        run, wf->digest, wf->name));
-    wf_free(wf);
+    cr_assert_eq(runs_submit(rc, yaml, "{}", run), 0);
 }
 
 /* The value of field name in a stream entry's field array, or NULL. */
@@ -121,35 +109,11 @@ static const char *entry_field(const redisReply *f, const char *name)
     return NULL;
 }
 
-/* Follows the run's history until the run ends; returns its status
- * (static buffer) or "timeout". */
+/* The run's final status (static buffer), or "timeout". */
 static const char *wait_run(const char *run, int timeout_s)
 {
     static char status[32];
-    char last[64] = "0";
-    time_t end = time(NULL) + timeout_s;
-    while (time(NULL) < end) {
-        redisReply *r = cmd("XREAD COUNT 100 BLOCK 1000 STREAMS "
-                            "weft:run:%s:history %s",
-                            run, last);
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-            redisReply *entries = r->element[0]->element[1];
-            for (size_t i = 0; i < entries->elements; i++) {
-                redisReply *e = entries->element[i];
-                snprintf(last, sizeof(last), "%s", e->element[0]->str);
-                const char *type = entry_field(e->element[1], "type");
-                const char *st = entry_field(e->element[1], "status");
-                if (type && st && strcmp(type, "run") == 0 &&
-                    strcmp(st, "running") != 0) {
-                    snprintf(status, sizeof(status), "%s", st);
-                    freeReplyObject(r);
-                    return status;
-                }
-            }
-        }
-        freeReplyObject(r);
-    }
-    return "timeout";
+    return runs_wait(rc, run, timeout_s, status, sizeof(status));
 }
 
 /* Waits for a weft:dlq entry from our queue; returns its reason (static

@@ -23,6 +23,7 @@
 #include "rconn.h"
 #include "redis_fixture.h"
 #include "redisurl.h"
+#include "runs.h"
 #include "wfdef.h"
 #include "wire.h"
 
@@ -113,23 +114,10 @@ static redisReply *cmd(const char *fmt, ...)
     return r;
 }
 
-/* Submits yaml with task; returns the run id in out. */
+/* Submits yaml with task as run. */
 static void submit(const char *yaml, const char *task, const char *run)
 {
-    struct diag d;
-    diag_init(&d, "test.yml");
-    struct wf *wf = NULL;
-    int err = wf_load_buffer(yaml, strlen(yaml), "test", &wf, &d);
-    if (err)
-        diag_print(&d, stderr);
-    diag_deinit(&d);
-    cr_assert_eq(err, 0);
-    freeReplyObject(cmd("SET weft:def:%s %b NX", wf->digest, wf->canonical,
-                        (size_t)wf->canonical_len));
-    freeReplyObject(cmd("XADD weft:tasks * run %s digest %s workflow %s "
-                        "task %s",
-                        run, wf->digest, wf->name, task));
-    wf_free(wf);
+    cr_assert_eq(runs_submit(rc, yaml, task, run), 0);
 }
 
 /* Follows the run's history until the run ends; returns its status
@@ -137,36 +125,7 @@ static void submit(const char *yaml, const char *task, const char *run)
 static const char *wait_run(const char *run, int timeout_s)
 {
     static char status[32];
-    char last[64] = "0";
-    time_t end = time(NULL) + timeout_s;
-    while (time(NULL) < end) {
-        redisReply *r = cmd("XREAD COUNT 100 BLOCK 1000 STREAMS "
-                            "weft:run:%s:history %s",
-                            run, last);
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-            redisReply *entries = r->element[0]->element[1];
-            for (size_t i = 0; i < entries->elements; i++) {
-                redisReply *e = entries->element[i];
-                snprintf(last, sizeof(last), "%s", e->element[0]->str);
-                redisReply *f = e->element[1];
-                const char *type = NULL, *st = NULL;
-                for (size_t k = 0; k + 1 < f->elements; k += 2) {
-                    if (strcmp(f->element[k]->str, "type") == 0)
-                        type = f->element[k + 1]->str;
-                    if (strcmp(f->element[k]->str, "status") == 0)
-                        st = f->element[k + 1]->str;
-                }
-                if (type && st && strcmp(type, "run") == 0 &&
-                    strcmp(st, "running") != 0) {
-                    snprintf(status, sizeof(status), "%s", st);
-                    freeReplyObject(r);
-                    return status;
-                }
-            }
-        }
-        freeReplyObject(r);
-    }
-    return "timeout";
+    return runs_wait(rc, run, timeout_s, status, sizeof(status));
 }
 
 static char *step_field(const char *run, const char *field)
