@@ -19,6 +19,7 @@
 #include "num.h"
 #include "rconn.h"
 #include "redisurl.h"
+#include "rundoc.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -112,17 +113,7 @@ redisReply *cli_get_reply(redisContext *c)
 
 const redisReply *cli_reply_field(const redisReply *r, const char *field)
 {
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    size_t flen = strlen(field);
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *f = r->element[i];
-        if (f == NULL || f->type != REDIS_REPLY_STRING)
-            continue;
-        if ((size_t)f->len == flen && memcmp(f->str, field, flen) == 0)
-            return r->element[i + 1];
-    }
-    return NULL;
+    return rundoc_reply_field(r, field);
 }
 
 const char *cli_reply_str(const redisReply *r, const char *field)

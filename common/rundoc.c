@@ -28,7 +28,7 @@ bool rundoc_is_final(const char *status)
             strcmp(status, "waiting_for_human") == 0);
 }
 
-static const redisReply *reply_field(const redisReply *r, const char *field)
+const redisReply *rundoc_reply_field(const redisReply *r, const char *field)
 {
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)
         return NULL;
@@ -45,7 +45,7 @@ static const redisReply *reply_field(const redisReply *r, const char *field)
 
 const char *rundoc_reply_str(const redisReply *r, const char *field)
 {
-    const redisReply *v = reply_field(r, field);
+    const redisReply *v = rundoc_reply_field(r, field);
     if (v == NULL || v->type != REDIS_REPLY_STRING ||
         strlen(v->str) != (size_t)v->len)
         return NULL;
@@ -220,7 +220,7 @@ static json_t *json_or_string(const char *text, size_t len)
  * field is absent. */
 static json_t *header_json(const redisReply *h, const char *field, json_t *dflt)
 {
-    const redisReply *v = reply_field(h, field);
+    const redisReply *v = rundoc_reply_field(h, field);
     if (v == NULL || v->type != REDIS_REPLY_STRING) {
         return dflt;
     }

@@ -64,6 +64,10 @@ bool rundoc_is_final(const char *status);
 /* Value of field in a flat [field, value, ...] array reply (HGETALL,
  * stream entry fields) as a NUL-terminated string without embedded NUL,
  * or NULL. Borrowed from r. */
+/* The value of field in a flat [field, value, ...] reply (HGETALL, a
+ * stream entry), or NULL. Borrowed from r. */
+const redisReply *rundoc_reply_field(const redisReply *r, const char *field);
+
 const char *rundoc_reply_str(const redisReply *r, const char *field);
 
 #endif
