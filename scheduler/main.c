@@ -83,6 +83,14 @@ static void on_signal(evutil_socket_t sig, short what, void *ud)
 
 int main(int argc, char **argv)
 {
+    /* SIGTERM and SIGINT wait (blocked) until the loop's handlers are
+     * installed, so a stop that arrives during start-up still drains and
+     * exits 0 instead of killing the process. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
     weft_alloc_init();
     log_init("weft-scheduler");
     const char *url_text = getenv("REDIS_URL");
@@ -266,6 +274,7 @@ int main(int argc, char **argv)
     struct event *sigint = evsignal_new(app.base, SIGINT, on_signal, &app);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
+    sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
     log_info("scheduler started", "name", cfg.name, NULL);
     event_base_dispatch(app.base);
     const struct sched_stats *st = sched_stats(app.sched);

@@ -208,6 +208,14 @@ int main(int argc, char **argv)
     struct app app;
     int c, rc = 2;
 
+    /* SIGTERM and SIGINT wait (blocked) until the loop's handlers are
+     * installed, so a stop that arrives during start-up still drains and
+     * exits 0 instead of killing the process. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
     weft_alloc_init();
     log_init("weft-worker");
     memset(&url, 0, sizeof(url));
@@ -358,6 +366,7 @@ int main(int argc, char **argv)
         fputs("weft-worker: cannot install signal handlers\n", stderr);
         rc = 1;
     } else {
+        sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
         char conc[16];
         snprintf(conc, sizeof(conc), "%" PRIu32, cfg.concurrency);
         log_info("worker started", "name", cfg.name, "queues",
