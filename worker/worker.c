@@ -945,6 +945,9 @@ static void job_run(struct job *j)
     w->stats.started++;
     if (timeout > 0) {
         struct timeval tv = ms_tv(timeout);
+        /* Timers count from the loop's cached clock, which may be many
+         * ms old by now: the job would be cut short by that much. */
+        event_base_update_cache_time(w->base);
         j->timer = evtimer_new(w->base, on_job_timeout, j);
         if (j->timer == NULL || evtimer_add(j->timer, &tv) != 0) {
             job_fail(j, WIRE_ERROR, "out of memory arming the timeout");
