@@ -18,6 +18,7 @@ void plan_init(struct plan *p)
 
 void plan_deinit(struct plan *p)
 {
+    strmap_deinit(&p->keyidx);
     for (uint32_t i = 0; i < p->nkeys; i++)
         weft_free(p->keys[i]);
     weft_free(p->keys);
@@ -40,19 +41,30 @@ json_t *plan_get(const struct plan *p, size_t i)
 }
 
 /* Index (1-based, as Lua sees KEYS) of key in the batch's KEYS, adding
- * it when new. 0 on OOM. A batch holds a few hundred keys at most, so a
- * linear search is cheaper than hashing. */
+ * it when new. 0 on OOM. A batch of a few hundred transitions holds
+ * thousands of keys: they are found by hash. */
 static uint32_t plan_key(struct plan *p, const char *key)
 {
-    for (uint32_t i = p->nkeys; i > 0; i--)
-        if (strcmp(p->keys[i - 1], key) == 0)
-            return i;
-    char **n = weft_realloc(p->keys, (p->nkeys + 1) * sizeof(*n));
-    if (n == NULL)
+    size_t len = strlen(key);
+    uintptr_t at = (uintptr_t)strmap_get(&p->keyidx, key, len);
+    if (at != 0)
+        return (uint32_t)at;
+    if (p->nkeys == p->capkeys) {
+        uint32_t cap = p->capkeys ? p->capkeys * 2 : 16;
+        char **n = weft_realloc(p->keys, cap * sizeof(*n));
+        if (n == NULL)
+            return 0;
+        p->keys = n;
+        p->capkeys = cap;
+    }
+    char *dup = weft_strndup(key, len);
+    if (dup == NULL ||
+        strmap_put(&p->keyidx, dup, len, (void *)(uintptr_t)(p->nkeys + 1),
+                   NULL) != 0) {
+        weft_free(dup);
         return 0;
-    p->keys = n;
-    if ((p->keys[p->nkeys] = weft_strdup(key)) == NULL)
-        return 0;
+    }
+    p->keys[p->nkeys] = dup;
     return ++p->nkeys;
 }
 

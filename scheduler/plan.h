@@ -20,6 +20,7 @@
 #include "hmac.h"
 #include "keys.h"
 #include "personas.h"
+#include "strmap.h"
 #include "wfdef.h"
 #include "wire.h"
 
@@ -54,7 +55,8 @@ struct plan_env {
  * bodies it added stay, unused). */
 struct plan {
     char **keys; /* KEYS, owned; the first five are the shared ones */
-    uint32_t nkeys;
+    uint32_t nkeys, capkeys;
+    struct strmap keyidx; /* key -> its 1-based index in keys */
     json_t *doc;   /* JSON array of transitions, owned; NULL when empty */
     char **bodies; /* owned msgpack bodies */
     size_t *blens;

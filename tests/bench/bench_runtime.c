@@ -174,43 +174,133 @@ static long long pct(long long *v, int n, double p)
 }
 
 /* Total calls and the calls that are round trips (top-level commands:
- * a script or a MULTI..EXEC block counts once). */
+ * a script or a MULTI..EXEC block counts once); per command, calls and
+ * microseconds (a script's own time includes the commands it calls). */
+#define BENCH_CMDS_MAX 64
 struct cmdstats {
     long long calls, trips;
+    int n;
+    struct {
+        char name[40];
+        long long calls, usec;
+    } cmd[BENCH_CMDS_MAX];
 };
+
+static bool is_trip(const char *name)
+{
+    /* Commands a client sends on its own: scripts, reads, the worker's
+     * EXEC, and the bench's own submits and polls. */
+    static const char *const trips[] = {"evalsha",    "eval",    "xreadgroup",
+                                        "exec",       "hgetall", "hmget",
+                                        "xautoclaim", "get"};
+    for (size_t i = 0; i < sizeof(trips) / sizeof(trips[0]); i++)
+        if (strcmp(name, trips[i]) == 0)
+            return true;
+    return false;
+}
 
 static struct cmdstats commandstats(void)
 {
-    struct cmdstats cs = {0, 0};
+    struct cmdstats cs;
+    memset(&cs, 0, sizeof(cs));
     redisReply *r = cmd("INFO commandstats");
     char *line = r->str;
     while (line && *line) {
         char *nl = strchr(line, '\n');
-        char name[64];
-        long long calls = 0;
         const char *colon = strchr(line, ':');
-        int ok = strncmp(line, "cmdstat_", 8) == 0 && colon &&
-                 (size_t)(colon - line - 8) < sizeof(name) &&
-                 strncmp(colon, ":calls=", 7) == 0;
-        if (ok) {
-            memcpy(name, line + 8, (size_t)(colon - line - 8));
-            name[colon - line - 8] = '\0';
-            calls = strtoll(colon + 7, NULL, 10);
-        }
-        if (ok) {
+        size_t len = colon ? (size_t)(colon - line) : 0;
+        if (strncmp(line, "cmdstat_", 8) == 0 && len > 8 &&
+            len - 8 < sizeof(cs.cmd[0].name) &&
+            strncmp(colon, ":calls=", 7) == 0) {
+            char name[40];
+            memcpy(name, line + 8, len - 8);
+            name[len - 8] = '\0';
+            long long calls = strtoll(colon + 7, NULL, 10);
+            const char *u = strstr(colon, ",usec=");
             cs.calls += calls;
-            /* Commands a client sends on its own: scripts, reads, the
-             * worker's EXEC, and the bench's own submits and polls. */
-            if (strcmp(name, "evalsha") == 0 || strcmp(name, "eval") == 0 ||
-                strcmp(name, "xreadgroup") == 0 || strcmp(name, "exec") == 0 ||
-                strcmp(name, "hgetall") == 0 || strcmp(name, "hmget") == 0 ||
-                strcmp(name, "xautoclaim") == 0 || strcmp(name, "get") == 0)
+            if (is_trip(name))
                 cs.trips += calls;
+            if (cs.n < BENCH_CMDS_MAX) {
+                snprintf(cs.cmd[cs.n].name, sizeof(cs.cmd[0].name), "%s", name);
+                cs.cmd[cs.n].calls = calls;
+                cs.cmd[cs.n].usec = u ? strtoll(u + 6, NULL, 10) : 0;
+                cs.n++;
+            }
         }
         line = nl ? nl + 1 : NULL;
     }
     freeReplyObject(r);
     return cs;
+}
+
+/* CPU seconds (user + system) a process has used so far. */
+static double cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields after the command name, which is in parentheses. */
+    const char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    for (int field = 3; p && *p; p++) {
+        if (*p != ' ')
+            continue;
+        field++;
+        if (field == 14)
+            ut = strtoul(p + 1, NULL, 10);
+        else if (field == 15) {
+            st = strtoul(p + 1, NULL, 10);
+            break;
+        }
+    }
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* What one phase cost: Redis commands and CPU of every process. */
+struct phase {
+    struct cmdstats cs;
+    double redis, sched, workers;
+};
+
+static void phase_begin(struct phase *p)
+{
+    p->cs = commandstats();
+    p->redis = cpu_s(fx.pid);
+    p->sched = cpu_s(sched_pid);
+    p->workers = cpu_s(worker_pids[0]) + cpu_s(worker_pids[1]);
+}
+
+/* Prints the CPU per step of each process and, with verbose, the
+ * commands that took most of Redis' time. */
+static void phase_end(const struct phase *p, const char *what, long steps)
+{
+    struct cmdstats cs = commandstats();
+    double redis = cpu_s(fx.pid) - p->redis,
+           sched = cpu_s(sched_pid) - p->sched,
+           workers = cpu_s(worker_pids[0]) + cpu_s(worker_pids[1]) - p->workers;
+    printf("  cpu per step (%s): redis %.0f us, scheduler %.0f us, workers "
+           "%.0f us\n",
+           what, redis * 1e6 / steps, sched * 1e6 / steps,
+           workers * 1e6 / steps);
+    if (getenv("BENCH_VERBOSE") == NULL)
+        return;
+    for (int i = 0; i < cs.n; i++) {
+        long long calls = cs.cmd[i].calls, usec = cs.cmd[i].usec;
+        for (int j = 0; j < p->cs.n; j++)
+            if (strcmp(p->cs.cmd[j].name, cs.cmd[i].name) == 0) {
+                calls -= p->cs.cmd[j].calls;
+                usec -= p->cs.cmd[j].usec;
+            }
+        if (calls > 0)
+            printf("    %-12s %6.2f calls/step %7.2f us/step %6.2f us/call\n",
+                   cs.cmd[i].name, (double)calls / steps, (double)usec / steps,
+                   (double)usec / calls);
+    }
 }
 
 static long rss_kb(pid_t pid, const char *field)
@@ -366,7 +456,9 @@ static char *chain_yaml(int n)
 static void bench_independent(int runs)
 {
     struct wf *wf = load("name: one\nsteps:\n  - {id: only, type: noop}\n");
-    struct cmdstats before = commandstats();
+    struct phase ph;
+    phase_begin(&ph);
+    struct cmdstats before = ph.cs;
     long long done0 = runs_done();
     double t0 = now_s();
     submit_many(wf, "ind", runs);
@@ -377,6 +469,7 @@ static void bench_independent(int runs)
            "steps/s; %.1f Redis commands/step (%.2f round trips/step)\n",
            runs, dt, runs / dt, (double)(after.calls - before.calls) / runs,
            (double)(after.trips - before.trips) / runs);
+    phase_end(&ph, "independent", runs);
     wf_free(wf);
 }
 
@@ -385,7 +478,9 @@ static void bench_one_wide_run(int steps)
     char *y = wide_yaml(steps, false);
     struct wf *wf = load(y);
     free(y);
-    struct cmdstats before = commandstats();
+    struct phase ph;
+    phase_begin(&ph);
+    struct cmdstats before = ph.cs;
     long long done0 = runs_done();
     double t0 = now_s();
     submit_many(wf, "wide", 1);
@@ -396,6 +491,7 @@ static void bench_one_wide_run(int steps)
            "%.1f Redis commands/step (%.2f round trips/step)\n",
            steps, dt, steps / dt, (double)(after.calls - before.calls) / steps,
            (double)(after.trips - before.trips) / steps);
+    phase_end(&ph, "wide", steps);
     wf_free(wf);
 }
 
