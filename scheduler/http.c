@@ -982,20 +982,7 @@ static void on_breaker(struct req *q, const redisReply *r, size_t idx)
     if (r->type != REDIS_REPLY_ARRAY)
         return;
     q->bstate[idx] = breaker_value(rundoc_reply_str(r, "state"));
-    json_t *o = json_object();
-    for (size_t i = 0; o != NULL && i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i], *v = r->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            strlen(k->str) != (size_t)k->len)
-            continue;
-        int64_t n;
-        json_object_set_new(
-            o, k->str,
-            num_parse_i64(v->str, v->len, INT64_MIN, INT64_MAX, &n) == 0
-                ? json_integer(n)
-                : json_stringn(v->str, v->len));
-    }
-    q->bfields[idx] = o;
+    q->bfields[idx] = rundoc_breaker(r);
 }
 
 /* HGETALL of every cached breaker into q->bnames/bstate/bfields. */
