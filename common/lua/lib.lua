@@ -109,7 +109,7 @@ local function brk_wake(b)
             args = {}
         end
     end
-    redis.call('DEL', wk)
+    redis.call('ZREMRANGEBYSCORE', wk, '-inf', '+inf')
 end
 
 local function brk_open(b, step, failures)
