@@ -431,6 +431,76 @@ Test(faults, fallback_persona_takes_the_requests_while_the_breaker_is_open)
     freeReplyObject(r);
 }
 
+Test(faults, fallback_with_an_open_breaker_of_its_own_waits_for_either)
+{
+    start_system("flaky,mending,default");
+    set_down("flaky", true);
+    set_down("mending", true);
+    fail_runs("flaky", "trip-f", 3);
+    fail_runs("mending", "trip-m", 2); /* cooldown 1 s */
+    set_down("mending", false);
+    /* Both open: the step waits (for whichever lets a job by first:
+     * mending, after its second), then goes to mending as its probe,
+     * whose answer closes mending's breaker. */
+    const char *yaml = one_step("flaky", "    fallback_persona: mending\n");
+    cr_assert_str_eq(run_to_end(yaml, "both"), "success");
+    cr_assert_str_eq(step_field("both", "ask:via"), "mending");
+    cr_assert_eq(requests("flaky"), 3);
+    cr_assert_eq(requests("mending"), 3);
+    cr_assert_str_eq(hget("weft:breaker:mending", "state"), "closed");
+    cr_assert_str_eq(hget("weft:breaker:flaky", "state"), "open");
+    cr_assert_eq(
+        hist_count("both", "breaker", "diverted", "ask", NULL, NULL, 0), 1);
+}
+
+/* A git repository at dir whose `origin` points nowhere. */
+static void repo_with_a_dead_remote(const char *dir)
+{
+    char gone[192];
+    snprintf(gone, sizeof(gone), "%s/gone.git", tmp);
+    const char *init[] = {"/usr/bin/env", "git",  "init", "-q",
+                          "-b",           "main", dir,    NULL};
+    const char *add[] = {"/usr/bin/env", "git",    "-C", dir, "remote",
+                         "add",          "origin", gone, NULL};
+    const char *env[] = {"GIT_CONFIG_NOSYSTEM=1", NULL};
+    cr_assert_eq(procs_run(init, env, NULL, NULL), 0);
+    cr_assert_eq(procs_run(add, env, NULL, NULL), 0);
+}
+
+Test(faults, git_remote_breaker_opens_on_an_unreachable_remote)
+{
+    start_system("git,default");
+    char repo[128], task[256];
+    snprintf(repo, sizeof(repo), "%s/repo", tmp);
+    repo_with_a_dead_remote(repo);
+    snprintf(task, sizeof(task), "{\"repoRoot\": \"%s\"}", repo);
+    const char *yaml = "name: fetch\n"
+                       "steps:\n"
+                       "  - id: get\n"
+                       "    type: git-operation\n"
+                       "    operation: fetch\n"
+                       "    breaker: {failures: 2, cooldown: 600}\n"
+                       "    on_breaker_open: fail\n";
+    for (int i = 0; i < 3; i++) {
+        char run[32], st[32];
+        snprintf(run, sizeof(run), "fetch-%d", i);
+        cr_assert_eq(runs_submit(rc, yaml, task, run), 0);
+        cr_assert_str_eq(runs_wait(rc, run, RUN_WAIT_S, st, sizeof(st)),
+                         "failed");
+        const char *err = step_field(run, "get:error");
+        if (i < 2)
+            cr_assert_not_null(strstr(err, "fetch from 'origin' failed"), "%s",
+                               err);
+        else
+            cr_assert_str_eq(err, "circuit breaker 'git:origin' is open "
+                                  "(on_breaker_open: fail)");
+    }
+    cr_assert_str_eq(hget("weft:breaker:git:origin", "state"), "open");
+    cr_assert_str_eq(hget("weft:breaker:git:origin", "threshold"), "2");
+    cr_assert_eq(hist_count("fetch-2", "step", "queued", "get", NULL, NULL, 0),
+                 0);
+}
+
 /* ---- queue and run timeouts ---------------------------------------------- */
 
 Test(faults, queue_timeout_fails_a_step_that_no_worker_serves)
