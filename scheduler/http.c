@@ -1181,8 +1181,8 @@ static void metrics_answer(struct req *q)
                            (double)rconn_rtt_us(h->rc) / 1e6);
     if (rc == 0)
         rc = metrics_family(&b, "weft_breaker_state", "gauge",
-                            "Circuit breaker per persona: 0 closed, 1 "
-                            "half-open, 2 open.");
+                            "Circuit breaker per persona (or git:<remote>): "
+                            "0 closed, 1 half-open, 2 open.");
     for (size_t i = 0; rc == 0 && i < q->nb; i++) {
         if (q->bstate[i] < 0)
             continue;
