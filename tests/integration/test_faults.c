@@ -43,6 +43,7 @@ static char env_url[160], env_key[64] = "WEFT_HMAC_KEY=" KEY;
 static char tmp[64];       /* per-test directory */
 static char log_path[128]; /* persona request log */
 static char down_path[128];
+static long long dlq_expected; /* entries a test puts there on purpose */
 
 /* A pause between two polls of Redis state (never a synchronisation by
  * itself: each poll loop has a deadline and checks what it waits for). */
@@ -99,6 +100,7 @@ static void setup(void)
     snprintf(log_path, sizeof(log_path), "%s/requests.log", tmp);
     snprintf(down_path, sizeof(down_path), "%s/down", tmp);
     nprocs = 0;
+    dlq_expected = 0;
 }
 
 static void teardown(void)
@@ -108,8 +110,8 @@ static void teardown(void)
          * message: none may have. */
         redisReply *r = redisCommand(rc, "XLEN weft:dlq");
         cr_expect(r != NULL && r->type == REDIS_REPLY_INTEGER &&
-                      r->integer == 0,
-                  "weft:dlq is not empty");
+                      r->integer == dlq_expected,
+                  "weft:dlq holds other entries than the test's");
         freeReplyObject(r);
     }
     for (int i = 0; i < nprocs; i++) {
@@ -583,4 +585,51 @@ Test(faults, run_timeout_fails_the_run_and_stops_its_jobs)
     r = cmd("ZCARD weft:deadlines");
     cr_assert_eq(r->integer, 0);
     freeReplyObject(r);
+}
+
+Test(faults, malformed_timer_and_breaker_events_are_dead_lettered)
+{
+    start_system("default");
+    cr_assert_str_eq(run_to_end("steps: [{id: a, type: noop}]", "ok"),
+                     "success");
+    freeReplyObject(cmd("XADD weft:events * type timeout run ok step a "
+                        "attempt 1 kind bogus"));
+    freeReplyObject(cmd("XADD weft:events * type ready run ok step a "
+                        "attempt 1 breaker %s",
+                        "a b"));
+    freeReplyObject(cmd("XADD weft:events * type result run ok step a "
+                        "attempt 1 breaker qa"));
+    freeReplyObject(cmd("XADD weft:events * type timeout run ok kind queue"));
+    dlq_expected = 4;
+    time_t end = time(NULL) + RUN_WAIT_S;
+    long long n = 0;
+    while (time(NULL) < end) {
+        redisReply *r = cmd("XLEN weft:dlq");
+        n = r->integer;
+        freeReplyObject(r);
+        if (n >= dlq_expected)
+            break;
+        poll_pause();
+    }
+    cr_assert_eq(n, dlq_expected);
+    redisReply *r = cmd("XRANGE weft:dlq - +");
+    int kind = 0, step = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "reason") != 0)
+                continue;
+            const char *why = f->element[k + 1]->str;
+            kind +=
+                strcmp(why, "event has an unknown 'kind' or 'breaker'") == 0;
+            step +=
+                strcmp(why, "event needs a valid 'step' and 'attempt'") == 0;
+        }
+    }
+    freeReplyObject(r);
+    cr_assert_eq(kind, 3);
+    cr_assert_eq(step, 1);
+    /* The scheduler carries on. */
+    cr_assert_str_eq(run_to_end("steps: [{id: b, type: noop}]", "ok-2"),
+                     "success");
 }
