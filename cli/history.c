@@ -1,7 +1,8 @@
 /* history.c - following a run's transitions as they happen, from the
  * stream `<prefix>:run:<id>:history` (docs/protocol.md). Each entry has
- * `type` (run or step), `step`, `status`, `ts` and extra fields such as
- * `attempt`, `worker`, `error`. Used by `weft watch` and `weft run`.
+ * `type` (run, step or breaker), `step`, `status`, `ts` and extra fields
+ * such as `attempt`, `worker`, `error`, `breaker`. Used by `weft watch` and
+ * `weft run`.
  */
 #include "cli.h"
 
@@ -117,6 +118,8 @@ void hist_print(const struct hist_entry *e, bool json, FILE *out)
     fmt_time(e->ts, t, sizeof(t));
     if (strcmp(e->type, "run") == 0)
         fprintf(out, "%s  run   %-20s  %s", t, "", e->status);
+    else if (strcmp(e->type, "breaker") == 0)
+        fprintf(out, "%s  brkr  %-20s  %s", t, e->step, e->status);
     else
         fprintf(out, "%s  step  %-20s  %s", t, e->step, e->status);
     for (size_t i = 0; i + 1 < fl->elements; i += 2) {

@@ -7,7 +7,11 @@
  * The document (docs/cli.md):
  *   {"id", "status", "workflow", "digest", "error", "created", "started",
  *    "finished", "steps": {"<id>": {"status", "attempts", "queued",
- *    "started", "finished", "worker", "error"}}}
+ *    "started", "finished", "worker", "error", "waiting", "via"}},
+ *    "breakers": {"<name>": {"state", "failures", "until", ...}}}
+ * where breakers are the circuit breakers the run's steps go through
+ * that exist in Redis (the CLI adds them; the HTTP API has
+ * GET /v1/breakers).
  * Times are ms since the epoch or null; attempts is 0 before the first
  * dispatch. Steps follow the definition's pre-order when the definition
  * is in Redis, else field order sorted by id.
@@ -45,6 +49,38 @@ static struct wf *load_def(redisContext *c, const struct keys *k,
     }
     freeReplyObject(r);
     return wf;
+}
+
+/* The breakers wf's steps may use, read from Redis: {name: fields} for
+ * those that exist. NULL on OOM or a Redis error. */
+static json_t *load_breakers(redisContext *c, const struct keys *k,
+                             const struct wf *wf)
+{
+    json_t *names = rundoc_breaker_names(wf), *out = json_object();
+    size_t i;
+    json_t *v;
+    if (names == NULL || out == NULL)
+        goto fail;
+    json_array_foreach(names, i, v)
+    {
+        char key[KEYS_MAX];
+        const char *name = json_string_value(v);
+        if (keys_breaker(k, name, key) == 0)
+            continue;
+        redisReply *r = cli_cmd(c, "HGETALL %s", key);
+        if (r == NULL)
+            goto fail;
+        json_t *b = rundoc_breaker(r);
+        freeReplyObject(r);
+        if (b != NULL && json_object_set_new(out, name, b) != 0)
+            goto fail;
+    }
+    json_decref(names);
+    return out;
+fail:
+    json_decref(names);
+    json_decref(out);
+    return NULL;
 }
 
 int rundoc_load(redisContext *c, const struct keys *k, const char *run,
@@ -86,6 +122,13 @@ int rundoc_load(redisContext *c, const struct keys *k, const char *run,
         wf_free(wf);
         return rc;
     }
+    json_t *brk = load_breakers(c, k, wf);
+    if (brk == NULL || json_object_set_new(d, "breakers", brk) != 0) {
+        cli_error("cannot read the run's circuit breakers");
+        json_decref(d);
+        wf_free(wf);
+        return WEFT_EREDIS;
+    }
     *doc = d;
     if (wf_out != NULL)
         *wf_out = wf;
@@ -118,6 +161,35 @@ static int64_t span(int64_t started, int64_t finished, const char *status,
     if (status != NULL && (strcmp(status, "running") == 0))
         return now - started;
     return -1;
+}
+
+/* The table of the run's circuit breakers, when any exists. */
+static void print_breakers(const json_t *brk, FILE *out)
+{
+    if (json_object_size(brk) == 0)
+        return;
+    int w = 7;
+    const char *name;
+    const json_t *b;
+    json_object_foreach((json_t *)brk, name, b)
+    {
+        int len = (int)strlen(name);
+        if (len > w)
+            w = len < STEP_COL_MAX ? len : STEP_COL_MAX;
+    }
+    fprintf(out, "\n%-*s  %-9s  %8s  %s\n", w, "BREAKER", "STATE", "FAILURES",
+            "PROBE AFTER");
+    json_object_foreach((json_t *)brk, name, b)
+    {
+        char t[64] = "-";
+        const char *state = doc_str(b, "state", "-");
+        if (strcmp(state, "open") == 0)
+            fmt_time(doc_time(b, "until"), t, sizeof(t));
+        fprintf(out, "%-*s  %-9s  %8" PRId64 "  %s\n", w, name, state,
+                doc_time(b, "failures") < 0 ? (int64_t)0
+                                            : doc_time(b, "failures"),
+                t);
+    }
 }
 
 void rundoc_print(const json_t *doc, const struct wf *wf, FILE *out)
@@ -171,5 +243,19 @@ void rundoc_print(const json_t *doc, const struct wf *wf, FILE *out)
         const char *err = doc_str(s, "error", NULL);
         if (err != NULL && err[0] != '\0' && strcmp(st, "success") != 0)
             fprintf(out, "%*s  error: %s\n", 2 * depth, "", err);
+        const char *waiting = doc_str(s, "waiting", NULL);
+        if (waiting != NULL) {
+            const json_t *b =
+                json_object_get(json_object_get(doc, "breakers"), waiting);
+            fprintf(out, "%*s  waiting: circuit breaker '%s' is %s\n",
+                    2 * depth, "", waiting, doc_str(b, "state", "open"));
+        }
+        const char *via = doc_str(s, "via", NULL);
+        if (via != NULL)
+            fprintf(out,
+                    "%*s  via: fallback persona '%s' (its breaker was "
+                    "open)\n",
+                    2 * depth, "", via);
     }
+    print_breakers(json_object_get(doc, "breakers"), out);
 }

@@ -59,6 +59,19 @@ static bool valid_cstr_id(const char *s)
     return s != NULL && keys_valid_id(s, strnlen(s, KEYS_ID_MAX + 1));
 }
 
+/* The prefix of a git remote's breaker name. */
+#define BREAKER_GIT_PREFIX     "git:"
+#define BREAKER_GIT_PREFIX_LEN 4
+
+bool keys_valid_breaker(const char *s, size_t len)
+{
+    if (s != NULL && len > BREAKER_GIT_PREFIX_LEN &&
+        memcmp(s, BREAKER_GIT_PREFIX, BREAKER_GIT_PREFIX_LEN) == 0)
+        return keys_valid_id(s + BREAKER_GIT_PREFIX_LEN,
+                             len - BREAKER_GIT_PREFIX_LEN);
+    return keys_valid_id(s, len);
+}
+
 /* Formats into out; 0 when the name would not fit (snprintf truncated). */
 static size_t build(char out[KEYS_MAX], const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -130,10 +143,26 @@ size_t keys_def(const struct keys *k, const char *digest, char out[KEYS_MAX])
     return keyed(k, "def", digest, out);
 }
 
-size_t keys_breaker(const struct keys *k, const char *persona,
-                    char out[KEYS_MAX])
+static size_t breaker_key(const struct keys *k, const char *kind,
+                          const char *name, char out[KEYS_MAX])
 {
-    return keyed(k, "breaker", persona, out);
+    if (name == NULL ||
+        !keys_valid_breaker(name, strnlen(name, KEYS_ID_MAX + 8))) {
+        out[0] = '\0';
+        return 0;
+    }
+    return build(out, "%s:%s:%s", k->prefix, kind, name);
+}
+
+size_t keys_breaker(const struct keys *k, const char *name, char out[KEYS_MAX])
+{
+    return breaker_key(k, "breaker", name, out);
+}
+
+size_t keys_breaker_waiters(const struct keys *k, const char *name,
+                            char out[KEYS_MAX])
+{
+    return breaker_key(k, "breakerwait", name, out);
 }
 
 size_t keys_queue_prefix(const struct keys *k, char out[KEYS_MAX])

@@ -58,13 +58,17 @@ enum keys_run {
 size_t keys_run(const struct keys *k, enum keys_run which, const char *run,
                 char out[KEYS_MAX]);
 
-/* `<prefix>:q:<queue>`, `<prefix>:def:<digest>`,
- * `<prefix>:breaker:<persona>`; queue, digest (lowercase hex) and persona
- * must each pass keys_valid_id(). */
+/* `<prefix>:q:<queue>`, `<prefix>:def:<digest>`; queue and digest
+ * (lowercase hex) must each pass keys_valid_id(). */
 size_t keys_queue(const struct keys *k, const char *queue, char out[KEYS_MAX]);
 size_t keys_def(const struct keys *k, const char *digest, char out[KEYS_MAX]);
-size_t keys_breaker(const struct keys *k, const char *persona,
-                    char out[KEYS_MAX]);
+
+/* A circuit breaker's state `<prefix>:breaker:<name>` (hash) and the steps
+ * waiting for it to close `<prefix>:breakerwait:<name>` (zset); name must
+ * pass keys_valid_breaker(). */
+size_t keys_breaker(const struct keys *k, const char *name, char out[KEYS_MAX]);
+size_t keys_breaker_waiters(const struct keys *k, const char *name,
+                            char out[KEYS_MAX]);
 
 /* `<prefix>:q:` and `<prefix>:breaker:`: what every queue or breaker key
  * starts with, for SCAN MATCH patterns (append `*`; a prefix holds no glob
@@ -75,5 +79,9 @@ size_t keys_breaker_prefix(const struct keys *k, char out[KEYS_MAX]);
 /* True when s[0..len) is a valid run/step/queue id: 1..KEYS_ID_MAX bytes
  * of [A-Za-z0-9_.-]. */
 bool keys_valid_id(const char *s, size_t len);
+
+/* True when s[0..len) names a circuit breaker: a persona (a valid id), or
+ * `git:` and a valid remote name for a git remote's breaker. */
+bool keys_valid_breaker(const char *s, size_t len);
 
 #endif

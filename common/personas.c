@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "breaker.h"
 #include "error.h"
 #include "hint.h"
 #include "keys.h"
@@ -38,10 +39,17 @@ struct entry {
     char *queue; /* NULL: the name */
 };
 
+struct remote {
+    char *name;
+    struct breaker_cfg breaker;
+};
+
 struct personas {
     char *path;
     size_t n;
     struct entry *items;
+    size_t nremotes;
+    struct remote *remotes;
 };
 
 /* ---- did you mean ------------------------------------------------------ */
@@ -273,15 +281,21 @@ static void key_queue(struct loader *L, struct entry *e,
     e->queue = dup_text(L, v);
 }
 
+static void key_breaker(struct loader *L, struct entry *e,
+                        const struct ytree_node *v)
+{
+    char what[KEYS_ID_MAX + 32];
+    snprintf(what, sizeof(what), "persona '%s': 'breaker'", e->name);
+    breaker_parse(v, false, what, L->d, &e->pub.breaker);
+}
+
 /* The keys of a persona, nginx-style: unknown keys are reported. */
 static const struct {
     const char *name;
     void (*fn)(struct loader *L, struct entry *e, const struct ytree_node *v);
 } persona_keys[] = {
-    {"exec", key_exec},
-    {"timeout", key_timeout},
-    {"env", key_env},
-    {"queue", key_queue},
+    {"exec", key_exec},   {"timeout", key_timeout}, {"env", key_env},
+    {"queue", key_queue}, {"breaker", key_breaker},
 };
 #define NKEYS (sizeof(persona_keys) / sizeof(persona_keys[0]))
 
@@ -351,15 +365,81 @@ void personas_free(struct personas *r)
     for (size_t i = 0; i < r->n; i++)
         entry_deinit(&r->items[i]);
     weft_free(r->items);
+    for (size_t i = 0; i < r->nremotes; i++)
+        weft_free(r->remotes[i].name);
+    weft_free(r->remotes);
     weft_free(r->path);
     weft_free(r);
+}
+
+/* `remotes: {NAME: {breaker: {...}}}`: the circuit breakers of git
+ * remotes (breaker names `git:NAME`). */
+static int load_remotes(struct loader *L, const struct ytree_node *rs,
+                        struct personas *r)
+{
+    static const char *const remote_keys[] = {"breaker"};
+    char hb[96], what[KEYS_ID_MAX + 32];
+    if (rs->kind == YTREE_SCALAR && rs->type == YTREE_NULL)
+        return 0;
+    if (rs->kind != YTREE_MAPPING) {
+        diag_error(L->d, rs->line, rs->column,
+                   "'remotes' must be a mapping of remote name: settings, "
+                   "not %s",
+                   ytree_describe(rs));
+        return 0;
+    }
+    if (rs->len > PERSONAS_REMOTES_MAX) {
+        diag_error(L->d, rs->line, rs->column,
+                   "%u remotes; a registry holds at most %d", (unsigned)rs->len,
+                   PERSONAS_REMOTES_MAX);
+        return WEFT_ELIMIT;
+    }
+    r->remotes = weft_calloc(rs->len ? rs->len : 1, sizeof(*r->remotes));
+    if (r->remotes == NULL)
+        return WEFT_ENOMEM;
+    for (uint32_t i = 0; i < rs->len; i++) {
+        const struct ytree_node *k = rs->u.items[2 * i];
+        const struct ytree_node *v = rs->u.items[2 * i + 1];
+        if (!keys_valid_id(k->u.text, k->len)) {
+            diag_error(L->d, k->line, k->column,
+                       "remote name '%.64s' must be 1-%d characters of "
+                       "[A-Za-z0-9_.-]",
+                       k->u.text, KEYS_ID_MAX);
+            continue;
+        }
+        if (v->kind != YTREE_MAPPING) {
+            diag_error(L->d, v->line, v->column,
+                       "remote '%s' must be a mapping with 'breaker', not %s",
+                       k->u.text, ytree_describe(v));
+            continue;
+        }
+        struct remote *rm = &r->remotes[r->nremotes];
+        if ((rm->name = dup_text(L, k)) == NULL)
+            return WEFT_ENOMEM;
+        r->nremotes++;
+        for (uint32_t j = 0; j < v->len; j++) {
+            const struct ytree_node *rk = v->u.items[2 * j];
+            if (strcmp(rk->u.text, "breaker") != 0) {
+                diag_error(L->d, rk->line, rk->column,
+                           "remote '%s': unknown key '%.64s'%s", rm->name,
+                           rk->u.text,
+                           hint(hb, sizeof(hb),
+                                closest(rk->u.text, rk->len, remote_keys, 1)));
+                continue;
+            }
+            snprintf(what, sizeof(what), "remote '%s': 'breaker'", rm->name);
+            breaker_parse(v->u.items[2 * j + 1], false, what, L->d,
+                          &rm->breaker);
+        }
+    }
+    return 0;
 }
 
 static int load_tree(struct loader *L, const struct ytree_node *root,
                      struct personas *r)
 {
-    static const char *const roots[] = {"personas"};
-    const struct ytree_node *ps = NULL;
+    static const char *const roots[] = {"personas", "remotes"};
+    const struct ytree_node *ps = NULL, *rs = NULL;
     char hb[96];
     size_t n;
 
@@ -375,8 +455,17 @@ static int load_tree(struct loader *L, const struct ytree_node *root,
             ps = root->u.items[i + 1];
             continue;
         }
+        if (strcmp(k->u.text, "remotes") == 0) {
+            rs = root->u.items[i + 1];
+            continue;
+        }
         diag_error(L->d, k->line, k->column, "unknown key '%.64s'%s", k->u.text,
-                   hint(hb, sizeof(hb), closest(k->u.text, k->len, roots, 1)));
+                   hint(hb, sizeof(hb), closest(k->u.text, k->len, roots, 2)));
+    }
+    if (rs != NULL) {
+        int rrc = load_remotes(L, rs, r);
+        if (rrc != 0)
+            return rrc;
     }
     if (ps == NULL) {
         diag_error(L->d, root->line, root->column, "'personas' is missing");
@@ -574,6 +663,18 @@ size_t personas_count(const struct personas *r)
 const struct persona *personas_at(const struct personas *r, size_t i)
 {
     return r != NULL && i < r->n ? &r->items[i].pub : NULL;
+}
+
+const struct breaker_cfg *personas_remote_breaker(const struct personas *r,
+                                                  const char *name)
+{
+    if (r == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < r->nremotes; i++) {
+        if (strcmp(r->remotes[i].name, name) == 0)
+            return r->remotes[i].breaker.set ? &r->remotes[i].breaker : NULL;
+    }
+    return NULL;
 }
 
 const char *personas_path(const struct personas *r)

@@ -10,6 +10,10 @@
  *       timeout: 1800          # seconds; for steps that give none
  *       env: {MODEL: "large"}  # added to the environment
  *       queue: engineers       # worker pool; default: the persona's name
+ *       breaker: {failures: 5, window: 60, cooldown: 30}  # circuit breaker
+ *   remotes:                   # git remotes' circuit breakers (optional)
+ *     origin:
+ *       breaker: {failures: 3, window: 120, cooldown: 60}
  *
  * It is read once at start-up through ytree, so every problem is reported
  * with file:line:col, and unknown keys are errors with a did-you-mean hint
@@ -31,8 +35,9 @@
 /* The registry is written by hand; a megabyte is thousands of personas. */
 #define PERSONAS_FILE_MAX (1u << 20)
 /* Personas in one registry: far more than a team has agents, and it
- * bounds the lookups and hints, which are linear. */
-#define PERSONAS_MAX 1024
+ * bounds the lookups and hints, which are linear. Remotes likewise. */
+#define PERSONAS_MAX         1024
+#define PERSONAS_REMOTES_MAX 256
 /* Arguments of one exec, program included; and env entries added. */
 #define PERSONA_ARGV_MAX 64
 #define PERSONA_ENV_MAX  64
@@ -42,12 +47,13 @@
 #define PERSONAS_DEFAULT_FILE "workflows/personas.yml"
 
 struct persona {
-    const char *name;        /* [A-Za-z0-9_.-], 1..KEYS_ID_MAX bytes */
-    const char *const *argv; /* NULL-terminated, >= 1 argument */
-    const char *const *env;  /* NULL-terminated "K=V"; never NULL */
-    uint64_t timeout_ms;     /* 0 = none given */
-    const char *queue;       /* never NULL: the name when not given */
-    int line;                /* where the persona is defined, for logs */
+    const char *name;           /* [A-Za-z0-9_.-], 1..KEYS_ID_MAX bytes */
+    const char *const *argv;    /* NULL-terminated, >= 1 argument */
+    const char *const *env;     /* NULL-terminated "K=V"; never NULL */
+    uint64_t timeout_ms;        /* 0 = none given */
+    const char *queue;          /* never NULL: the name when not given */
+    struct breaker_cfg breaker; /* .set false when not given */
+    int line;                   /* where the persona is defined, for logs */
 };
 
 struct personas;
@@ -77,6 +83,11 @@ const char *personas_suggest(const struct personas *r, const char *name);
 /* Number of personas and the i-th one, in file order. */
 size_t personas_count(const struct personas *r);
 const struct persona *personas_at(const struct personas *r, size_t i);
+
+/* The `breaker` of remote name under `remotes:`, or NULL when the
+ * registry gives none (or r is NULL). Borrowed from r. */
+const struct breaker_cfg *personas_remote_breaker(const struct personas *r,
+                                                  const char *name);
 
 /* The file the registry was read from ("" for a buffer). */
 const char *personas_path(const struct personas *r);

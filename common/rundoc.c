@@ -122,14 +122,21 @@ static int64_t field_i64(const struct fields *f, const char *step,
 
 static json_t *step_doc(const struct fields *f, const char *id)
 {
-    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "status",
-                     jstr(field_str(f, id, "")), "attempts",
+    /* `:waiting` names the breaker a pending step waits for; it may be
+     * left behind by a step that stopped while waiting. */
+    const char *status = field_str(f, id, "");
+    const char *waiting = status != NULL && strcmp(status, "pending") == 0
+                              ? field_str(f, id, ":waiting")
+                              : NULL;
+    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "status",
+                     jstr(status), "attempts",
                      (json_int_t)field_i64(f, id, ":attempt", 0), "queued",
                      jtime(field_i64(f, id, ":queued", -1)), "started",
                      jtime(field_i64(f, id, ":started", -1)), "finished",
                      jtime(field_i64(f, id, ":finished", -1)), "worker",
                      jstr(field_str(f, id, ":worker")), "error",
-                     jstr(field_str(f, id, ":error")));
+                     jstr(field_str(f, id, ":error")), "waiting", jstr(waiting),
+                     "via", jstr(field_str(f, id, ":via")));
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -395,4 +402,74 @@ fail:
     json_decref(steps);
     json_decref(order);
     return NULL;
+}
+
+json_t *rundoc_breaker(const redisReply *hash)
+{
+    if (hash == NULL || hash->type != REDIS_REPLY_ARRAY || hash->elements == 0)
+        return NULL;
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i + 1 < hash->elements; i += 2) {
+        const redisReply *k = hash->element[i], *v = hash->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            strlen(k->str) != (size_t)k->len)
+            continue;
+        int64_t n;
+        json_t *jv =
+            num_parse_i64(v->str, v->len, INT64_MIN, INT64_MAX, &n) == 0
+                ? json_integer(n)
+                : json_stringn(v->str, v->len);
+        if (jv == NULL || json_object_set_new(o, k->str, jv) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* Adds name to the sorted, duplicate-free array names. */
+static int add_name(json_t *names, const char *name)
+{
+    size_t i, n = json_array_size(names);
+    for (i = 0; i < n; i++) {
+        int c = strcmp(json_string_value(json_array_get(names, i)), name);
+        if (c == 0)
+            return 0;
+        if (c > 0)
+            break;
+    }
+    json_t *s = json_string(name);
+    if (s == NULL || json_array_insert_new(names, i, s) != 0)
+        return WEFT_ENOMEM;
+    return 0;
+}
+
+json_t *rundoc_breaker_names(const struct wf *wf)
+{
+    json_t *names = json_array();
+    for (uint32_t i = 0; names != NULL && wf != NULL && i < wf->nsteps; i++) {
+        const struct wf_step *s = &wf->steps[i];
+        char name[KEYS_ID_MAX + 8];
+        const char *x[2] = {NULL, NULL};
+        if (s->type == WF_STEP_PERSONA) {
+            x[0] = s->persona;
+            x[1] = s->fallback_persona;
+        } else if (s->type == WF_STEP_GIT && wf_git_op_uses_remote(s->git_op)) {
+            const json_t *lit =
+                s->git_remote ? tvalue_literal(s->git_remote) : NULL;
+            if (s->git_remote == NULL || json_is_string(lit)) {
+                snprintf(name, sizeof(name), "git:%s",
+                         lit ? json_string_value(lit) : "origin");
+                x[0] = name;
+            }
+        }
+        for (int j = 0; j < 2; j++) {
+            if (x[j] != NULL && keys_valid_breaker(x[j], strlen(x[j])) &&
+                add_name(names, x[j]) != 0) {
+                json_decref(names);
+                return NULL;
+            }
+        }
+    }
+    return names;
 }

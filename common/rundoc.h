@@ -21,7 +21,9 @@
 /* The status document (docs/cli.md, `weft status --json`):
  *   {"id", "status", "workflow", "digest", "error", "created", "started",
  *    "finished", "steps": {"<id>": {"status", "attempts", "queued",
- *    "started", "finished", "worker", "error"}}}
+ *    "started", "finished", "worker", "error", "waiting", "via"}}}
+ * waiting: the circuit breaker a pending step waits for; via: the
+ * fallback persona its attempt was diverted to (null when none).
  * from the HGETALL replies of the run header and steps hash. Times are ms
  * since the epoch or null; attempts is 0 before the first dispatch. Steps
  * follow wf's pre-order when wf is given (the pinned definition), then
@@ -56,6 +58,18 @@ json_t *rundoc_history_entry(const redisReply *entry);
  * composite's steps (then_steps, then else_steps); order is a
  * topological order. NULL on OOM. */
 json_t *rundoc_definition(const struct wf *wf);
+
+/* A circuit breaker's hash (HGETALL of `<prefix>:breaker:<name>`,
+ * docs/protocol.md) as an object of its fields, integers as numbers.
+ * NULL for an empty or non-array reply, or on OOM. */
+json_t *rundoc_breaker(const redisReply *hash);
+
+/* The names of the circuit breakers wf's steps may go through: their
+ * personas and fallback personas, and `git:<remote>` of git push, fetch
+ * and pull steps with a literal remote. A new sorted array of strings
+ * without duplicates (empty for NULL); NULL on OOM. Whether a breaker is
+ * enabled depends on the registry, so some may never exist. */
+json_t *rundoc_breaker_names(const struct wf *wf);
 
 /* True for run statuses that end a watch: success, failed, cancelled,
  * waiting_for_human. */

@@ -19,6 +19,7 @@
 #include "wfdef.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -130,6 +131,12 @@ static const char *const on_failure_names[] = {
     [WF_ON_FAILURE_CONTINUE] = "continue",
     [WF_ON_FAILURE_ESCALATE] = "escalate",
 };
+static const char *const on_open_names[] = {
+    [WF_ON_OPEN_WAIT] = "wait",
+    [WF_ON_OPEN_FAIL] = "fail",
+    [WF_ON_OPEN_FALLBACK] = "fallback",
+};
+#define NON_OPEN (sizeof(on_open_names) / sizeof(on_open_names[0]))
 static const char *const backoff_names[] = {
     [WF_BACKOFF_FIXED] = "fixed",
     [WF_BACKOFF_EXPONENTIAL] = "exponential",
@@ -144,6 +151,9 @@ struct step_src {
     const struct ytree_node *git_keys[NGIT_FIELDS];
     const struct ytree_node *retries_key;
     const struct ytree_node *retry_key;
+    const struct ytree_node *breaker_key;  /* `breaker` */
+    const struct ytree_node *on_open_key;  /* `on_breaker_open` */
+    const struct ytree_node *fallback_val; /* `fallback_persona`'s value */
     bool type_known;
 };
 
@@ -200,6 +210,16 @@ const char *wf_wait_for_name(enum wf_wait_for w)
 const char *wf_on_failure_name(enum wf_on_failure f)
 {
     return (size_t)f < 3 ? on_failure_names[f] : "?";
+}
+
+const char *wf_on_open_name(enum wf_on_open o)
+{
+    return (size_t)o < NON_OPEN ? on_open_names[o] : "?";
+}
+
+bool wf_git_op_uses_remote(enum wf_git_op op)
+{
+    return op == WF_GIT_PUSH || op == WF_GIT_FETCH || op == WF_GIT_PULL;
 }
 
 /* Position of the lowest set bit of a non-zero mask. */
@@ -1009,6 +1029,75 @@ static void h_wait_for(struct loader *L, uint32_t si,
         S(L, si)->wait_for = (enum wf_wait_for)w;
 }
 
+static void h_breaker(struct loader *L, uint32_t si,
+                      const struct ytree_node *key, const struct ytree_node *v)
+{
+    L->src[si].breaker_key = key;
+    breaker_parse(v, true, "'breaker'", L->d, &S(L, si)->breaker);
+}
+
+static void h_on_breaker_open(struct loader *L, uint32_t si,
+                              const struct ytree_node *key,
+                              const struct ytree_node *v)
+{
+    L->src[si].on_open_key = key;
+    int o = expect_enum(L, "on_breaker_open", "invalid on_breaker_open", v,
+                        on_open_names, NON_OPEN);
+    if (o >= 0)
+        S(L, si)->on_open = (enum wf_on_open)o;
+}
+
+static void h_fallback_persona(struct loader *L, uint32_t si,
+                               const struct ytree_node *key,
+                               const struct ytree_node *v)
+{
+    (void)key;
+    if (expect_string(L, "fallback_persona", v) == NULL)
+        return;
+    if (check_name(L, v, "persona name") == 0) {
+        S(L, si)->fallback_persona = v->u.text;
+        L->src[si].fallback_val = v;
+    }
+}
+
+/* A literal number of seconds in (0, max_s] into *ms; false (reported)
+ * otherwise. */
+static bool expect_duration(struct loader *L, const char *key,
+                            const struct ytree_node *v, double max_s,
+                            const char *limit_text, uint64_t *ms)
+{
+    double t = 0;
+    if (ytree_get_double(v, &t) != 0) {
+        wrong_type(L, key, v, "a number of seconds");
+        return false;
+    }
+    if (!(t > 0)) {
+        diag_error(L->d, v->line, v->column, "'%s' must be positive, got %.40s",
+                   key, v->u.text);
+        return false;
+    }
+    if (t > max_s) {
+        diag_error(L->d, v->line, v->column,
+                   "'%s' of %.40s seconds is longer than the limit of %.0f "
+                   "(%s)",
+                   key, v->u.text, max_s, limit_text);
+        return false;
+    }
+    long long m = llround(t * 1000.0);
+    *ms = m < 1 ? 1 : (uint64_t)m;
+    return true;
+}
+
+static void h_queue_timeout(struct loader *L, uint32_t si,
+                            const struct ytree_node *key,
+                            const struct ytree_node *v)
+{
+    (void)key;
+    uint64_t ms = 0;
+    if (expect_duration(L, "queue_timeout", v, WF_MAX_TIMEOUT_S, "7 days", &ms))
+        S(L, si)->queue_timeout_ms = (uint32_t)ms;
+}
+
 /* The step keys: name, step types it applies to, handler. */
 /* A table key and its length, so dispatch compares lengths first. */
 #define KEY(s) s, sizeof(s) - 1
@@ -1031,7 +1120,11 @@ static const struct step_key {
     {KEY("retry"), T_LEAF, h_retry},
     {KEY("on_failure"), T_ALL, h_on_failure},
     {KEY("queue"), T_LEAF, h_queue},
+    {KEY("queue_timeout"), T_LEAF, h_queue_timeout},
     {KEY("params"), T_LEAF, h_params},
+    {KEY("breaker"), T_PERSONA | T_GIT, h_breaker},
+    {KEY("on_breaker_open"), T_PERSONA | T_GIT, h_on_breaker_open},
+    {KEY("fallback_persona"), T_PERSONA, h_fallback_persona},
     {KEY("operation"), T_GIT, h_operation},
     {KEY("branch"), T_GIT, h_branch},
     {KEY("base"), T_GIT, h_base},
@@ -1163,6 +1256,57 @@ static void check_required(struct loader *L, uint32_t si)
     }
 }
 
+/* The circuit-breaker keys, once the step's type and other keys are
+ * known: the policy agrees with fallback_persona, and a git step's
+ * breaker has a remote to be named after. */
+static void check_breaker(struct loader *L, uint32_t si)
+{
+    char label[WF_MAX_ID_LEN + 32];
+    struct wf_step *s = S(L, si);
+    const struct step_src *src = &L->src[si];
+    const struct ytree_node *ok = src->on_open_key, *fb = src->fallback_val;
+    if (!src->type_known)
+        return;
+    if (fb != NULL && ok == NULL)
+        s->on_open = WF_ON_OPEN_FALLBACK;
+    if (fb != NULL && ok != NULL && s->on_open != WF_ON_OPEN_FALLBACK)
+        diag_error(L->d, ok->line, ok->column,
+                   "%s: 'on_breaker_open: %s' leaves 'fallback_persona' "
+                   "unused; write 'fallback' or drop 'fallback_persona'",
+                   step_label(L, si, label, sizeof(label)),
+                   on_open_names[s->on_open]);
+    if (fb == NULL && ok != NULL && s->on_open == WF_ON_OPEN_FALLBACK)
+        diag_error(L->d, ok->line, ok->column,
+                   "%s: 'on_breaker_open: fallback' needs "
+                   "'fallback_persona'",
+                   step_label(L, si, label, sizeof(label)));
+    if (fb != NULL && s->persona != NULL &&
+        strcmp(s->fallback_persona, s->persona) == 0)
+        diag_error(L->d, fb->line, fb->column,
+                   "%s: 'fallback_persona' is the step's own persona '%s'",
+                   step_label(L, si, label, sizeof(label)), s->persona);
+    if (s->type != WF_STEP_GIT)
+        return;
+    const struct ytree_node *k = src->breaker_key ? src->breaker_key : ok;
+    const struct ytree_node *opn = ytree_map_get(src->map, "operation");
+    if (k == NULL || opn == NULL || !ytree_is_string(opn) ||
+        !word_eq(opn->u.text, opn->len, git_ops[s->git_op].name))
+        return;
+    if (!wf_git_op_uses_remote(s->git_op)) {
+        diag_error(L->d, k->line, k->column,
+                   "'%s' applies to git operations that reach a remote "
+                   "(push, fetch, pull), not '%s'",
+                   src->breaker_key ? "breaker" : "on_breaker_open",
+                   git_ops[s->git_op].name);
+        return;
+    }
+    if (s->git_remote != NULL && tvalue_literal(s->git_remote) == NULL)
+        diag_error(L->d, k->line, k->column,
+                   "'%s' needs a literal 'remote': the breaker is named "
+                   "after it, not after a template",
+                   src->breaker_key ? "breaker" : "on_breaker_open");
+}
+
 /* A name equal to the id is the default: drop it, so a canonical reload
  * (where every step has a name) builds the same model. */
 static void drop_default_name(struct wf_step *s)
@@ -1245,6 +1389,7 @@ static void parse_step(struct loader *L, const struct ytree_node *m,
         return;
     drop_default_name(S(L, si));
     check_required(L, si);
+    check_breaker(L, si);
     /* Children after the parent (pre-order): then before else. */
     for (int w = 0; w < 2 && !failed(L); w++) {
         const struct ytree_node *list = L->src[si].lists[w];
@@ -1313,6 +1458,13 @@ static void w_description(struct loader *L, const struct ytree_node *v)
     L->description = expect_string(L, "description", v);
 }
 
+static void w_timeout(struct loader *L, const struct ytree_node *v)
+{
+    uint64_t ms = 0;
+    if (expect_duration(L, "timeout", v, WF_MAX_RUN_TIMEOUT_S, "30 days", &ms))
+        L->wf->timeout_ms = ms;
+}
+
 static void w_variables(struct loader *L, const struct ytree_node *v)
 {
     if (v->kind != YTREE_MAPPING) {
@@ -1342,6 +1494,7 @@ static const struct {
     {"name", w_name},
     {"version", w_version},
     {"description", w_description},
+    {"timeout", w_timeout},
     {"variables", w_variables},
     {"steps", w_steps},
 };
@@ -1457,7 +1610,8 @@ static int intern_strings(struct loader *L, const char *default_name)
         total += L->vars_node->u.items[2 * i]->len + 1;
     for (uint32_t i = 0; i < wf->nsteps; i++) {
         const struct wf_step *s = &wf->steps[i];
-        total += str_need(s->id) + str_need(s->persona) + str_need(s->queue);
+        total += str_need(s->id) + str_need(s->persona) + str_need(s->queue) +
+                 str_need(s->fallback_persona);
     }
     char *pool = weft_malloc(total ? total : 1);
     if (pool == NULL)
@@ -1481,6 +1635,7 @@ static int intern_strings(struct loader *L, const char *default_name)
         s->id = str_put(&cur, s->id);
         s->persona = str_put(&cur, s->persona);
         s->queue = str_put(&cur, s->queue);
+        s->fallback_persona = str_put(&cur, s->fallback_persona);
     }
     return 0;
 }

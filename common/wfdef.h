@@ -32,6 +32,7 @@
 
 #include <jansson.h>
 
+#include "breaker.h"
 #include "diag.h"
 #include "error.h"
 #include "expr.h"
@@ -47,6 +48,8 @@
 /* One week: longer than any step should run without a heartbeat-less
  * deadline. Timeouts are in seconds in YAML. */
 #define WF_MAX_TIMEOUT_S (7 * 24 * 3600)
+/* A whole run may take longer than one step: 30 days, in seconds. */
+#define WF_MAX_RUN_TIMEOUT_S (30 * 24 * 3600)
 /* Composite steps nest; deeper than this is not a workflow a person can
  * read, and it bounds recursion in the loader and scheduler. */
 #define WF_MAX_NESTING 32
@@ -77,6 +80,12 @@ enum wf_on_failure {
     WF_ON_FAILURE_ESCALATE,
 };
 enum wf_wait_for { WF_WAIT_ALL, WF_WAIT_ANY };
+/* What a ready step does while its circuit breaker is open. */
+enum wf_on_open {
+    WF_ON_OPEN_WAIT,     /* stay pending until the breaker lets a job by */
+    WF_ON_OPEN_FAIL,     /* fail at once (not retried) */
+    WF_ON_OPEN_FALLBACK, /* go to the step's fallback_persona */
+};
 
 /* A compiled JSON value whose strings may hold templates (params, name,
  * timeout, git fields, variables). Opaque; see tvalue_render. */
@@ -114,6 +123,17 @@ struct wf_step {
                                the persona's or no timeout */
     struct wf_retry retry;
     enum wf_on_failure on_failure;
+    /* Circuit breaker (persona-request, and git push/fetch/pull with a
+     * literal remote): the step's own `breaker` settings (.set and .off
+     * false when not written), what it does while the breaker is open,
+     * and the persona it goes to then (persona-request only; NULL = none;
+     * never equal to persona). */
+    struct breaker_cfg breaker;
+    enum wf_on_open on_open;
+    const char *fallback_persona;
+    /* `queue_timeout`: an attempt no worker has started this long after
+     * it was queued fails as timed out (ms; 0 = none). */
+    uint32_t queue_timeout_ms;
     struct expr *condition; /* NULL = always run */
     struct tvalue *params;  /* JSON object after rendering, or NULL */
 
@@ -148,6 +168,9 @@ struct wf {
     char *name;        /* `name`, or the file's base name without .yml */
     char *version;     /* NULL when absent */
     char *description; /* NULL when absent */
+    /* `timeout`: the run fails as timed out this long after it started
+     * (ms, at most WF_MAX_RUN_TIMEOUT_S; 0 = none). */
+    uint64_t timeout_ms;
     /* `variables` in evaluation order: each value may be a template over
      * task, context, workflowId and other variables (read as
      * `variables.NAME`); a variable comes after every variable it reads,
@@ -203,6 +226,11 @@ const char *wf_step_type_name(enum wf_step_type t);
 const char *wf_git_op_name(enum wf_git_op op);
 const char *wf_wait_for_name(enum wf_wait_for w);
 const char *wf_on_failure_name(enum wf_on_failure f);
+const char *wf_on_open_name(enum wf_on_open o);
+
+/* True for a git operation that reaches a remote (push, fetch, pull): the
+ * ones a remote's circuit breaker guards. */
+bool wf_git_op_uses_remote(enum wf_git_op op);
 
 /* The roots a condition or template may read. */
 bool wf_is_known_root(const char *name, size_t len);

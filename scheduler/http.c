@@ -97,9 +97,10 @@ typedef void (*reply_fn)(struct req *q, const redisReply *r, size_t idx);
 
 /* Names of keys of one kind, found by SCAN and cached. */
 struct names {
-    const char *kind;         /* "queue" or "breaker", for logs */
-    const char *type;         /* SCAN TYPE */
-    char match[KEYS_MAX + 2]; /* "<prefix>*" */
+    const char *kind; /* "queue" or "breaker", for logs */
+    const char *type; /* SCAN TYPE */
+    bool (*valid)(const char *name, size_t len); /* names kept */
+    char match[KEYS_MAX + 2];                    /* "<prefix>*" */
     char prefix[KEYS_MAX];
     size_t plen;
     char **list; /* sorted names (prefix removed), owned */
@@ -447,11 +448,13 @@ static int64_t reply_int(const redisReply *r, int64_t dflt)
 /* ---- name caches (queues, breakers) ---------------------------------- */
 
 static void names_init(struct names *nm, const char *kind, const char *type,
-                       const char *prefix)
+                       const char *prefix,
+                       bool (*valid)(const char *name, size_t len))
 {
     memset(nm, 0, sizeof(*nm));
     nm->kind = kind;
     nm->type = type;
+    nm->valid = valid;
     nm->plen = strlen(prefix);
     memcpy(nm->prefix, prefix, nm->plen + 1);
     snprintf(nm->match, sizeof(nm->match), "%s*", prefix);
@@ -536,7 +539,7 @@ static void on_scan(struct rconn *c, redisReply *r, void *ud)
         const redisReply *k = keys->element[i];
         if (k->type != REDIS_REPLY_STRING || (size_t)k->len <= nm->plen ||
             memcmp(k->str, nm->prefix, nm->plen) != 0 ||
-            !keys_valid_id(k->str + nm->plen, k->len - nm->plen))
+            !nm->valid(k->str + nm->plen, k->len - nm->plen))
             continue;
         bool dup = false; /* SCAN may return a key twice */
         for (size_t j = 0; j < nm->nnext && !dup; j++)
@@ -979,20 +982,7 @@ static void on_breaker(struct req *q, const redisReply *r, size_t idx)
     if (r->type != REDIS_REPLY_ARRAY)
         return;
     q->bstate[idx] = breaker_value(rundoc_reply_str(r, "state"));
-    json_t *o = json_object();
-    for (size_t i = 0; o != NULL && i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i], *v = r->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            strlen(k->str) != (size_t)k->len)
-            continue;
-        int64_t n;
-        json_object_set_new(
-            o, k->str,
-            num_parse_i64(v->str, v->len, INT64_MIN, INT64_MAX, &n) == 0
-                ? json_integer(n)
-                : json_stringn(v->str, v->len));
-    }
-    q->bfields[idx] = o;
+    q->bfields[idx] = rundoc_breaker(r);
 }
 
 /* HGETALL of every cached breaker into q->bnames/bstate/bfields. */
@@ -1191,8 +1181,8 @@ static void metrics_answer(struct req *q)
                            (double)rconn_rtt_us(h->rc) / 1e6);
     if (rc == 0)
         rc = metrics_family(&b, "weft_breaker_state", "gauge",
-                            "Circuit breaker per persona: 0 closed, 1 "
-                            "half-open, 2 open.");
+                            "Circuit breaker per persona (or git:<remote>): "
+                            "0 closed, 1 half-open, 2 open.");
     for (size_t i = 0; rc == 0 && i < q->nb; i++) {
         if (q->bstate[i] < 0)
             continue;
@@ -2393,9 +2383,9 @@ struct http *http_start(struct event_base *base, const struct http_config *cfg,
     h->sched = sched;
     char pre[KEYS_MAX];
     keys_queue_prefix(&h->keys, pre);
-    names_init(&h->queues, "queue", "stream", pre);
+    names_init(&h->queues, "queue", "stream", pre, keys_valid_id);
     keys_breaker_prefix(&h->keys, pre);
-    names_init(&h->breakers, "breaker", "hash", pre);
+    names_init(&h->breakers, "breaker", "hash", pre, keys_valid_breaker);
     keys_global(&h->keys, KEYS_TASKS, h->k_tasks);
     keys_global(&h->keys, KEYS_EVENTS, h->k_events);
     keys_global(&h->keys, KEYS_RUNS, h->k_runs);

@@ -310,12 +310,76 @@ static void new_span(const char *trace, char *out, size_t size)
     snprintf(out + n, size - (size_t)n, "-01");
 }
 
-/* Renders, encodes and signs the job of s; returns the script's job
- * reference {q, a, sig, type, persona} in *ref. */
-static int render_job(const struct plan_env *env, const struct runinfo *ri,
+bool plan_breaker_of(const struct plan_env *env, const struct wf_step *s,
+                     bool fallback, struct plan_breaker *out)
+{
+    memset(out, 0, sizeof(*out));
+    const struct breaker_cfg *base = NULL, *own = &s->breaker;
+    const char *name = NULL, *prefix = "";
+    if (s->type == WF_STEP_PERSONA) {
+        name = fallback ? s->fallback_persona : s->persona;
+        const struct persona *pr = personas_find(env->personas, name);
+        base = pr ? &pr->breaker : NULL;
+        /* The step's own settings are about its own persona. */
+        if (fallback)
+            own = NULL;
+    } else if (s->type == WF_STEP_GIT && !fallback &&
+               wf_git_op_uses_remote(s->git_op)) {
+        const json_t *lit =
+            s->git_remote ? tvalue_literal(s->git_remote) : NULL;
+        if (s->git_remote != NULL && !json_is_string(lit))
+            return false; /* templated: no name to count failures under */
+        name = lit ? json_string_value(lit) : "origin";
+        base = personas_remote_breaker(env->personas, name);
+        prefix = "git:";
+    }
+    if (name == NULL || !breaker_resolve(own, base, &out->cfg))
+        return false;
+    int n = snprintf(out->name, sizeof(out->name), "%s%s", prefix, name);
+    if (n < 0 || (size_t)n >= sizeof(out->name) ||
+        !keys_valid_breaker(out->name, (size_t)n)) {
+        memset(out, 0, sizeof(*out));
+        return false;
+    }
+    return true;
+}
+
+/* The script's reference to breaker b: its keys (added to the batch),
+ * name and settings {k, wk, name, n, win, cool}. NULL on OOM. */
+static json_t *breaker_ref(const struct plan_env *env, struct plan *p,
+                           const struct plan_breaker *b)
+{
+    char key[KEYS_MAX], wkey[KEYS_MAX];
+    if (keys_breaker(env->keys, b->name, key) == 0 ||
+        keys_breaker_waiters(env->keys, b->name, wkey) == 0)
+        return NULL;
+    uint32_t k = plan_key(p, key);
+    uint32_t wk = k ? plan_key(p, wkey) : 0;
+    if (wk == 0)
+        return NULL;
+    return json_pack("{s:i, s:i, s:s, s:i, s:i, s:i}", "k", (json_int_t)k, "wk",
+                     (json_int_t)wk, "name", b->name, "n",
+                     (json_int_t)b->cfg.failures, "win",
+                     (json_int_t)b->cfg.window_ms, "cool",
+                     (json_int_t)b->cfg.cooldown_ms);
+}
+
+/* The queue of s's fallback persona: the registry's, else its name. */
+static const char *fallback_queue(const struct plan_env *env,
+                                  const struct wf_step *s)
+{
+    const struct persona *pr =
+        personas_find(env->personas, s->fallback_persona);
+    return pr ? pr->queue : s->fallback_persona;
+}
+
+/* Renders, encodes and signs one job of s (for its fallback persona when
+ * fallback); returns the script's job reference {q, a, sig, type,
+ * persona} in *ref. */
+static int render_one(const struct plan_env *env, const struct runinfo *ri,
                       const struct wf_step *s, uint32_t attempt,
-                      const json_t *scope, struct plan *p, json_t **ref,
-                      struct weft_error *err)
+                      const json_t *scope, struct plan *p, bool fallback,
+                      json_t **ref, struct weft_error *err)
 {
     struct wire_job job;
     memset(&job, 0, sizeof(job));
@@ -354,8 +418,9 @@ static int render_job(const struct plan_env *env, const struct runinfo *ri,
     job.run = ri->run;
     job.step = (char *)s->id;
     job.type = (char *)wf_step_type_name(s->type);
-    job.persona = (char *)s->persona;
-    job.queue = (char *)personas_step_queue(env->personas, s);
+    job.persona = (char *)(fallback ? s->fallback_persona : s->persona);
+    job.queue = (char *)(fallback ? fallback_queue(env, s)
+                                  : personas_step_queue(env->personas, s));
     job.attempt = attempt;
     job.trace = trace;
     job.name = dup_string_or(name, s->id);
@@ -397,7 +462,7 @@ static int render_job(const struct plan_env *env, const struct runinfo *ri,
     body = NULL; /* owned by p now */
     *ref = json_pack("{s:i, s:i, s:s, s:s, s:s}", "q", (json_int_t)q, "a",
                      (json_int_t)a, "sig", sig, "type", job.type, "persona",
-                     s->persona ? s->persona : "");
+                     job.persona ? job.persona : "");
     rc = *ref ? 0 : WEFT_ENOMEM;
 done:
     weft_free(body);
@@ -412,6 +477,56 @@ done:
     json_decref(remote);
     json_decref(base);
     return rc;
+}
+
+/* Adds what the scripts need beside a job to dispatch it (lib.lua,
+ * dispatch_job): its breaker `brk`, its queue timeout `qt` (ms), and for
+ * the step's own job the policy `on_open` and the fallback job `fb`. */
+static int guard_job(const struct plan_env *env, const struct wf_step *s,
+                     struct plan *p, bool fallback, json_t *ref)
+{
+    struct plan_breaker b;
+    if (plan_breaker_of(env, s, fallback, &b) &&
+        set_new(ref, "brk", breaker_ref(env, p, &b)))
+        return WEFT_ENOMEM;
+    if (s->queue_timeout_ms > 0 &&
+        set_new(ref, "qt", json_integer(s->queue_timeout_ms)))
+        return WEFT_ENOMEM;
+    if (fallback)
+        return set_new(ref, "via", json_true());
+    if (json_object_get(ref, "brk") != NULL &&
+        set_new(ref, "on_open", json_string(wf_on_open_name(s->on_open))))
+        return WEFT_ENOMEM;
+    return 0;
+}
+
+/* Renders the job of s with its guards, and the job for its fallback
+ * persona when the step has one and a breaker to divert it; *ref as
+ * render_one's, plus guard_job's fields. */
+static int render_job(const struct plan_env *env, const struct runinfo *ri,
+                      const struct wf_step *s, uint32_t attempt,
+                      const json_t *scope, struct plan *p, json_t **ref,
+                      struct weft_error *err)
+{
+    json_t *job = NULL, *fb = NULL;
+    int rc = render_one(env, ri, s, attempt, scope, p, false, &job, err);
+    if (rc == 0)
+        rc = guard_job(env, s, p, false, job);
+    if (rc == 0 && s->fallback_persona != NULL &&
+        s->on_open == WF_ON_OPEN_FALLBACK &&
+        json_object_get(job, "brk") != NULL) {
+        rc = render_one(env, ri, s, attempt, scope, p, true, &fb, err);
+        if (rc == 0 && (rc = guard_job(env, s, p, true, fb)) != 0)
+            json_decref(fb);
+        if (rc == 0)
+            rc = set_new(job, "fb", fb); /* takes fb, also on failure */
+    }
+    if (rc) {
+        json_decref(job);
+        return rc;
+    }
+    *ref = job;
+    return 0;
 }
 
 /* {id, job?} for a step that may become ready; the job is rendered now
@@ -628,6 +743,8 @@ static int create_run_into(const struct plan_env *env, const struct runinfo *ri,
         json_object_set(t, "steps", steps) ||
         json_object_set(t, "deps", deps) ||
         set_new(t, "top", json_integer(wf->ntop)) ||
+        (wf->timeout_ms > 0 &&
+         set_new(t, "timeout", json_integer((json_int_t)wf->timeout_ms))) ||
         set_new(t, "ready", ready) ||
         set_new(t, "entry", json_string(entry ? entry : "")))
         goto done;
@@ -701,6 +818,52 @@ static double random_unit(void)
     return x / 4294967296.0;
 }
 
+/* How an attempt's outcome counts on its breaker: "fail" for an error or
+ * a timeout (the service did not answer), "ok" when it answered (a
+ * success or a `fatal` refusal), "none" otherwise (cancelled, or a job
+ * the worker rejected: nothing was asked of the service). */
+static const char *breaker_count(enum wire_status st)
+{
+    switch (st) {
+    case WIRE_ERROR:
+    case WIRE_TIMEOUT:
+        return "fail";
+    case WIRE_SUCCESS:
+    case WIRE_FATAL:
+        return "ok";
+    default:
+        return "none";
+    }
+}
+
+/* The breakers an ended attempt is counted on (finish.lua): `brk` for the
+ * step's own, `fbrk` for its fallback persona's (the attempt may have
+ * been diverted), `bres` how it counts, and `fb` when the step has a
+ * fallback persona (whose results are recorded under that persona). */
+static int finish_breakers(const struct plan_env *env, const struct wf_step *s,
+                           enum wire_status st, struct plan *p, json_t *d)
+{
+    struct plan_breaker b;
+    bool any = false;
+    if (plan_breaker_of(env, s, false, &b)) {
+        if (set_new(d, "brk", breaker_ref(env, p, &b)))
+            return WEFT_ENOMEM;
+        any = true;
+    }
+    if (s->fallback_persona != NULL) {
+        if (set_new(d, "fb", json_true()))
+            return WEFT_ENOMEM;
+        if (plan_breaker_of(env, s, true, &b)) {
+            if (set_new(d, "fbrk", breaker_ref(env, p, &b)))
+                return WEFT_ENOMEM;
+            any = true;
+        }
+    }
+    if (any && set_new(d, "bres", json_string(breaker_count(st))))
+        return WEFT_ENOMEM;
+    return 0;
+}
+
 static int finish_into(const struct plan_env *env, const struct runinfo *ri,
                        const struct wf_step *s, uint32_t attempt,
                        const char *mark, const struct wire_result *res,
@@ -749,6 +912,10 @@ static int finish_into(const struct plan_env *env, const struct runinfo *ri,
         set_new(d, "deadline", json_true()))
         return WEFT_ENOMEM;
     if (message && set_new(d, "message", json_string(message)))
+        return WEFT_ENOMEM;
+    if (res && finish_breakers(env, s, res->status, p, d))
+        return WEFT_ENOMEM;
+    if (s->queue_timeout_ms > 0 && res && set_new(d, "qt", json_true()))
         return WEFT_ENOMEM;
     if (retry) {
         int64_t due = env->now_ms +
@@ -825,6 +992,32 @@ int plan_finish(const struct plan_env *env, const struct runinfo *ri,
           : WEFT_ENOMEM);
 }
 
+int plan_queue_timeout(const struct plan_env *env, const struct runinfo *ri,
+                       const struct wf_step *s, uint32_t attempt,
+                       const char *mark, struct plan *p, struct weft_error *err)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg),
+             "no worker started the job within its queue_timeout (%.3g s)",
+             s->queue_timeout_ms / 1000.0);
+    struct wire_result res;
+    memset(&res, 0, sizeof(res));
+    res.status = WIRE_TIMEOUT;
+    res.message = msg;
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    int rc = t ? finish_into(env, ri, s, attempt, mark, &res, NULL, p, t, err)
+               : WEFT_ENOMEM;
+    /* Only a job still waiting on its queue times out so: one a worker
+     * started meanwhile runs on. No service was asked, so its breaker
+     * counts nothing (a lost probe is released). */
+    if (rc == 0 && (set_new(t, "expect", json_string("queued")) ||
+                    (json_object_get(t, "bres") != NULL &&
+                     set_new(t, "bres", json_string("none")))))
+        rc = WEFT_ENOMEM;
+    return end(p, mark0, rc);
+}
+
 static int activate_into(const struct plan_env *env, const struct runinfo *ri,
                          const struct wf_step *s, uint32_t attempt,
                          const char *mark, int branch, struct plan *p,
@@ -891,6 +1084,20 @@ int plan_cancel(const struct plan_env *env, const struct runinfo *ri,
     size_t mark0 = plan_size(p);
     json_t *t = begin(env, ri, p);
     return end(p, mark0, t ? cancel_into(t, mark, reason) : WEFT_ENOMEM);
+}
+
+int plan_expire(const struct plan_env *env, const struct runinfo *ri,
+                const char *mark, struct plan *p)
+{
+    char why[96];
+    snprintf(why, sizeof(why), "the run timed out (timeout: %.3g s)",
+             ri->wf ? ri->wf->timeout_ms / 1000.0 : 0.0);
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    int rc = t ? cancel_into(t, mark, why) : WEFT_ENOMEM;
+    if (rc == 0 && set_new(t, "status", json_string("failed")))
+        rc = WEFT_ENOMEM;
+    return end(p, mark0, rc);
 }
 
 static int reject_into(const struct plan_env *env, json_t *t, struct plan *p,

@@ -137,6 +137,36 @@ int plan_reject(const struct plan_env *env, const struct runinfo *ri,
                 const char *entry, const char *task, const char *workflow,
                 const char *error, struct plan *p);
 
+/* queue_timeout: attempt of s waited on its queue past the step's
+ * queue_timeout (a `timeout` event of kind `queue`). A finish whose
+ * compare-and-set wants the job still queued: it fails as timed out
+ * (the retry policy applies) unless a worker started it meanwhile. */
+int plan_queue_timeout(const struct plan_env *env, const struct runinfo *ri,
+                       const struct wf_step *s, uint32_t attempt,
+                       const char *mark, struct plan *p,
+                       struct weft_error *err);
+
+/* expire: the workflow's `timeout` passed (a `timeout` event of kind
+ * `run`): the run fails as timed out, its unfinished steps are cancelled
+ * and running jobs told to stop, as for a cancel. */
+int plan_expire(const struct plan_env *env, const struct runinfo *ri,
+                const char *mark, struct plan *p);
+
+/* The circuit breaker attempts of s go through (docs/workflow-language.md,
+ * "Circuit breakers"): its name and resolved settings. */
+struct plan_breaker {
+    char name[KEYS_ID_MAX + 8]; /* the persona, or "git:<remote>" */
+    struct breaker_cfg cfg;     /* every field set (breaker_resolve) */
+};
+
+/* The breaker of s: of its persona (of its fallback_persona when fallback,
+ * with the registry's settings only), or of its remote for a git push,
+ * fetch or pull whose remote is literal (`git:<remote>`); settings from
+ * the step over env->personas over the defaults. false (and *out zeroed)
+ * when none applies. */
+bool plan_breaker_of(const struct plan_env *env, const struct wf_step *s,
+                     bool fallback, struct plan_breaker *out);
+
 /* Milliseconds to wait before attempt `next` (2-based) under s's retry
  * policy; rnd in [0,1) drives the jitter. */
 int64_t plan_backoff_ms(const struct wf_retry *r, uint32_t next, double rnd);

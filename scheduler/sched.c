@@ -85,8 +85,13 @@ struct work {
     struct runent *re;
     json_t *state, *extra; /* fetched for evaluation */
     int marked;            /* entry is registered in s->marks */
-    int deadline;          /* a `timeout` event: the step's deadline passed */
+    int deadline;          /* a `timeout` event: the step's deadline passed
+                              (1), or its queue timeout (2) */
+    int expire;            /* WORK_CANCEL: the workflow's timeout passed */
     int timed_out;         /* the result being applied is a timeout */
+    char *timer;           /* a `timeout` event's kind: NULL, queue, run */
+    char *blocked;         /* WORK_READY: the open circuit breaker that
+                              fails the step (on_breaker_open: fail) */
 };
 
 /* Transitions that become ready in one pass of the loop go out together:
@@ -361,6 +366,7 @@ static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
         const char *step = json_string_value(json_array_get(item, 0));
         json_int_t attempt = json_integer_value(json_array_get(item, 1));
         const char *mark = json_string_value(json_array_get(item, 2));
+        const char *blocked = json_string_value(json_array_get(item, 3));
         if (step == NULL || mark == NULL || attempt <= 0)
             continue;
         struct work *w = weft_calloc(1, sizeof(*w));
@@ -373,7 +379,9 @@ static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
         w->run = weft_strdup(re->ri.run);
         w->step = weft_strdup(step);
         w->attempt = (uint32_t)attempt;
-        if (!w->stream || !w->entry || !w->run || !w->step) {
+        w->blocked = blocked ? weft_strdup(blocked) : NULL;
+        if (!w->stream || !w->entry || !w->run || !w->step ||
+            (blocked && !w->blocked)) {
             work_done(w);
             continue;
         }
@@ -1044,8 +1052,12 @@ static void result_apply(struct work *w)
     }
     w->timed_out = res.status == WIRE_TIMEOUT;
     struct plan_env env = env_of(s);
-    int rc = plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, &res, NULL,
-                         batch_plan(s, SCRIPT_FINISH), &err);
+    int rc =
+        w->deadline == 2
+            ? plan_queue_timeout(&env, &w->re->ri, st, w->attempt, w->entry,
+                                 batch_plan(s, SCRIPT_FINISH), &err)
+            : plan_finish(&env, &w->re->ri, st, w->attempt, w->entry, &res,
+                          NULL, batch_plan(s, SCRIPT_FINISH), &err);
     wire_result_deinit(&res);
     if (rc) {
         snprintf(why, sizeof(why), "cannot apply result: %s", err.msg);
@@ -1088,6 +1100,15 @@ static void ready_apply(struct work *w)
     struct weft_error err;
     weft_error_clear(&err);
     char why[WEFT_ERROR_MSG_MAX + 32];
+    if (w->blocked) {
+        /* Its breaker was open and the step says fail fast: nothing to
+         * evaluate, the step fails (its on_failure applies). */
+        snprintf(why, sizeof(why),
+                 "circuit breaker '%s' is open (on_breaker_open: fail)",
+                 w->blocked);
+        ready_fail(w, st, why);
+        return;
+    }
     if (needs_scope(st)) {
         scope = plan_scope(&w->re->ri, w->state, w->extra);
         if (scope == NULL) {
@@ -1190,7 +1211,7 @@ static void ready_begin(struct work *w)
 {
     struct sched *s = w->s;
     const struct wf_step *st = work_step(w);
-    if (st == NULL || !needs_scope(st)) {
+    if (st == NULL || !needs_scope(st) || w->blocked) {
         ready_apply(w);
         return;
     }
@@ -1212,8 +1233,10 @@ static void ready_begin(struct work *w)
 static void cancel_apply(struct work *w)
 {
     struct plan_env env = env_of(w->s);
-    if (plan_cancel(&env, &w->re->ri, w->entry, w->reason,
-                    batch_plan(w->s, SCRIPT_CANCEL)) != 0) {
+    if ((w->expire ? plan_expire(&env, &w->re->ri, w->entry,
+                                 batch_plan(w->s, SCRIPT_CANCEL))
+                   : plan_cancel(&env, &w->re->ri, w->entry, w->reason,
+                                 batch_plan(w->s, SCRIPT_CANCEL))) != 0) {
         work_done(w);
         return;
     }
@@ -1269,6 +1292,8 @@ static void work_done(struct work *w)
     weft_free(w->body);
     weft_free(w->reason);
     weft_free(w->trace);
+    weft_free(w->timer);
+    weft_free(w->blocked);
     json_decref(w->state);
     json_decref(w->extra);
     weft_free(w);
@@ -1334,6 +1359,10 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
             slot = &w->reason;
         else if (strcmp(key, "trace") == 0)
             slot = &w->trace;
+        else if (strcmp(key, "kind") == 0)
+            slot = &w->timer;
+        else if (strcmp(key, "breaker") == 0)
+            slot = &w->blocked;
         else if (strcmp(key, "attempt") == 0)
             slot = &attempt;
         else if (strcmp(key, "type") == 0)
@@ -1373,6 +1402,10 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
     }
     if (strcmp(w->type, "cancel") == 0) {
         w->kind = WORK_CANCEL;
+    } else if (strcmp(w->type, "timeout") == 0 && w->timer &&
+               strcmp(w->timer, "run") == 0) {
+        w->kind = WORK_CANCEL; /* the workflow's timeout: the run fails */
+        w->expire = 1;
     } else if (strcmp(w->type, "ready") == 0 &&
                strmap_get(&s->marks, w->entry, strlen(w->entry))) {
         work_done(w); /* handled right now by the work that made it */
@@ -1381,10 +1414,18 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
                strcmp(w->type, "timeout") == 0 ||
                strcmp(w->type, "ready") == 0) {
         w->kind = strcmp(w->type, "ready") == 0 ? WORK_READY : WORK_RESULT;
-        w->deadline = strcmp(w->type, "timeout") == 0;
+        if (strcmp(w->type, "timeout") == 0)
+            w->deadline = w->timer && strcmp(w->timer, "queue") == 0 ? 2 : 1;
         if (w->step == NULL || !keys_valid_id(w->step, strlen(w->step)) ||
             bad_attempt || w->attempt == 0) {
             dead_letter(w, "event needs a valid 'step' and 'attempt'");
+            return;
+        }
+        if ((w->deadline && w->timer && w->deadline != 2) ||
+            (w->blocked &&
+             (w->kind != WORK_READY ||
+              !keys_valid_breaker(w->blocked, strlen(w->blocked))))) {
+            dead_letter(w, "event has an unknown 'kind' or 'breaker'");
             return;
         }
     } else {

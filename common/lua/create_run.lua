@@ -3,7 +3,8 @@
 -- KEYS[P.tk] is weft:tasks.
 -- Plan: run, entry (task entry id to ack), header {field: value},
 --   steps [ids], deps [[id, n]...], top (top-level count),
---   ready [{id, job?}] (top-level steps with no dependencies).
+--   ready [{id, job?}] (top-level steps with no dependencies), timeout
+--   (the workflow's, ms; absent = none).
 local K_TASKS = KEYS[P.tk]
 if redis.call('EXISTS', K_RUN) == 1 then
     ack(K_TASKS, 'schedulers', P.entry)
@@ -37,6 +38,11 @@ for i, d in ipairs(P.deps) do
     end
 end
 redis.call('ZADD', K_RUNS, NOW, RUN)
+-- The workflow's timeout (ms): fire_delayed turns it into a `timeout`
+-- event of kind `run`; end_run removes it.
+if (tonumber(P.timeout) or 0) > 0 then
+    redis.call('ZADD', K_DEADLINES, NOW + P.timeout, RUN .. '|run')
+end
 hist('run', '', 'running', {'workflow', P.header.workflow or ''})
 if P.top == 0 then
     end_run('success')

@@ -9,13 +9,20 @@
 --   git, message, skey (state key stem), retry_at (ms; 0 = no retry),
 --   on_failure, run_error, deps [{id, job?}], anc [{id, kind, deps,
 --   desc, skey, on_failure}], skip [ids] (descendants of a skipped
---   composite), ttl, chan (cancel channel).
+--   composite), ttl, chan (cancel channel); brk, fbrk (the breakers of
+--   the step's persona and of its fallback persona, see lib.lua), bres
+--   (how the attempt counts on them: fail|ok|none), fb (the step has a
+--   fallback persona), qt (the step has a queue timeout). expect
+--   'queued': only a job no worker has started ends (a queue timeout).
 local function cas()
     if not run_active() then return false end
     local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')
     local st, att = v[1], tonumber(v[2]) or 0
     if P.expect == 'pending' then
         return st == 'pending' and att == P.attempt - 1
+    end
+    if P.expect == 'queued' then
+        return st == 'queued' and att == P.attempt
     end
     return (st == 'queued' or st == 'running') and att == P.attempt
 end
@@ -27,6 +34,18 @@ if not cas() then
 end
 if P.deadline then
     redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt))
+end
+if P.qt then
+    redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt) .. '|queue')
+end
+-- A diverted attempt ran on the fallback persona: its breaker counts it,
+-- and its result is that persona's.
+local via = P.fb and redis.call('HGET', K_STEPS, P.step .. ':via')
+if via then P.persona = via end
+local brk = P.brk
+if via then brk = P.fbrk end
+if brk and P.bres then
+    brk_record(brk, member(P.step, P.attempt), P.bres, P.step, P.message)
 end
 if P.outcome == 'failed' and (tonumber(P.retry_at) or 0) > 0 then
     redis.call('HSET', K_STEPS, P.step, 'pending', P.step .. ':error',

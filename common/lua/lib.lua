@@ -54,14 +54,192 @@ local function attempt_of(step)
     return tonumber(redis.call('HGET', K_STEPS, step .. ':attempt')) or 0
 end
 
--- Puts a pre-rendered job on its queue and marks the step queued.
+local function member(step, attempt)
+    return RUN .. '|' .. step .. '|' .. attempt
+end
+
+-- Puts a pre-rendered job on its queue and marks the step queued. A job
+-- with a queue timeout (job.qt, ms) gets a deadline that start.lua clears.
 local function emit_job(step, attempt, job)
     redis.call('XADD', KEYS[job.q], '*', 'run', RUN, 'step', step,
                'attempt', attempt, 'type', job.type, 'persona',
                job.persona or '', 'body', ARGV[job.a], 'sig', job.sig)
     redis.call('HSET', K_STEPS, step, 'queued', step .. ':attempt', attempt,
                step .. ':queued', NOW)
+    if job.brk or job.via then
+        redis.call('HDEL', K_STEPS, step .. ':waiting')
+        if job.via then
+            redis.call('HSET', K_STEPS, step .. ':via', job.persona)
+        else
+            redis.call('HDEL', K_STEPS, step .. ':via')
+        end
+    end
+    if (tonumber(job.qt) or 0) > 0 then
+        redis.call('ZADD', K_DEADLINES, NOW + job.qt,
+                   member(step, attempt) .. '|queue')
+    end
     hist('step', step, 'queued', {'attempt', attempt})
+end
+
+-- Circuit breakers (docs/protocol.md, "Circuit breakers"). A breaker b
+-- is {k, wk, name, n, win, cool}: KEYS[b.k] its state hash, KEYS[b.wk]
+-- the zset of steps waiting for it (member -> when they look again), n
+-- failures within win ms open it, for cool ms. States: closed (absent),
+-- open (until: when a probe may go), half_open (probe: the one attempt
+-- let through, probe_at: when; another may go cool ms later if it is
+-- lost). Each state change is written to the history of the run whose
+-- transition made it.
+local function brk_hist(b, step, state, extra)
+    local e = {'breaker', b.name}
+    for _, x in ipairs(extra or {}) do e[#e + 1] = x end
+    hist('breaker', step, state, e)
+end
+
+-- Steps waiting for b look again now (b closed, or its probe was lost).
+-- Members whose timer already fired are left alone (XX).
+local function brk_wake(b)
+    local wk = KEYS[b.wk]
+    local ms = redis.call('ZRANGE', wk, 0, -1)
+    local args = {}
+    for i, m in ipairs(ms) do
+        args[#args + 1] = NOW
+        args[#args + 1] = m
+        if #args >= 1000 or i == #ms then
+            redis.call('ZADD', K_DELAYED, 'XX', 'LT', unpack(args))
+            args = {}
+        end
+    end
+    redis.call('ZREMRANGEBYSCORE', wk, '-inf', '+inf')
+end
+
+local function brk_open(b, step, failures)
+    local key = KEYS[b.k]
+    redis.call('HSET', key, 'state', 'open', 'opened', NOW, 'until',
+               NOW + b.cool, 'changed', NOW, 'failures', failures,
+               'threshold', b.n, 'window_ms', b.win, 'cooldown_ms', b.cool)
+    redis.call('HDEL', key, 'probe', 'probe_at')
+    redis.call('HINCRBY', key, 'trips', 1)
+    brk_hist(b, step, 'open', {'failures', failures, 'until', NOW + b.cool})
+end
+
+-- May an attempt (member m of step) go to b's service now? true; or
+-- false and when to look again (ms). An open breaker whose cool-down is
+-- over turns half-open and lets this attempt through as its probe.
+local function brk_admit(b, m, step)
+    local key = KEYS[b.k]
+    local h = redis.call('HMGET', key, 'state', 'until', 'probe', 'probe_at')
+    if h[1] == 'open' then
+        local due = tonumber(h[2]) or 0
+        if NOW < due then return false, due end
+        redis.call('HSET', key, 'state', 'half_open', 'probe', m,
+                   'probe_at', NOW, 'changed', NOW)
+        brk_hist(b, step, 'half_open', {'probe', m})
+        return true
+    elseif h[1] == 'half_open' then
+        local due = (tonumber(h[4]) or 0) + b.cool
+        if h[3] and h[3] ~= m and NOW < due then return false, due end
+        redis.call('HSET', key, 'probe', m, 'probe_at', NOW)
+        return true
+    end
+    return true
+end
+
+-- Counts an ended attempt (member m) on b: res 'fail' (an error or a
+-- timeout), 'ok' (the service answered) or 'none' (nothing was asked of
+-- it). n failures within win ms open a closed breaker; a failure while
+-- half-open opens it again, an answer closes it.
+local function brk_record(b, m, res, step, err)
+    local key = KEYS[b.k]
+    local h = redis.call('HMGET', key, 'state', 'failures', 'window_start',
+                         'probe')
+    local st = h[1] or 'closed'
+    if res == 'fail' then
+        redis.call('HSET', key, 'last_failure', NOW, 'last_error',
+                   string.sub(err or '', 1, 256))
+        if st == 'half_open' then
+            brk_open(b, step, tonumber(h[2]) or 0)
+        elseif st == 'closed' then
+            local n, ws = tonumber(h[2]) or 0, tonumber(h[3]) or 0
+            if NOW - ws >= b.win then n, ws = 0, NOW end
+            n = n + 1
+            if n >= b.n then
+                redis.call('HSET', key, 'window_start', ws)
+                brk_open(b, step, n)
+            else
+                redis.call('HSET', key, 'state', 'closed', 'failures', n,
+                           'window_start', ws, 'threshold', b.n,
+                           'window_ms', b.win, 'cooldown_ms', b.cool)
+            end
+        end
+    elseif res == 'ok' then
+        if st == 'half_open' then
+            redis.call('HSET', key, 'state', 'closed', 'failures', 0,
+                       'window_start', NOW, 'changed', NOW)
+            redis.call('HDEL', key, 'probe', 'probe_at', 'until')
+            brk_hist(b, step, 'closed')
+            brk_wake(b)
+        end
+    elseif st == 'half_open' and h[4] == m then
+        redis.call('HDEL', key, 'probe', 'probe_at')
+        brk_wake(b)
+    end
+end
+
+-- A step waits for breaker b (and b2, its fallback's, when both are
+-- open): it stays pending, its ready timer is set for `due` and it is
+-- listed among each breaker's waiters to be woken when one closes.
+local function brk_wait(step, attempt, due, b, b2)
+    local m = member(step, attempt)
+    redis.call('ZADD', K_DELAYED, due, m)
+    for _, x in ipairs({b, b2}) do
+        -- Members due before now have fired or are about to.
+        redis.call('ZREMRANGEBYSCORE', KEYS[x.wk], '-inf', '(' .. NOW)
+        redis.call('ZADD', KEYS[x.wk], due, m)
+    end
+    if redis.call('HGET', K_STEPS, step .. ':waiting') ~= b.name then
+        redis.call('HSET', K_STEPS, step .. ':waiting', b.name)
+        brk_hist(b, step, 'waiting', {'attempt', attempt, 'due', due})
+    end
+end
+
+-- Dispatches a ready step's job through its breaker (job.brk): while the
+-- breaker is open the step's policy (job.on_open) decides: wait, go to
+-- the fallback persona's job (job.fb, through that persona's breaker),
+-- or fail, which leaves a ready mark naming the breaker for a scheduler
+-- to fail the step with (it needs the step's edges, which only the
+-- scheduler has).
+local function dispatch_job(step, attempt, job)
+    local b = job.brk
+    if not b then
+        emit_job(step, attempt, job)
+        return
+    end
+    local m = member(step, attempt)
+    local ok, due = brk_admit(b, m, step)
+    if ok then
+        emit_job(step, attempt, job)
+        return
+    end
+    local fb = job.fb
+    if job.on_open == 'fallback' and fb then
+        local ok2, due2 = true, nil
+        if fb.brk then ok2, due2 = brk_admit(fb.brk, m, step) end
+        if ok2 then
+            emit_job(step, attempt, fb)
+            brk_hist(b, step, 'diverted', {'attempt', attempt,
+                                           'persona', fb.persona})
+            return
+        end
+        brk_wait(step, attempt, math.min(due, due2), b, fb.brk)
+    elseif job.on_open == 'fail' then
+        local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run',
+                              RUN, 'step', step, 'attempt', attempt,
+                              'breaker', b.name)
+        out.ready[#out.ready + 1] = {step, attempt, id, b.name}
+        brk_hist(b, step, 'rejected', {'attempt', attempt})
+    else
+        brk_wait(step, attempt, due, b)
+    end
 end
 
 -- A step became ready: dispatch it now if its job needs no evaluation,
@@ -71,7 +249,7 @@ local function make_ready(item, fresh)
     local step = item.id
     local attempt = fresh and 1 or attempt_of(step) + 1
     if item.job and attempt == 1 then
-        emit_job(step, attempt, item.job)
+        dispatch_job(step, attempt, item.job)
         return
     end
     local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
@@ -87,10 +265,6 @@ local function release(list)
     end
 end
 
-local function member(step, attempt)
-    return RUN .. '|' .. step .. '|' .. attempt
-end
-
 -- Stops a step that has not finished: running jobs are told over pub/sub,
 -- queued and pending ones are marked without running.
 local function stop_step(step, status)
@@ -104,7 +278,8 @@ local function stop_step(step, status)
         status = 'cancelled'
     end
     redis.call('HSET', K_STEPS, step, status, step .. ':finished', NOW)
-    redis.call('ZREM', K_DEADLINES, member(step, attempt))
+    redis.call('ZREM', K_DEADLINES, member(step, attempt),
+               member(step, attempt) .. '|queue')
     hist('step', step, status)
 end
 
@@ -125,6 +300,7 @@ end
 
 local function end_run(status, err)
     redis.call('HSET', K_RUN, 'status', status, 'finished', NOW)
+    redis.call('ZREM', K_DEADLINES, RUN .. '|run')
     if err then redis.call('HSET', K_RUN, 'error', err) end
     if status ~= 'success' then
         local all = redis.call('HGETALL', K_STEPS)

@@ -27,7 +27,13 @@
  *      in the run's state hash (`<id>_result`) with the expected value;
  *   6. no process exited on its own (only the driver's kills end one);
  *   7. at the end, every process exits 0 on SIGTERM (graceful shutdown;
- *      in a sanitizer build, also no leak report).
+ *      in a sanitizer build, also no leak report);
+ *   8. a persona that always fails opens its circuit breaker and stops
+ *      receiving requests: beside the main runs, runs of a one-step
+ *      workflow asking a persona whose service is down (every request
+ *      logged) are submitted throughout the chaos; the breaker opens once,
+ *      and every such run submitted after it opened fails fast without a
+ *      job, a request or a `queued` entry.
  *
  * It prints the figures (runs completed / started, duplicate
  * transitions, lost steps, reclaim latency after a worker kill, time to
@@ -126,6 +132,14 @@ static const double redis_at[REDIS_EVENTS] = {0.25, 0.5, 0.75};
 #define SHOW_MAX 8
 
 #define HMAC_KEY "chaos-signing-key-0123456789abcdef"
+
+/* The breaker check (8): one breaker run every BRK_EVERY main runs. A run
+ * submitted this long after the breaker opened must find it open: more
+ * than the time from a scheduler's clock reading to its script running. */
+#define BRK_EVERY     15
+#define BRK_MARGIN_MS 2000
+#define BRK_REGISTRY  WEFT_SOURCE_ROOT "/tests/data/personas/chaos.yml"
+#define BRK_THRESHOLD 3 /* chaos.yml: failures */
 
 /* ---- the workflow -------------------------------------------------------- */
 
@@ -319,6 +333,7 @@ static const char env_key[] = "WEFT_HMAC_KEY=" HMAC_KEY;
 static volatile sig_atomic_t stop_requested;
 
 static char delivery_arg[48];
+static char workspaces_arg[96];
 static FILE *events_log; /* kills and restarts, with `us`, for diagnosis */
 
 /* One line in <logdir>/events.log. */
@@ -343,7 +358,7 @@ static void proc_log_path(const struct proc *p, char *out, size_t n)
 static int proc_start(struct proc *p)
 {
     char bin[512], log[128], name[48];
-    const char *argv[12];
+    const char *argv[16];
     int n = 0;
 
     proc_log_path(p, log, sizeof(log));
@@ -358,10 +373,13 @@ static int proc_start(struct proc *p)
         argv[n++] = procs_binary("scheduler/weft-scheduler", bin, sizeof(bin));
         argv[n++] = name;
         argv[n++] = "--claim-idle=" CLAIM_IDLE_MS;
+        argv[n++] = "--personas=" BRK_REGISTRY;
     } else {
         argv[n++] = procs_binary("worker/weft-worker", bin, sizeof(bin));
         argv[n++] = name;
-        argv[n++] = "--queues=default";
+        argv[n++] = "--queues=default,down";
+        argv[n++] = "--personas=" BRK_REGISTRY;
+        argv[n++] = workspaces_arg;
         argv[n++] = "--visibility=" VISIBILITY_MS;
         argv[n++] = "--grace=" GRACE_MS;
         argv[n++] = delivery_arg;
@@ -584,6 +602,26 @@ static void submit(int n)
     /* A resubmission after a lost reply creates nothing twice. */
     freeReplyObject(
         RQ("XADD weft:tasks * run %s digest %s task %s", run, digest, task));
+}
+
+/* ---- the breaker check (8) ------------------------------------------- */
+
+static char brk_digest[65];
+static long long *brk_submit_us; /* when each breaker run was submitted */
+static int nbrk;
+
+static void brk_run_id(int n, char *out, size_t len)
+{
+    snprintf(out, len, "brk-%d", n);
+}
+
+static void brk_submit(void)
+{
+    char run[32];
+    brk_run_id(nbrk, run, sizeof(run));
+    brk_submit_us[nbrk++] = real_us();
+    freeReplyObject(
+        RQ("XADD weft:tasks * run %s digest %s task {}", run, brk_digest));
 }
 
 static bool terminal_run(const char *st)
@@ -969,6 +1007,7 @@ enum {
     C_EFFECTS,
     C_NO_EXITS,
     C_CLEAN_STOP,
+    C_BREAKER,
     N_CHECKS
 };
 
@@ -980,6 +1019,8 @@ static struct check checks[N_CHECKS] = {
     [C_EFFECTS] = {"every side effect happened", 0},
     [C_NO_EXITS] = {"no process exited on its own", 0},
     [C_CLEAN_STOP] = {"every process exits 0 on SIGTERM", 0},
+    [C_BREAKER] = {"a failing persona's breaker opens and stops its requests",
+                   0},
 };
 
 static bool problem(int c)
@@ -1263,6 +1304,85 @@ static long long pending_total(bool show)
     return total;
 }
 
+/* Lines of the breaker persona's request log. */
+static int brk_requests(void)
+{
+    char path[96], line[256];
+    snprintf(path, sizeof(path), "%s/down-requests.log", logdir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n++;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+/* Check 8 (see the top of the file). */
+static void check_breaker(void)
+{
+    redisReply *b = RQ("HGETALL weft:breaker:down");
+    const char *state = field(b, "state"), *opened = field(b, "opened");
+    const char *trips = field(b, "trips");
+    long long opened_us = opened ? strtoll(opened, NULL, 10) * 1000 : -1;
+    if (state == NULL || strcmp(state, "open") != 0 || opened_us < 0 ||
+        trips == NULL || strcmp(trips, "1") != 0) {
+        if (problem(C_BREAKER))
+            printf("  [breaker] weft:breaker:down: state %s, trips %s "
+                   "(want open, 1)\n",
+                   state ? state : "(none)", trips ? trips : "(none)");
+    }
+    freeReplyObject(b);
+    int queued = 0, rejected = 0, after = 0;
+    for (int i = 0; i < nbrk; i++) {
+        char run[32];
+        brk_run_id(i, run, sizeof(run));
+        redisReply *st = RQ("HGET weft:run:%s status", run);
+        bool failed =
+            st->type == REDIS_REPLY_STRING && strcmp(st->str, "failed") == 0;
+        freeReplyObject(st);
+        if (!failed && problem(C_BREAKER))
+            printf("  [breaker] %s did not fail\n", run);
+        redisReply *h = RQ("XRANGE weft:run:%s:history - +", run);
+        bool q = false, rej = false;
+        for (size_t k = 0; h->type == REDIS_REPLY_ARRAY && k < h->elements;
+             k++) {
+            const redisReply *f = h->element[k]->element[1];
+            const char *type = field(f, "type"), *hs = field(f, "status");
+            if (type == NULL || hs == NULL)
+                continue;
+            q = q || (strcmp(type, "step") == 0 && strcmp(hs, "queued") == 0);
+            rej = rej ||
+                  (strcmp(type, "breaker") == 0 && strcmp(hs, "rejected") == 0);
+        }
+        freeReplyObject(h);
+        queued += q;
+        rejected += rej;
+        if (opened_us >= 0 &&
+            brk_submit_us[i] > opened_us + BRK_MARGIN_MS * 1000LL) {
+            after++;
+            if ((q || !rej) && problem(C_BREAKER))
+                printf("  [breaker] %s, submitted %.1f s after the breaker "
+                       "opened, was %s\n",
+                       run, (double)(brk_submit_us[i] - opened_us) / 1e6,
+                       q ? "queued" : "not rejected");
+        }
+    }
+    int reqs = brk_requests();
+    /* Each queued job reaches the persona at least once (more when a
+     * worker died under it); without a queued job, no request. */
+    if ((reqs < queued || queued < BRK_THRESHOLD || after == 0) &&
+        problem(C_BREAKER))
+        printf("  [breaker] %d requests for %d queued jobs; %d runs after "
+               "the breaker opened (want >= %d queued, requests >= queued, "
+               "some runs after)\n",
+               reqs, queued, after, BRK_THRESHOLD);
+    printf("chaos: breaker: %d runs of an always-failing persona: %d queued "
+           "(%d requests reached it), %d rejected while open, %d submitted "
+           "after it opened\n",
+           nbrk, queued, reqs, rejected, after);
+}
+
 /* ---- figures ------------------------------------------------------------- */
 
 static int cmp_double(const void *a, const void *b)
@@ -1513,8 +1633,11 @@ int main(int argc, char **argv)
         events_log = fopen(path, "w");
     }
     run_status = calloc((size_t)nruns, sizeof(*run_status));
-    if (run_status == NULL)
+    brk_submit_us = calloc((size_t)nruns / BRK_EVERY + 1, sizeof(long long));
+    if (run_status == NULL || brk_submit_us == NULL)
         return 1;
+    snprintf(workspaces_arg, sizeof(workspaces_arg), "--workspaces=%s/ws",
+             logdir);
 
     if (redis_fixture_start(&fx, "--appendonly yes --appendfsync always") !=
         0) {
@@ -1539,6 +1662,36 @@ int main(int argc, char **argv)
     freeReplyObject(RQ("SET weft:def:%s %b", wf->digest, wf->canonical,
                        (size_t)wf->canonical_len));
     wf_free(wf);
+    /* The breaker check's workflow and its persona's service, down. */
+    {
+        char yaml[1024], path[96];
+        snprintf(yaml, sizeof(yaml),
+                 "name: breaker\n"
+                 "steps:\n"
+                 "  - id: ask\n"
+                 "    type: persona-request\n"
+                 "    persona: down\n"
+                 "    on_breaker_open: fail\n"
+                 "    params: {mode: gate, log: \"%s/down-requests.log\","
+                 " down: \"%s/down\"}\n",
+                 logdir, logdir);
+        diag_init(&d, "breaker.yml");
+        if (wf_load_buffer(yaml, strlen(yaml), "breaker", &wf, &d) != 0) {
+            diag_print(&d, stderr);
+            diag_deinit(&d);
+            fatal("the breaker workflow does not load");
+        }
+        diag_deinit(&d);
+        snprintf(brk_digest, sizeof(brk_digest), "%s", wf->digest);
+        freeReplyObject(RQ("SET weft:def:%s %b", wf->digest, wf->canonical,
+                           (size_t)wf->canonical_len));
+        wf_free(wf);
+        snprintf(path, sizeof(path), "%s/down-down", logdir);
+        FILE *f = fopen(path, "w");
+        if (f == NULL)
+            fatal("cannot create the down file");
+        fclose(f);
+    }
 
     for (int i = 0; i < N_PROCS; i++) {
         procs[i].scheduler = i < N_SCHED;
@@ -1562,8 +1715,11 @@ int main(int argc, char **argv)
         if (now >= t_end && submitted == nruns)
             break;
         while (submitted < nruns &&
-               (now - t0) >= (long long)submitted * SUBMIT_SPACING_MS)
+               (now - t0) >= (long long)submitted * SUBMIT_SPACING_MS) {
+            if (submitted % BRK_EVERY == 0)
+                brk_submit();
             submit(submitted++);
+        }
         if (redis_done < redis_planned &&
             now - t0 >= (long long)(redis_at[redis_done] * (double)chaos_ms)) {
             chaos_redis(redis_done == 2);
@@ -1643,6 +1799,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nruns; i++)
         check_run(i);
     pending_total(true);
+    check_breaker();
     for (int i = 0; i < N_PROCS; i++) {
         if (procs[i].exits > 0) {
             checks[C_NO_EXITS].problems += procs[i].exits;
@@ -1691,6 +1848,7 @@ int main(int argc, char **argv)
     free(stamps);
     free(reclaim_ms);
     free(run_status);
+    free(brk_submit_us);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -545,6 +545,71 @@ Test(cli_redis, status_json_follows_the_definition_order)
     wf_free(wf);
 }
 
+Test(cli_redis, status_shows_breaker_waits_diversions_and_breakers)
+{
+    const char *yaml = "name: guarded\n"
+                       "steps:\n"
+                       "  - {id: ask, type: persona-request, persona: qa,\n"
+                       "     fallback_persona: spare}\n"
+                       "  - {id: hold, type: persona-request, persona: qa,\n"
+                       "     on_breaker_open: wait}\n"
+                       "  - {id: push, type: git-operation, operation: push}\n";
+    struct diag d;
+    diag_init(&d, "guarded.yml");
+    struct wf *wf = NULL;
+    cr_assert_eq(wf_load_buffer(yaml, strlen(yaml), "guarded", &wf, &d), 0);
+    diag_deinit(&d);
+    freeReplyObject(cmd("SET weft:def:%s %b", wf->digest, wf->canonical,
+                        wf->canonical_len));
+    freeReplyObject(cmd("HSET weft:run:g1 status running workflow guarded "
+                        "digest %s created 1700000000000",
+                        wf->digest));
+    freeReplyObject(cmd("HSET weft:run:g1:steps ask queued ask:attempt 1 "
+                        "ask:via spare hold pending hold:waiting qa "
+                        "push pending push:waiting git:origin"));
+    freeReplyObject(cmd("HSET weft:breaker:qa state open failures 5 "
+                        "until 1700000060000 trips 1"));
+    freeReplyObject(cmd("HSET weft:breaker:git:origin state closed "
+                        "failures 1"));
+    struct res r = WEFT_R("status", "g1", "--json");
+    cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
+    json_t *doc = parse_json(r.out);
+    json_t *steps = json_object_get(doc, "steps");
+    json_t *ask = json_object_get(steps, "ask"),
+           *hold = json_object_get(steps, "hold");
+    cr_assert_str_eq(json_string_value(json_object_get(ask, "via")), "spare");
+    cr_assert(json_is_null(json_object_get(ask, "waiting")));
+    cr_assert_str_eq(json_string_value(json_object_get(hold, "waiting")), "qa");
+    json_t *brk = json_object_get(doc, "breakers");
+    cr_assert_eq(json_object_size(brk), 2, "qa and git:origin; spare has none");
+    json_t *qa = json_object_get(brk, "qa");
+    cr_assert_str_eq(json_string_value(json_object_get(qa, "state")), "open");
+    cr_assert_eq(json_integer_value(json_object_get(qa, "failures")), 5);
+    cr_assert_eq(json_integer_value(json_object_get(qa, "until")),
+                 1700000060000LL);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(brk, "git:origin"), "state")),
+                     "closed");
+    json_decref(doc);
+    res_free(&r);
+
+    r = WEFT_R("status", "g1");
+    cr_assert_eq(r.rc, 0);
+    cr_assert(matches(r.out, "\n  via: fallback persona 'spare'"), "%s", r.out);
+    cr_assert(matches(r.out, "\n  waiting: circuit breaker 'qa' is open\n"),
+              "%s", r.out);
+    cr_assert(matches(r.out, "\n  waiting: circuit breaker 'git:origin' is "
+                             "closed\n"),
+              "%s", r.out);
+    cr_assert(matches(r.out, "\nBREAKER +STATE +FAILURES +PROBE AFTER\n"), "%s",
+              r.out);
+    cr_assert(matches(r.out, "\nqa +open +5 +2023-11-14T22:14:20.000Z\n"), "%s",
+              r.out);
+    cr_assert(matches(r.out, "\ngit:origin +closed +1 +-\n"), "%s", r.out);
+    res_free(&r);
+    wf_free(wf);
+}
+
 Test(cli_redis, status_of_unknown_run_exits_1)
 {
     struct res r = WEFT_R("status", "nope");

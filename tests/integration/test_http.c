@@ -832,6 +832,10 @@ Test(http_ops, queues_breakers_and_dlq)
 {
     system_up();
     freeReplyObject(cmd("HSET weft:breaker:qa state half_open failures 2"));
+    freeReplyObject(cmd("HSET weft:breaker:git:origin state open until 9"));
+    /* Not breakers: the waiters of one, a name that is no breaker's. */
+    freeReplyObject(cmd("ZADD weft:breakerwait:qa 1 r|s|1"));
+    freeReplyObject(cmd("HSET weft:breaker:svn:x state open"));
     /* The worker joins the group with its first read. */
     json_decref(wait_status(submit(two_steps(0), NULL), "success"));
     struct resp r = get("/v1/queues");
@@ -848,10 +852,19 @@ Test(http_ops, queues_breakers_and_dlq)
     resp_free(&r);
     r = get("/v1/breakers");
     v = json_of(&r);
-    json_t *b = json_array_get(json_object_get(v, "breakers"), 0);
+    json_t *bs = json_object_get(v, "breakers");
+    cr_assert_eq(json_array_size(bs), 2, "%s", r.body);
+    json_t *b = json_array_get(bs, 1);
     cr_assert_str_eq(json_string_value(json_object_get(b, "persona")), "qa");
     cr_assert_str_eq(json_string_value(json_object_get(b, "state")),
                      "half_open");
+    b = json_array_get(bs, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(b, "persona")),
+                     "git:origin");
+    cr_assert_str_eq(json_string_value(json_object_get(b, "state")), "open");
+    cr_assert_eq(json_integer_value(
+                     json_object_get(json_object_get(b, "fields"), "until")),
+                 9);
     json_decref(v);
     resp_free(&r);
 

@@ -73,6 +73,36 @@ Test(keys, queue_def_and_breaker_keys)
     cr_assert_str_eq(out, "weft:def:ab12");
     cr_assert_gt(keys_breaker(&k, "qa-engineer", out), 0);
     cr_assert_str_eq(out, "weft:breaker:qa-engineer");
+    cr_assert_gt(keys_breaker(&k, "git:origin", out), 0);
+    cr_assert_str_eq(out, "weft:breaker:git:origin");
+    cr_assert_gt(keys_breaker_waiters(&k, "qa-engineer", out), 0);
+    cr_assert_str_eq(out, "weft:breakerwait:qa-engineer");
+    cr_assert_gt(keys_breaker_waiters(&k, "git:origin", out), 0);
+    cr_assert_str_eq(out, "weft:breakerwait:git:origin");
+}
+
+Test(keys, breaker_names_are_personas_or_git_remotes)
+{
+    char id[KEYS_ID_MAX + 8];
+    cr_assert(keys_valid_breaker("qa", 2));
+    cr_assert(keys_valid_breaker("git:origin", 10));
+    cr_assert_not(keys_valid_breaker("git:", 4), "a remote is needed");
+    cr_assert_not(keys_valid_breaker("git:a:b", 7));
+    cr_assert_not(keys_valid_breaker("svn:x", 5));
+    cr_assert_not(keys_valid_breaker("", 0));
+    cr_assert_not(keys_valid_breaker(NULL, 0));
+    /* The remote is an id: KEYS_ID_MAX bytes at most. */
+    memcpy(id, "git:", 4);
+    memset(id + 4, 'r', KEYS_ID_MAX);
+    id[4 + KEYS_ID_MAX] = '\0';
+    cr_assert(keys_valid_breaker(id, 4 + KEYS_ID_MAX));
+    char out[KEYS_MAX];
+    cr_assert_gt(keys_breaker(&k, id, out), 0);
+    id[4 + KEYS_ID_MAX] = 'r';
+    id[5 + KEYS_ID_MAX] = '\0';
+    cr_assert_not(keys_valid_breaker(id, 5 + KEYS_ID_MAX));
+    cr_assert_eq(keys_breaker(&k, id, out), 0);
+    cr_assert_eq(keys_breaker_waiters(&k, "git:a b", out), 0);
 }
 
 Test(keys, custom_prefix_with_hash_tag)

@@ -275,6 +275,82 @@ Test(personas, persona_count_limit)
     buf_deinit(&b);
 }
 
+Test(personas, reads_breakers_of_personas_and_remotes)
+{
+    const char *text = "personas:\n"
+                       "  qa:\n"
+                       "    exec: [x]\n"
+                       "    breaker: {failures: 4, window: 30, cooldown: 1.5}\n"
+                       "  dev: {exec: [y]}\n"
+                       "remotes:\n"
+                       "  origin:\n"
+                       "    breaker: {cooldown: 90}\n"
+                       "  mirror: {}\n";
+    struct personas *r = NULL;
+    struct diag d;
+    cr_assert_eq(load(text, &r, &d), 0);
+    const struct persona *qa = personas_find(r, "qa");
+    cr_assert(qa->breaker.set);
+    cr_assert_eq(qa->breaker.failures, 4);
+    cr_assert_eq(qa->breaker.window_ms, 30000);
+    cr_assert_eq(qa->breaker.cooldown_ms, 1500);
+    cr_assert_not(personas_find(r, "dev")->breaker.set);
+    const struct breaker_cfg *o = personas_remote_breaker(r, "origin");
+    cr_assert_not_null(o);
+    cr_assert_eq(o->cooldown_ms, 90000);
+    cr_assert_eq(o->failures, 0, "not given: the default applies");
+    cr_assert_null(personas_remote_breaker(r, "mirror"), "no breaker given");
+    cr_assert_null(personas_remote_breaker(r, "nowhere"));
+    cr_assert_null(personas_remote_breaker(NULL, "origin"));
+    personas_free(r);
+    diag_deinit(&d);
+}
+
+Test(personas, breaker_errors_have_positions_and_hints)
+{
+    expect_error("personas:\n  qa:\n    exec: [x]\n    breaker: true\n", 4, 14,
+                 "persona 'qa': 'breaker' must be a mapping {failures, "
+                 "window, cooldown}, got a boolean");
+    expect_error("personas:\n  qa:\n    exec: [x]\n"
+                 "    breaker: {failurs: 3}\n",
+                 4, 15,
+                 "persona 'qa': 'breaker': unknown key 'failurs' (did you "
+                 "mean 'failures'?)");
+    expect_error("personas:\n  qa:\n    exec: [x]\n"
+                 "    breaker: {failures: 1001}\n",
+                 4, 25, "'failures' must be an integer from 1 to 1000");
+    expect_error("personas: {}\nremotes:\n  origin: {breakr: {}}\n", 3, 12,
+                 "remote 'origin': unknown key 'breakr' (did you mean "
+                 "'breaker'?)");
+    expect_error("personas: {}\nremotes:\n  \"a b\": {}\n", 3, 3,
+                 "remote name 'a b' must be");
+    expect_error("personas: {}\nremotes: [origin]\n", 2, 10,
+                 "'remotes' must be a mapping");
+    expect_error("personas: {}\nremotes:\n  origin:\n"
+                 "    breaker: {cooldown: 0}\n",
+                 4, 25, "remote 'origin': 'breaker': 'cooldown' must be");
+    expect_error("personas: {}\nremots: {}\n", 2, 1,
+                 "unknown key 'remots' (did you mean 'remotes'?)");
+}
+
+Test(personas, remote_count_limit)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    buf_append_str(&b, "personas: {}\nremotes:\n");
+    for (int i = 0; i < PERSONAS_REMOTES_MAX; i++)
+        buf_printf(&b, "  r%d: {breaker: {failures: 2}}\n", i);
+    struct personas *r = NULL;
+    struct diag d;
+    cr_assert_eq(load(b.data, &r, &d), 0);
+    cr_assert_not_null(personas_remote_breaker(r, "r255"));
+    personas_free(r);
+    diag_deinit(&d);
+    buf_printf(&b, "  r%d: {}\n", PERSONAS_REMOTES_MAX);
+    expect_error(b.data, 3, 3, "at most 256");
+    buf_deinit(&b);
+}
+
 Test(personas, file_resolves_programs_against_its_directory)
 {
     char dir[] = "/tmp/weft-personas-XXXXXX";

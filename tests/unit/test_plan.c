@@ -305,3 +305,279 @@ Test(plan, a_batch_shares_run_keys_and_a_failed_builder_leaves_it_unchanged,
     runinfo_done(&ri);
     wf_free(wf);
 }
+
+/* ---- circuit breakers and timeouts ---- */
+
+static struct personas *registry(void)
+{
+    const char *text = "personas:\n"
+                       "  qa:\n"
+                       "    exec: [x]\n"
+                       "    breaker: {failures: 4, window: 30, cooldown: 2}\n"
+                       "  backup:\n"
+                       "    exec: [y]\n"
+                       "    queue: spare\n"
+                       "    breaker: {failures: 2}\n"
+                       "  plain: {exec: [z]}\n"
+                       "remotes:\n"
+                       "  upstream: {breaker: {cooldown: 9}}\n";
+    struct personas *r = NULL;
+    struct diag d;
+    diag_init(&d, "reg.yml");
+    int rc = personas_load_buffer(text, strlen(text), "/", &r, &d);
+    diag_deinit(&d);
+    cr_assert_eq(rc, 0);
+    return r;
+}
+
+static const char *guarded = "timeout: 90\n"
+                             "steps:\n"
+                             "  - id: ask\n"
+                             "    type: persona-request\n"
+                             "    persona: qa\n"
+                             "    fallback_persona: backup\n"
+                             "    queue_timeout: 5\n"
+                             "  - id: tuned\n"
+                             "    type: persona-request\n"
+                             "    persona: qa\n"
+                             "    breaker: {failures: 2}\n"
+                             "    on_breaker_open: fail\n"
+                             "  - id: free\n"
+                             "    type: persona-request\n"
+                             "    persona: plain\n"
+                             "  - id: off\n"
+                             "    type: persona-request\n"
+                             "    persona: qa\n"
+                             "    breaker: false\n"
+                             "  - id: push\n"
+                             "    type: git-operation\n"
+                             "    operation: push\n"
+                             "    remote: upstream\n"
+                             "  - id: fetch\n"
+                             "    type: git-operation\n"
+                             "    operation: fetch\n"
+                             "    breaker: {failures: 3}\n"
+                             "  - id: pull\n"
+                             "    type: git-operation\n"
+                             "    operation: pull\n"
+                             "    remote: \"{{task.slug}}\"\n"
+                             "  - id: commit\n"
+                             "    type: git-operation\n"
+                             "    operation: commit\n"
+                             "    message: m\n";
+
+static json_t *dispatched_job(struct plan *p, struct wf *wf, struct runinfo *ri,
+                              const char *id)
+{
+    plan_init(p);
+    const struct wf_step *s = wf_find_step(wf, id, strlen(id));
+    json_t *scope = plan_scope(ri, NULL, NULL);
+    cr_assert_eq(plan_dispatch(&env, ri, s, 1, "9-0", scope, p, NULL), 0);
+    json_decref(scope);
+    return json_object_get(plan_get(p, 0), "job");
+}
+
+static void expect_breaker(const struct plan *p, json_t *b, const char *name,
+                           json_int_t n, json_int_t win, json_int_t cool)
+{
+    char bkey[KEYS_MAX], wkey[KEYS_MAX];
+    cr_assert_not_null(b, "no breaker, expected %s", name);
+    cr_assert_str_eq(json_string_value(json_object_get(b, "name")), name);
+    cr_assert_eq(json_integer_value(json_object_get(b, "n")), n);
+    cr_assert_eq(json_integer_value(json_object_get(b, "win")), win);
+    cr_assert_eq(json_integer_value(json_object_get(b, "cool")), cool);
+    snprintf(bkey, sizeof(bkey), "weft:breaker:%s", name);
+    snprintf(wkey, sizeof(wkey), "weft:breakerwait:%s", name);
+    json_int_t k = json_integer_value(json_object_get(b, "k"));
+    json_int_t wk = json_integer_value(json_object_get(b, "wk"));
+    cr_assert(k > 0 && (uint32_t)k <= p->nkeys);
+    cr_assert(wk > 0 && (uint32_t)wk <= p->nkeys);
+    cr_assert_str_eq(p->keys[k - 1], bkey);
+    cr_assert_str_eq(p->keys[wk - 1], wkey);
+}
+
+Test(plan, persona_job_carries_its_breaker_policy_fallback_and_queue_timeout,
+     .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    env.personas = registry();
+    struct wf *wf = load(guarded);
+    struct runinfo ri = runinfo_of(wf);
+    struct plan p;
+    json_t *job = dispatched_job(&p, wf, &ri, "ask");
+    expect_breaker(&p, json_object_get(job, "brk"), "qa", 4, 30000, 2000);
+    cr_assert_str_eq(json_string_value(json_object_get(job, "on_open")),
+                     "fallback");
+    cr_assert_eq(json_integer_value(json_object_get(job, "qt")), 5000);
+    cr_assert_null(json_object_get(job, "via"));
+    json_t *fb = json_object_get(job, "fb");
+    cr_assert_not_null(fb, "the fallback job is rendered alongside");
+    cr_assert_str_eq(json_string_value(json_object_get(fb, "persona")),
+                     "backup");
+    cr_assert(json_is_true(json_object_get(fb, "via")));
+    cr_assert_eq(json_integer_value(json_object_get(fb, "qt")), 5000);
+    cr_assert_str_eq(p.keys[json_integer_value(json_object_get(fb, "q")) - 1],
+                     "weft:q:spare", "the fallback persona's own queue");
+    expect_breaker(&p, json_object_get(fb, "brk"), "backup", 2,
+                   BREAKER_DEFAULT_WINDOW_MS, BREAKER_DEFAULT_COOLDOWN_MS);
+    cr_assert_eq(p.nbodies, 2);
+    cr_assert_neq(json_integer_value(json_object_get(fb, "a")),
+                  json_integer_value(json_object_get(job, "a")));
+    plan_deinit(&p);
+
+    /* The step's own fields win over the registry's. */
+    job = dispatched_job(&p, wf, &ri, "tuned");
+    expect_breaker(&p, json_object_get(job, "brk"), "qa", 2, 30000, 2000);
+    cr_assert_str_eq(json_string_value(json_object_get(job, "on_open")),
+                     "fail");
+    cr_assert_null(json_object_get(job, "fb"));
+    cr_assert_null(json_object_get(job, "qt"));
+    plan_deinit(&p);
+
+    /* No breaker anywhere, or turned off: a bare job. */
+    const char *bare[] = {"free", "off", "pull", "commit"};
+    for (size_t i = 0; i < 4; i++) {
+        job = dispatched_job(&p, wf, &ri, bare[i]);
+        cr_assert_null(json_object_get(job, "brk"), "%s", bare[i]);
+        cr_assert_null(json_object_get(job, "on_open"), "%s", bare[i]);
+        plan_deinit(&p);
+    }
+    runinfo_done(&ri);
+    wf_free(wf);
+    personas_free((struct personas *)env.personas);
+    env.personas = NULL;
+}
+
+Test(plan, git_remote_breakers_are_named_after_the_remote, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    env.personas = registry();
+    struct wf *wf = load(guarded);
+    struct runinfo ri = runinfo_of(wf);
+    struct plan p;
+    json_t *job = dispatched_job(&p, wf, &ri, "push");
+    expect_breaker(&p, json_object_get(job, "brk"), "git:upstream",
+                   BREAKER_DEFAULT_FAILURES, BREAKER_DEFAULT_WINDOW_MS, 9000);
+    cr_assert_str_eq(json_string_value(json_object_get(job, "on_open")),
+                     "wait");
+    plan_deinit(&p);
+    job = dispatched_job(&p, wf, &ri, "fetch");
+    expect_breaker(&p, json_object_get(job, "brk"), "git:origin", 3,
+                   BREAKER_DEFAULT_WINDOW_MS, BREAKER_DEFAULT_COOLDOWN_MS);
+    plan_deinit(&p);
+    struct plan_breaker b;
+    cr_assert_not(plan_breaker_of(&env, wf_find_step(wf, "pull", 4), false, &b),
+                  "a templated remote has no breaker");
+    cr_assert_str_eq(b.name, "");
+    runinfo_done(&ri);
+    wf_free(wf);
+    personas_free((struct personas *)env.personas);
+    env.personas = NULL;
+}
+
+Test(plan, finish_counts_the_attempt_on_the_breakers_it_may_have_used,
+     .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    env.personas = registry();
+    struct wf *wf = load(guarded);
+    struct runinfo ri = runinfo_of(wf);
+    const struct wf_step *ask = wf_find_step(wf, "ask", 3);
+    static const struct {
+        enum wire_status st;
+        const char *bres;
+    } cases[] = {{WIRE_ERROR, "fail"},     {WIRE_TIMEOUT, "fail"},
+                 {WIRE_SUCCESS, "ok"},     {WIRE_FATAL, "ok"},
+                 {WIRE_CANCELLED, "none"}, {WIRE_INVALID, "none"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct wire_result res = {.status = cases[i].st};
+        struct plan p;
+        plan_init(&p);
+        cr_assert_eq(
+            plan_finish(&env, &ri, ask, 1, "5-0", &res, NULL, &p, NULL), 0);
+        json_t *t = plan_get(&p, 0);
+        cr_assert_str_eq(json_string_value(json_object_get(t, "bres")),
+                         cases[i].bres, "status %d", cases[i].st);
+        expect_breaker(&p, json_object_get(t, "brk"), "qa", 4, 30000, 2000);
+        expect_breaker(&p, json_object_get(t, "fbrk"), "backup", 2,
+                       BREAKER_DEFAULT_WINDOW_MS, BREAKER_DEFAULT_COOLDOWN_MS);
+        cr_assert(json_is_true(json_object_get(t, "fb")));
+        cr_assert(json_is_true(json_object_get(t, "qt")));
+        plan_deinit(&p);
+    }
+    /* Failed before dispatch (a breaker that fails fast, a bad template):
+     * no service was asked. */
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_finish(&env, &ri, ask, 1, "5-0", NULL, "open", &p, NULL),
+                 0);
+    cr_assert_null(json_object_get(plan_get(&p, 0), "bres"));
+    cr_assert_null(json_object_get(plan_get(&p, 0), "brk"));
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+    personas_free((struct personas *)env.personas);
+    env.personas = NULL;
+}
+
+Test(plan, queue_timeout_fails_only_a_job_still_queued, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    env.personas = registry();
+    struct wf *wf = load(guarded);
+    struct runinfo ri = runinfo_of(wf);
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_queue_timeout(&env, &ri, wf_find_step(wf, "ask", 3), 1,
+                                    "7-0", &p, NULL),
+                 0);
+    json_t *t = plan_get(&p, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(t, "expect")), "queued");
+    cr_assert_str_eq(json_string_value(json_object_get(t, "outcome")),
+                     "failed");
+    cr_assert_str_eq(json_string_value(json_object_get(t, "bres")), "none",
+                     "a queue timeout counts nothing on the breaker");
+    cr_assert_not_null(strstr(json_string_value(json_object_get(t, "message")),
+                              "queue_timeout (5 s)"),
+                       "%s", json_string_value(json_object_get(t, "message")));
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+    personas_free((struct personas *)env.personas);
+    env.personas = NULL;
+}
+
+Test(plan, run_timeout_is_set_at_creation_and_expires_as_a_failure,
+     .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(guarded);
+    struct runinfo ri = runinfo_of(wf);
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_create_run(&env, &ri, "1-0", &p, NULL), 0);
+    cr_assert_eq(
+        json_integer_value(json_object_get(plan_get(&p, 0), "timeout")), 90000);
+    cr_assert_eq(plan_expire(&env, &ri, "2-0", &p), 0);
+    json_t *t = plan_get(&p, 1);
+    cr_assert_str_eq(json_string_value(json_object_get(t, "status")), "failed");
+    cr_assert_str_eq(json_string_value(json_object_get(t, "reason")),
+                     "the run timed out (timeout: 90 s)");
+    cr_assert_str_eq(json_string_value(json_object_get(t, "mark")), "2-0");
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+    struct wf *plain = load(chain);
+    ri = runinfo_of(plain);
+    plan_init(&p);
+    cr_assert_eq(plan_create_run(&env, &ri, "1-0", &p, NULL), 0);
+    cr_assert_null(json_object_get(plan_get(&p, 0), "timeout"));
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(plain);
+}

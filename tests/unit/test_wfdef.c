@@ -1215,3 +1215,225 @@ Test(wfdef, allocation_failures_while_reporting_errors_never_crash)
     }
     free(yaml);
 }
+
+/* ---- circuit breakers and timeouts ---- */
+
+static const char *breaker_yaml =
+    "timeout: 3600\n"
+    "steps:\n"
+    "  - id: ask\n"
+    "    type: persona-request\n"
+    "    persona: qa\n"
+    "    fallback_persona: qa-backup\n"
+    "    breaker: {failures: 3, window: 10, cooldown: 0.5}\n"
+    "    queue_timeout: 2.5\n"
+    "  - id: push\n"
+    "    type: git-operation\n"
+    "    operation: push\n"
+    "    remote: upstream\n"
+    "    breaker: true\n"
+    "    on_breaker_open: fail\n"
+    "  - id: plain\n"
+    "    type: persona-request\n"
+    "    persona: qa\n"
+    "    breaker: false\n";
+
+Test(wfdef, reads_breaker_settings_policy_and_timeouts)
+{
+    struct wf *wf = load_ok(breaker_yaml);
+    cr_assert_eq(wf->timeout_ms, 3600000);
+    const struct wf_step *a = step(wf, "ask");
+    cr_assert(a->breaker.set);
+    cr_assert_not(a->breaker.off);
+    cr_assert_eq(a->breaker.failures, 3);
+    cr_assert_eq(a->breaker.window_ms, 10000);
+    cr_assert_eq(a->breaker.cooldown_ms, 500);
+    cr_assert_str_eq(a->fallback_persona, "qa-backup");
+    cr_assert_eq(a->on_open, WF_ON_OPEN_FALLBACK, "fallback by default");
+    cr_assert_eq(a->queue_timeout_ms, 2500);
+    const struct wf_step *p = step(wf, "push");
+    cr_assert(p->breaker.set);
+    cr_assert_eq(p->breaker.failures, 0, "true: every field defaulted");
+    cr_assert_eq(p->on_open, WF_ON_OPEN_FAIL);
+    const struct wf_step *n = step(wf, "plain");
+    cr_assert(n->breaker.off);
+    cr_assert_eq(n->on_open, WF_ON_OPEN_WAIT);
+    cr_assert_null(n->fallback_persona);
+    cr_assert_eq(n->queue_timeout_ms, 0);
+    cr_assert_str_eq(wf_on_open_name(WF_ON_OPEN_FALLBACK), "fallback");
+    wf_free(wf);
+}
+
+Test(wfdef, canonical_reload_keeps_breakers_and_timeouts)
+{
+    struct wf *a = load_ok(breaker_yaml), *b = NULL;
+    struct diag d;
+    diag_init(&d, "canonical");
+    cr_assert_eq(wf_load_canonical(a->canonical, a->canonical_len, &b, &d), 0);
+    expect_same_model(a, b);
+    cr_assert_eq(b->timeout_ms, a->timeout_ms);
+    for (uint32_t i = 0; i < a->nsteps; i++) {
+        const struct wf_step *x = &a->steps[i], *y = &b->steps[i];
+        cr_assert_eq(memcmp(&x->breaker, &y->breaker, sizeof(x->breaker)), 0);
+        cr_assert_eq(x->on_open, y->on_open);
+        cr_assert_eq(x->queue_timeout_ms, y->queue_timeout_ms);
+        cr_assert_eq(x->fallback_persona == NULL, y->fallback_persona == NULL);
+    }
+    wf_free(a);
+    wf_free(b);
+    diag_deinit(&d);
+}
+
+Test(wfdef, rejects_unknown_breaker_key_with_hint)
+{
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " breaker: {windw: 10}}]\n",
+                 "1:62: error: 'breaker': unknown key 'windw' (did you mean "
+                 "'window'?)");
+}
+
+Test(wfdef, breaker_must_be_a_mapping_or_a_boolean)
+{
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " breaker: 5}]\n",
+                 "1:61: error: 'breaker' must be a mapping {failures, window, "
+                 "cooldown}, true or false, got a number");
+}
+
+Test(wfdef, breaker_failures_at_the_limit_is_accepted)
+{
+    struct wf *wf = load_ok("steps: [{id: s, type: persona-request, persona: "
+                            "p, breaker: {failures: 1000}}]\n");
+    cr_assert_eq(step(wf, "s")->breaker.failures, BREAKER_MAX_FAILURES);
+    wf_free(wf);
+}
+
+Test(wfdef, breaker_failures_one_past_the_limit_is_rejected)
+{
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " breaker: {failures: 1001}}]\n",
+                 "1:72: error: 'breaker': 'failures' must be an integer from "
+                 "1 to 1000");
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " breaker: {failures: 0}}]\n",
+                 "1:72: error: 'breaker': 'failures' must be an integer from "
+                 "1 to 1000");
+}
+
+Test(wfdef, breaker_window_at_and_past_the_limit)
+{
+    struct wf *wf = load_ok("steps: [{id: s, type: persona-request, persona: "
+                            "p, breaker: {window: 86400, cooldown: 86400}}]\n");
+    cr_assert_eq(step(wf, "s")->breaker.window_ms, 86400000u);
+    cr_assert_eq(step(wf, "s")->breaker.cooldown_ms, 86400000u);
+    wf_free(wf);
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " breaker: {cooldown: 86401}}]\n",
+                 "1:72: error: 'breaker': 'cooldown' must be a number of "
+                 "seconds above 0 and at most 86400");
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " breaker: {window: 0}}]\n",
+                 "1:70: error: 'breaker': 'window' must be a number of "
+                 "seconds above 0 and at most 86400");
+}
+
+Test(wfdef, rejects_invalid_on_breaker_open_with_hint)
+{
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " on_breaker_open: wiat}]\n",
+                 "1:69: error: invalid on_breaker_open 'wiat' (did you mean "
+                 "'wait'?)");
+}
+
+Test(wfdef, fallback_policy_needs_a_fallback_persona)
+{
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " on_breaker_open: fallback}]\n",
+                 "1:52: error: step 's': 'on_breaker_open: fallback' needs "
+                 "'fallback_persona'");
+}
+
+Test(wfdef, fallback_persona_with_another_policy_is_rejected)
+{
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " fallback_persona: q, on_breaker_open: wait}]\n",
+                 "1:73: error: step 's': 'on_breaker_open: wait' leaves "
+                 "'fallback_persona' unused; write 'fallback' or drop "
+                 "'fallback_persona'");
+}
+
+Test(wfdef, fallback_persona_must_differ_from_the_persona)
+{
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " fallback_persona: p}]\n",
+                 "1:70: error: step 's': 'fallback_persona' is the step's own "
+                 "persona 'p'");
+}
+
+Test(wfdef, fallback_persona_is_checked_like_a_persona_name)
+{
+    expect_error("steps: [{id: s, type: persona-request, persona: p,"
+                 " fallback_persona: \"a b\"}]\n",
+                 "1:70: error: invalid persona name 'a b': use only letters, "
+                 "digits, '_', '.' and '-'");
+}
+
+Test(wfdef, breaker_keys_do_not_apply_to_noop_steps)
+{
+    expect_error("steps: [{id: s, type: noop, breaker: true}]\n",
+                 "1:29: error: 'breaker' does not apply to noop steps");
+    expect_error("steps: [{id: s, type: git-operation, operation: push,"
+                 " fallback_persona: q}]\n",
+                 "1:55: error: 'fallback_persona' does not apply to "
+                 "git-operation steps");
+}
+
+Test(wfdef, git_breaker_needs_an_operation_that_reaches_a_remote)
+{
+    expect_error("steps: [{id: s, type: git-operation, operation: commit,"
+                 " message: m, breaker: true}]\n",
+                 "1:69: error: 'breaker' applies to git operations that reach "
+                 "a remote (push, fetch, pull), not 'commit'");
+}
+
+Test(wfdef, git_breaker_needs_a_literal_remote)
+{
+    expect_error("steps: [{id: s, type: git-operation, operation: fetch,"
+                 " remote: \"{{task.remote}}\", on_breaker_open: fail}]\n",
+                 "1:83: error: 'on_breaker_open' needs a literal 'remote': the "
+                 "breaker is named after it, not after a template");
+}
+
+Test(wfdef, queue_timeout_at_and_past_the_limit)
+{
+    struct wf *wf =
+        load_ok("steps: [{id: s, type: noop, queue_timeout: 604800}]\n");
+    cr_assert_eq(step(wf, "s")->queue_timeout_ms, 604800000u);
+    wf_free(wf);
+    expect_error("steps: [{id: s, type: noop, queue_timeout: 604801}]\n",
+                 "1:44: error: 'queue_timeout' of 604801 seconds is longer "
+                 "than the limit of 604800 (7 days)");
+    expect_error("steps: [{id: s, type: noop, queue_timeout: 0}]\n",
+                 "1:44: error: 'queue_timeout' must be positive, got 0");
+    expect_error("steps: [{id: s, type: noop, queue_timeout: \"{{x}}\"}]\n",
+                 "1:44: error: 'queue_timeout' must be a number of seconds, "
+                 "got a string");
+    expect_error("steps: [{id: s, type: parallel, queue_timeout: 1,"
+                 " steps: [{id: t, type: noop}]}]\n",
+                 "1:33: error: 'queue_timeout' does not apply to parallel "
+                 "steps");
+}
+
+Test(wfdef, workflow_timeout_at_and_past_the_limit)
+{
+    struct wf *wf = load_ok("timeout: 2592000\nsteps: [{id: s, type: noop}]\n");
+    cr_assert_eq(wf->timeout_ms, 2592000000ull);
+    wf_free(wf);
+    expect_error("timeout: 2592001\nsteps: [{id: s, type: noop}]\n",
+                 "1:10: error: 'timeout' of 2592001 seconds is longer than "
+                 "the limit of 2592000 (30 days)");
+    expect_error("timeout: -1\nsteps: [{id: s, type: noop}]\n",
+                 "1:10: error: 'timeout' must be positive, got -1");
+    expect_error("timeot: 5\nsteps: [{id: s, type: noop}]\n",
+                 "1:1: error: unknown key 'timeot' (did you mean 'timeout'?)");
+}

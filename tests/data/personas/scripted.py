@@ -16,6 +16,10 @@ adapter: every way a persona can answer, fail, flood or hang.
            (the child too)
   echo     answer success with result {request, env, cwd}: the request as
            read from stdin and the variables the worker sets
+  gate     a service that may be down (tests/integration/test_faults.c):
+           append "$WHO run step attempt" to params.log, then answer
+           status "error" while the file params.down + "-" + $WHO exists,
+           else success with result {"who": $WHO}
 """
 import json
 import os
@@ -68,6 +72,17 @@ def main():
         json.dump({"status": "success",
                    "result": {"request": req, "env": env,
                               "cwd": os.getcwd()}}, sys.stdout)
+    elif mode == "gate":
+        who = os.environ.get("WHO", "")
+        with open(params["log"], "a") as f:
+            f.write("%s %s %s %d\n" % (who, req["run"], req["step"]["id"],
+                                       req["step"]["attempt"]))
+        if os.path.exists(params["down"] + "-" + who):
+            json.dump({"status": "error", "message": who + " is down"},
+                      sys.stdout)
+        else:
+            json.dump({"status": "success", "result": {"who": who}},
+                      sys.stdout)
     else:
         sys.stderr.write("unknown mode %r\n" % mode)
         sys.exit(2)
