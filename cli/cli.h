@@ -159,7 +159,7 @@ int fmt_dot_escape(struct buf *b, const char *s);
 int fmt_mermaid_escape(struct buf *b, const char *s);
 /* The queue of a step as the scheduler chooses it (personas_step_queue,
  * with the persona registry reg, which may be NULL). Borrowed; NULL for
- * composite steps, which never reach a worker. */
+ * composite and approval steps, which never reach a worker. */
 const char *fmt_step_queue(const struct personas *reg, const struct wf_step *s);
 /* Comma-separated, sorted, de-duplicated queues of every step of wf plus
  * "default" (a weft_malloc'd string the caller frees), or NULL on OOM. */

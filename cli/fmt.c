@@ -125,7 +125,8 @@ int fmt_mermaid_escape(struct buf *b, const char *s)
 
 const char *fmt_step_queue(const struct personas *reg, const struct wf_step *s)
 {
-    if (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL)
+    if (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL ||
+        s->type == WF_STEP_APPROVAL)
         return NULL;
     return personas_step_queue(reg, s);
 }

@@ -333,10 +333,11 @@ json_t *rundoc_history_entry(const redisReply *e)
 }
 
 /* The queue a step's jobs go to (docs/protocol.md); NULL for
- * composites, which never reach a worker. */
+ * composites and approvals, which never reach a worker. */
 static const char *step_queue(const struct wf_step *s)
 {
-    if (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL)
+    if (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL ||
+        s->type == WF_STEP_APPROVAL)
         return NULL;
     if (s->queue != NULL)
         return s->queue;
