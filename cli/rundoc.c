@@ -7,7 +7,7 @@
  * The document (docs/cli.md):
  *   {"id", "status", "workflow", "digest", "error", "created", "started",
  *    "finished", "steps": {"<id>": {"status", "attempts", "queued",
- *    "started", "finished", "worker", "error"}}}
+ *    "started", "finished", "worker", "error", "wait", "by"}}}
  * Times are ms since the epoch or null; attempts is 0 before the first
  * dispatch. Steps follow the definition's pre-order when the definition
  * is in Redis, else field order sorted by id.
@@ -120,6 +120,38 @@ static int64_t span(int64_t started, int64_t finished, const char *status,
     return -1;
 }
 
+/* Below a step that waits for a person: what for, and how to answer. */
+static void print_wait(FILE *out, const char *run, const char *id,
+                       const json_t *s, int indent)
+{
+    const json_t *w = json_object_get(s, "wait");
+    if (!json_is_object(w))
+        return;
+    if (strcmp(doc_str(w, "kind", ""), "approval") != 0) {
+        fprintf(out,
+                "%*s  waiting: escalated; answer with weft resolve %s %s "
+                "--retry|--skip|--fail\n",
+                indent, "", run, id);
+        return;
+    }
+    fprintf(out, "%*s  waiting: approval", indent, "");
+    const json_t *names = json_object_get(w, "approvers");
+    size_t i;
+    const json_t *n;
+    json_array_foreach((json_t *)names, i, n)
+        fprintf(out, "%s%s", i ? ", " : " by ",
+                json_is_string(n) ? json_string_value(n) : "?");
+    int64_t deadline = doc_time(w, "deadline");
+    if (deadline >= 0) {
+        char t[64];
+        fmt_time(deadline, t, sizeof(t));
+        fprintf(out, " until %s", t);
+    }
+    const char *msg = doc_str(w, "message", NULL);
+    fprintf(out, "%s%s; answer with weft approve %s %s [--reject]\n",
+            msg ? ": " : "", msg ? msg : "", run, id);
+}
+
 void rundoc_print(const json_t *doc, const struct wf *wf, FILE *out)
 {
     int64_t now = cli_now_ms();
@@ -171,5 +203,6 @@ void rundoc_print(const json_t *doc, const struct wf *wf, FILE *out)
         const char *err = doc_str(s, "error", NULL);
         if (err != NULL && err[0] != '\0' && strcmp(st, "success") != 0)
             fprintf(out, "%*s  error: %s\n", 2 * depth, "", err);
+        print_wait(out, doc_str(doc, "id", "RUN"), id, s, 2 * depth);
     }
 }

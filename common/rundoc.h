@@ -21,7 +21,10 @@
 /* The status document (docs/cli.md, `weft status --json`):
  *   {"id", "status", "workflow", "digest", "error", "created", "started",
  *    "finished", "steps": {"<id>": {"status", "attempts", "queued",
- *    "started", "finished", "worker", "error"}}}
+ *    "started", "finished", "worker", "error", "wait", "by"}}}
+ * wait is null unless the step waits for a person: {"kind": "approval" |
+ * "escalation", "message", "approvers", "deadline"}; by is who last
+ * answered it (resolve, approve) or null.
  * from the HGETALL replies of the run header and steps hash. Times are ms
  * since the epoch or null; attempts is 0 before the first dispatch. Steps
  * follow wf's pre-order when wf is given (the pinned definition), then
