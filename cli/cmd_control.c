@@ -265,6 +265,14 @@ int cmd_retry(const struct cli_opts *o)
                       : "");
         goto out;
     }
+    if (digest == NULL) {
+        /* A task that could not start is recorded as a failed run without
+         * steps: there is nothing to run again. */
+        cli_error("run %s never started (see weft status %s): submit its "
+                  "task again",
+                  c.run, c.run);
+        goto out;
+    }
     if (c.step) {
         if ((wf = read_def(conn, &k, c.run, digest)) == NULL)
             goto out;

@@ -189,6 +189,7 @@ struct req {
     char step_status[32]; /* "" when the run has no such step */
     char wait[16];        /* approval | escalation | "" */
     json_t *approvers;    /* JSON array, or NULL for anyone */
+    bool started;         /* the run has a definition (it started) */
 };
 
 struct call {
@@ -1808,11 +1809,11 @@ static void run_cancel(struct req *q)
 
 static const char *const control_names[] = {"retry", "resolve", "approve"};
 
-/* HMGET run status retries. */
+/* HMGET run status retries digest. */
 static void on_ctl_run(struct req *q, const redisReply *r, size_t idx)
 {
     (void)idx;
-    if (!reply_ok(q, r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+    if (!reply_ok(q, r) || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
         return;
     q->found = r->element[0]->type == REDIS_REPLY_STRING;
     if (q->found)
@@ -1820,6 +1821,8 @@ static void on_ctl_run(struct req *q, const redisReply *r, size_t idx)
                  (int)(r->element[0]->len < 31 ? r->element[0]->len : 31),
                  r->element[0]->str);
     q->retries = reply_int(r->element[1], 0);
+    /* A task that never started is a failed run without a definition. */
+    q->started = r->element[2]->type == REDIS_REPLY_STRING;
 }
 
 /* HMGET steps S S:attempt S:wait S:approvers. */
@@ -1878,6 +1881,11 @@ static int control_conflict(struct req *q, const char *step, const char *by)
                  "run %s is %s: only a run that failed or was cancelled "
                  "can be retried (or one that succeeded, from a step)",
                  q->id[0], q->status);
+            return 409;
+        }
+        if (!q->started) {
+            fail(q, 409, "run %s never started: submit its task again",
+                 q->id[0]);
             return 409;
         }
         return 0;
@@ -2053,7 +2061,7 @@ static void run_control(struct req *q)
         fail(q, 404, "run %s not found", q->id[0]);
         return;
     }
-    Q(q, on_ctl_run, 0, "HMGET", hk, "status", "retries");
+    Q(q, on_ctl_run, 0, "HMGET", hk, "status", "retries", "digest");
     if (step != NULL) {
         char fa[KEYS_ID_MAX + 16], fw[KEYS_ID_MAX + 16], fp[KEYS_ID_MAX + 16];
         snprintf(fa, sizeof(fa), "%s:attempt", step);

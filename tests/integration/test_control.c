@@ -720,6 +720,9 @@ Test(control, cli_refuses_what_cannot_apply_before_writing_anything)
     REFUSED(1, "run cli3 has no step 'nope'", "retry", "cli3", "--from",
             "nope");
     REFUSED(2, "--by: expected a name", "retry", "cli3", "--by", "");
+    /* A task that could not start is a failed run with nothing to run. */
+    freeReplyObject(cmd("HSET weft:run:never status failed error nope"));
+    REFUSED(1, "run never never started", "retry", "never");
     cr_assert_eq(hist_count("cli3", "control", NULL, NULL, NULL, NULL), 0);
     cr_assert_str_eq(run_of("cli3", "status"), "failed");
 }

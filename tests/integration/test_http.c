@@ -803,6 +803,11 @@ Test(http_runs, cancel_and_control_events)
     r = post("/v1/runs/nope/approve", "{\"step\": \"wait\"}");
     expect_error(&r, 404, "not_found");
     resp_free(&r);
+    /* A task that could not start is a failed run with nothing to run. */
+    freeReplyObject(cmd("HSET weft:run:never status failed error nope"));
+    r = post("/v1/runs/never/retry", "{}");
+    expect_error(&r, 409, "conflict");
+    resp_free(&r);
     /* Nothing reached the scheduler: no control entry in the history. */
     redisReply *h = cmd("XRANGE weft:run:%s:history - +", id);
     for (size_t i = 0; i < h->elements; i++) {
