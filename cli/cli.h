@@ -44,6 +44,13 @@ struct personas;
 /* History entries per XREAD: a burst of a wide fan-out comes in a few
  * reads. A read that returns fewer has drained the stream. */
 #define CLI_HIST_READ_COUNT 512
+/* `set` of a resolve or approve: the scheduler refuses more
+ * (PLAN_SET_MAX, PLAN_SET_KEYS_MAX in scheduler/plan.h), so the CLI says
+ * so before sending anything. */
+#define CLI_SET_MAX      (64 * 1024)
+#define CLI_SET_KEYS_MAX 256
+/* `by` and `comment`: a name or a sentence (PLAN_TEXT_MAX). */
+#define CLI_TEXT_MAX 1024
 
 enum cli_graph_format { CLI_GRAPH_DOT, CLI_GRAPH_MERMAID };
 
@@ -66,6 +73,13 @@ struct cli_opts {
     uint32_t concurrency;         /* --concurrency (run); 0: worker default */
     const char *workflows;        /* --workflows DIR (run); default
                                      "workflows" */
+    const char *from;             /* --from STEP (retry) */
+    const char *action;           /* --retry, --skip or --fail (resolve) */
+    const char **sets;            /* --set KEY=VALUE, in order */
+    int nsets;
+    const char *by;      /* --by NAME (retry, resolve, approve) */
+    const char *comment; /* --comment TEXT (retry, resolve, approve) */
+    bool reject;         /* --reject (approve) */
 };
 
 /* Set by main.c's SIGINT/SIGTERM handler for commands that clean up
@@ -80,6 +94,9 @@ int cmd_watch(const struct cli_opts *o);
 int cmd_list(const struct cli_opts *o);
 int cmd_inspect(const struct cli_opts *o);
 int cmd_cancel(const struct cli_opts *o);
+int cmd_retry(const struct cli_opts *o);
+int cmd_resolve(const struct cli_opts *o);
+int cmd_approve(const struct cli_opts *o);
 int cmd_run(const struct cli_opts *o);
 
 /* ---- output (util.c) ---- */
@@ -159,8 +176,16 @@ int fmt_dot_escape(struct buf *b, const char *s);
 int fmt_mermaid_escape(struct buf *b, const char *s);
 /* The queue of a step as the scheduler chooses it (personas_step_queue,
  * with the persona registry reg, which may be NULL). Borrowed; NULL for
- * composite steps, which never reach a worker. */
+ * composite and approval steps, which never reach a worker. */
 const char *fmt_step_queue(const struct personas *reg, const struct wf_step *s);
+/* Parses --set KEY=VALUE arguments into a JSON object: VALUE is taken as
+ * JSON when it parses (`n=3`, `ok=true`, `o={"a":1}`), else as a string
+ * (`note=hello`); a later KEY replaces an earlier one. KEY is a state key
+ * (keys_valid_id). At most CLI_SET_KEYS_MAX keys and CLI_SET_MAX bytes of
+ * JSON, the scheduler's limits. 0 and *out (new reference), or -1 with
+ * the reason in why (size bytes). */
+int fmt_parse_sets(const char *const *sets, int n, json_t **out, char *why,
+                   size_t size);
 /* Comma-separated, sorted, de-duplicated queues of every step of wf plus
  * "default" (a weft_malloc'd string the caller frees), or NULL on OOM. */
 char *fmt_queue_list(const struct wf *wf, const struct personas *reg);

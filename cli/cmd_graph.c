@@ -122,6 +122,10 @@ static int node_label(const struct wf_step *s, struct buf *lb)
         if (rc == 0)
             rc = buf_append_str(lb, "\nnoop");
         break;
+    case WF_STEP_APPROVAL:
+        if (rc == 0)
+            rc = buf_append_str(lb, "\napproval");
+        break;
     case WF_STEP_CONDITIONAL:
         break;
     case WF_STEP_PARALLEL:
@@ -147,6 +151,8 @@ static const char *dot_fill(enum wf_step_type t)
         return "#fce7f3";
     case WF_STEP_PARALLEL:
         return "#dcfce7";
+    case WF_STEP_APPROVAL:
+        return "#ede9fe";
     case WF_STEP_NOOP:
         break;
     }

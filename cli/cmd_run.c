@@ -691,8 +691,9 @@ int cmd_run(const struct cli_opts *o)
         printf("\nrun %s %s in %s%s%s\n", r->run, status ? status : "ended", d,
                err ? ": " : "", err ? err : "");
         if (status != NULL && strcmp(status, "waiting_for_human") == 0)
-            printf("a step escalated to a human; this private system stops "
-                   "now, so the run cannot be resumed\n");
+            printf("a step waits for a human (escalated, or an approval); "
+                   "this private system stops now, so the run cannot be "
+                   "resumed\n");
     }
     rc = ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     keep = !ok;

@@ -1,6 +1,8 @@
 /* cmd_watch.c - `weft watch RUN [--json]`: prints a run's transitions
  * from its history stream as they happen, from the first one, until the
- * run ends (success, failed, cancelled) or waits for a human. Plain lines
+ * run ends (success, failed, cancelled) or waits for a human; the run
+ * entries of a retried run (weft retry) are followed to its latest end,
+ * not its first. Plain lines
  * by default, one JSON object per line with --json. Exit 0 when the run
  * succeeded, 1 otherwise.
  */
@@ -24,8 +26,10 @@ static void on_entry(void *ud, const struct hist_entry *e)
 {
     struct watch *w = ud;
     hist_print(e, w->json, stdout);
-    if (strcmp(e->type, "run") == 0 && rundoc_is_final(e->status))
-        w->ended = true;
+    /* A run that ended may run again (weft retry): the latest run entry
+     * says whether it ended. */
+    if (strcmp(e->type, "run") == 0)
+        w->ended = rundoc_is_final(e->status);
 }
 
 /* The run's status into out (size n), or "" when the run does not exist.
@@ -82,10 +86,10 @@ int cmd_watch(const struct cli_opts *o)
             redisFree(c);
             return CLI_EXIT_FAIL;
         }
-        if (w.ended)
-            break;
         if (n >= CLI_HIST_READ_COUNT)
             continue;
+        if (w.ended)
+            break;
         /* Drained: the header says whether more can come. */
         if (run_status(c, hkey, status, sizeof(status)) != 0) {
             redisFree(c);
@@ -106,8 +110,8 @@ int cmd_watch(const struct cli_opts *o)
     redisFree(c);
     if (strcmp(status, "waiting_for_human") == 0)
         fprintf(stderr,
-                "weft: run %s is waiting for a human: a step escalated "
-                "(see `weft status %s`)\n",
+                "weft: run %s is waiting for a human: a step escalated or "
+                "waits for an approval (see `weft status %s`)\n",
                 run, run);
     return strcmp(status, "success") == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

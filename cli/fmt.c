@@ -125,7 +125,8 @@ int fmt_mermaid_escape(struct buf *b, const char *s)
 
 const char *fmt_step_queue(const struct personas *reg, const struct wf_step *s)
 {
-    if (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL)
+    if (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL ||
+        s->type == WF_STEP_APPROVAL)
         return NULL;
     return personas_step_queue(reg, s);
 }
@@ -164,4 +165,58 @@ char *fmt_queue_list(const struct wf *wf, const struct personas *reg)
     char *out = rc == 0 ? buf_steal(&b, NULL) : NULL;
     buf_deinit(&b);
     return out;
+}
+
+int fmt_parse_sets(const char *const *sets, int n, json_t **out, char *why,
+                   size_t size)
+{
+    json_t *obj = json_object();
+    if (obj == NULL) {
+        snprintf(why, size, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *a = sets[i], *eq = strchr(a, '=');
+        size_t klen = eq ? (size_t)(eq - a) : 0;
+        if (eq == NULL || !keys_valid_id(a, klen)) {
+            snprintf(why, size,
+                     "--set '%.64s': expected KEY=VALUE with KEY of 1 to %d "
+                     "of A-Z a-z 0-9 _ . -",
+                     a, KEYS_ID_MAX);
+            goto fail;
+        }
+        char key[KEYS_ID_MAX + 1];
+        memcpy(key, a, klen);
+        key[klen] = '\0';
+        json_t *v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+        if (v == NULL)
+            v = json_string(eq + 1);
+        if (v == NULL) {
+            snprintf(why, size, "--set %s: the value is not UTF-8 text", key);
+            goto fail;
+        }
+        if (json_object_set_new(obj, key, v) != 0) {
+            snprintf(why, size, "out of memory");
+            goto fail;
+        }
+    }
+    if (json_object_size(obj) > CLI_SET_KEYS_MAX) {
+        snprintf(why, size, "--set: %zu keys; the limit is %d",
+                 json_object_size(obj), CLI_SET_KEYS_MAX);
+        goto fail;
+    }
+    char *text = json_dumps(obj, JSON_COMPACT);
+    bool dumped = text != NULL;
+    size_t len = dumped ? strlen(text) : 0;
+    weft_free(text);
+    if (!dumped || len > CLI_SET_MAX) {
+        snprintf(why, size, "--set: %zu bytes of JSON; the limit is %d", len,
+                 CLI_SET_MAX);
+        goto fail;
+    }
+    *out = obj;
+    return 0;
+fail:
+    json_decref(obj);
+    return -1;
 }

@@ -32,6 +32,14 @@ enum flag_id {
     F_WORKERS,
     F_CONCURRENCY,
     F_WORKFLOWS,
+    F_FROM,
+    F_RETRY,
+    F_SKIP,
+    F_FAIL,
+    F_SET,
+    F_BY,
+    F_COMMENT,
+    F_REJECT,
     F_HELP,
 };
 
@@ -54,11 +62,21 @@ static const struct flag flags[] = {
     [F_WORKERS] = {"workers", true},
     [F_CONCURRENCY] = {"concurrency", true},
     [F_WORKFLOWS] = {"workflows", true},
+    [F_FROM] = {"from", true},
+    [F_RETRY] = {"retry", false},
+    [F_SKIP] = {"skip", false},
+    [F_FAIL] = {"fail", false},
+    [F_SET] = {"set", true},
+    [F_BY] = {"by", true},
+    [F_COMMENT] = {"comment", true},
+    [F_REJECT] = {"reject", false},
     [F_HELP] = {"help", false},
 };
 
 /* Flags of every command that talks to Redis. */
 #define REDIS_FLAGS (BIT(F_REDIS) | BIT(F_PREFIX))
+/* Flags of the commands a person answers with: who, why, and --json. */
+#define CONTROL_FLAGS (BIT(F_JSON) | BIT(F_BY) | BIT(F_COMMENT) | REDIS_FLAGS)
 
 /* Bounds for numeric flags: a typo such as --workers 2000 would fork
  * thousands of processes. */
@@ -94,6 +112,17 @@ static const struct command commands[] = {
      false, "inspect QUEUE [--limit N] [--json]"},
     {"cancel", cmd_cancel, BIT(F_JSON) | REDIS_FLAGS, 1, 1, false,
      "cancel RUN [--json]"},
+    {"retry", cmd_retry, BIT(F_FROM) | CONTROL_FLAGS, 1, 1, false,
+     "retry RUN [--from STEP] [--by NAME] [--comment TEXT] [--json]"},
+    {"resolve", cmd_resolve,
+     BIT(F_RETRY) | BIT(F_SKIP) | BIT(F_FAIL) | BIT(F_SET) | CONTROL_FLAGS, 2,
+     2, false,
+     "resolve RUN STEP --retry|--skip|--fail [--set KEY=VALUE]... "
+     "[--by NAME] [--comment TEXT] [--json]"},
+    {"approve", cmd_approve, BIT(F_REJECT) | BIT(F_SET) | CONTROL_FLAGS, 2, 2,
+     false,
+     "approve RUN STEP [--reject] [--set KEY=VALUE]... [--by NAME] "
+     "[--comment TEXT] [--json]"},
     {"run", cmd_run,
      BIT(F_JSON) | BIT(F_TASK) | BIT(F_WORKERS) | BIT(F_CONCURRENCY) |
          BIT(F_WORKFLOWS) | REDIS_FLAGS,
@@ -177,6 +206,38 @@ static int apply_flag(const struct command *c, enum flag_id id, const char *v,
                          &o->concurrency);
     case F_WORKFLOWS:
         o->workflows = v;
+        return 0;
+    case F_FROM:
+        o->from = v;
+        return 0;
+    case F_RETRY:
+    case F_SKIP:
+    case F_FAIL: {
+        const char *a = id == F_RETRY  ? "retry"
+                        : id == F_SKIP ? "skip"
+                                       : "fail";
+        if (o->action != NULL && strcmp(o->action, a) != 0) {
+            fprintf(stderr,
+                    "weft %s: give one of --retry, --skip and --fail, not "
+                    "--%s and --%s\n",
+                    c->name, o->action, a);
+            return -1;
+        }
+        o->action = a;
+        return 0;
+    }
+    case F_SET:
+        /* o->sets has room for every argument (main). */
+        o->sets[o->nsets++] = v;
+        return 0;
+    case F_BY:
+        o->by = v;
+        return 0;
+    case F_COMMENT:
+        o->comment = v;
+        return 0;
+    case F_REJECT:
+        o->reject = true;
         return 0;
     case F_HELP:
         break;
@@ -318,19 +379,25 @@ int main(int argc, char **argv)
     o.prefix = getenv("WEFT_PREFIX");
     /* argv holds at most argc - 2 positional arguments. */
     o.args = weft_calloc((size_t)argc, sizeof(char *));
-    if (o.args == NULL) {
+    /* Likewise at most argc --set values. */
+    o.sets = weft_calloc((size_t)argc, sizeof(char *));
+    if (o.args == NULL || o.sets == NULL) {
         fprintf(stderr, "weft: out of memory\n");
+        weft_free(o.args);
+        weft_free(o.sets);
         return CLI_EXIT_FAIL;
     }
     int rc = parse_args(c, argc, argv, &o);
     if (rc != CLI_EXIT_OK) {
         weft_free(o.args);
+        weft_free(o.sets);
         return rc < 0 ? CLI_EXIT_OK : rc;
     }
     if (c->signals)
         install_signals();
     rc = c->fn(&o);
     weft_free(o.args);
+    weft_free(o.sets);
     if (fflush(stdout) != 0 && errno != EPIPE && rc == CLI_EXIT_OK)
         rc = CLI_EXIT_FAIL;
     return rc;

@@ -7,14 +7,13 @@
  * The document (docs/cli.md):
  *   {"id", "status", "workflow", "digest", "error", "created", "started",
  *    "finished", "steps": {"<id>": {"status", "attempts", "queued",
- *    "started", "finished", "worker", "error", "waiting", "via"}},
- *    "breakers": {"<name>": {"state", "failures", "until", ...}}}
- * where breakers are the circuit breakers the run's steps go through
- * that exist in Redis (the CLI adds them; the HTTP API has
- * GET /v1/breakers).
- * Times are ms since the epoch or null; attempts is 0 before the first
- * dispatch. Steps follow the definition's pre-order when the definition
- * is in Redis, else field order sorted by id.
+ *    "started", "finished", "worker", "error", "waiting", "via", "wait",
+ * "by"}}, "breakers": {"<name>": {"state", "failures", "until", ...}}} where
+ * breakers are the circuit breakers the run's steps go through that exist in
+ * Redis (the CLI adds them; the HTTP API has GET /v1/breakers). Times are ms
+ * since the epoch or null; attempts is 0 before the first dispatch. Steps
+ * follow the definition's pre-order when the definition is in Redis, else field
+ * order sorted by id.
  */
 #include "cli.h"
 
@@ -192,6 +191,38 @@ static void print_breakers(const json_t *brk, FILE *out)
     }
 }
 
+/* Below a step that waits for a person: what for, and how to answer. */
+static void print_wait(FILE *out, const char *run, const char *id,
+                       const json_t *s, int indent)
+{
+    const json_t *w = json_object_get(s, "wait");
+    if (!json_is_object(w))
+        return;
+    if (strcmp(doc_str(w, "kind", ""), "approval") != 0) {
+        fprintf(out,
+                "%*s  waiting: escalated; answer with weft resolve %s %s "
+                "--retry|--skip|--fail\n",
+                indent, "", run, id);
+        return;
+    }
+    fprintf(out, "%*s  waiting: approval", indent, "");
+    const json_t *names = json_object_get(w, "approvers");
+    size_t i;
+    const json_t *n;
+    json_array_foreach((json_t *)names, i, n)
+        fprintf(out, "%s%s", i ? ", " : " by ",
+                json_is_string(n) ? json_string_value(n) : "?");
+    int64_t deadline = doc_time(w, "deadline");
+    if (deadline >= 0) {
+        char t[64];
+        fmt_time(deadline, t, sizeof(t));
+        fprintf(out, " until %s", t);
+    }
+    const char *msg = doc_str(w, "message", NULL);
+    fprintf(out, "%s%s; answer with weft approve %s %s [--reject]\n",
+            msg ? ": " : "", msg ? msg : "", run, id);
+}
+
 void rundoc_print(const json_t *doc, const struct wf *wf, FILE *out)
 {
     int64_t now = cli_now_ms();
@@ -256,6 +287,7 @@ void rundoc_print(const json_t *doc, const struct wf *wf, FILE *out)
                     "%*s  via: fallback persona '%s' (its breaker was "
                     "open)\n",
                     2 * depth, "", via);
+        print_wait(out, doc_str(doc, "id", "RUN"), id, s, 2 * depth);
     }
     print_breakers(json_object_get(doc, "breakers"), out);
 }

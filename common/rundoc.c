@@ -120,6 +120,26 @@ static int64_t field_i64(const struct fields *f, const char *step,
     return n;
 }
 
+/* What a step waiting for a person waits for, or null:
+ * {"kind": "approval"|"escalation", "message", "approvers", "deadline"}. */
+static json_t *wait_doc(const struct fields *f, const char *id)
+{
+    const char *st = field_str(f, id, "");
+    if (st == NULL || strcmp(st, "waiting_for_human") != 0)
+        return json_null();
+    const char *kind = field_str(f, id, ":wait");
+    const char *names = field_str(f, id, ":approvers");
+    json_t *approvers = names ? json_loads(names, 0, NULL) : NULL;
+    if (!json_is_array(approvers)) {
+        json_decref(approvers);
+        approvers = json_null();
+    }
+    return json_pack("{s:s, s:o, s:o, s:o}", "kind", kind ? kind : "escalation",
+                     "message", jstr(field_str(f, id, ":message")), "approvers",
+                     approvers, "deadline",
+                     jtime(field_i64(f, id, ":deadline", -1)));
+}
+
 static json_t *step_doc(const struct fields *f, const char *id)
 {
     /* `:waiting` names the breaker a pending step waits for; it may be
@@ -128,15 +148,16 @@ static json_t *step_doc(const struct fields *f, const char *id)
     const char *waiting = status != NULL && strcmp(status, "pending") == 0
                               ? field_str(f, id, ":waiting")
                               : NULL;
-    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "status",
-                     jstr(status), "attempts",
+    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                     "status", jstr(status), "attempts",
                      (json_int_t)field_i64(f, id, ":attempt", 0), "queued",
                      jtime(field_i64(f, id, ":queued", -1)), "started",
                      jtime(field_i64(f, id, ":started", -1)), "finished",
                      jtime(field_i64(f, id, ":finished", -1)), "worker",
                      jstr(field_str(f, id, ":worker")), "error",
                      jstr(field_str(f, id, ":error")), "waiting", jstr(waiting),
-                     "via", jstr(field_str(f, id, ":via")));
+                     "via", jstr(field_str(f, id, ":via")), "wait",
+                     wait_doc(f, id), "by", jstr(field_str(f, id, ":by")));
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -340,10 +361,11 @@ json_t *rundoc_history_entry(const redisReply *e)
 }
 
 /* The queue a step's jobs go to (docs/protocol.md); NULL for
- * composites, which never reach a worker. */
+ * composites and approvals, which never reach a worker. */
 static const char *step_queue(const struct wf_step *s)
 {
-    if (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL)
+    if (s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL ||
+        s->type == WF_STEP_APPROVAL)
         return NULL;
     if (s->queue != NULL)
         return s->queue;

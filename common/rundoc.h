@@ -21,9 +21,13 @@
 /* The status document (docs/cli.md, `weft status --json`):
  *   {"id", "status", "workflow", "digest", "error", "created", "started",
  *    "finished", "steps": {"<id>": {"status", "attempts", "queued",
- *    "started", "finished", "worker", "error", "waiting", "via"}}}
+ *    "started", "finished", "worker", "error", "waiting", "via", "wait",
+ *    "by"}}}
  * waiting: the circuit breaker a pending step waits for; via: the
  * fallback persona its attempt was diverted to (null when none).
+ * wait is null unless the step waits for a person: {"kind": "approval" |
+ * "escalation", "message", "approvers", "deadline"}; by is who last
+ * answered it (resolve, approve) or null.
  * from the HGETALL replies of the run header and steps hash. Times are ms
  * since the epoch or null; attempts is 0 before the first dispatch. Steps
  * follow wf's pre-order when wf is given (the pinned definition), then

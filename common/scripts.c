@@ -12,6 +12,7 @@ extern const size_t scripts_len[];
 static const char *const names[SCRIPT_COUNT] = {
     "create_run", "dispatch",     "start",  "finish", "activate",
     "cancel",     "fire_delayed", "reject", "trim",   "unindex",
+    "park",       "resolve",      "retry",
 };
 
 /* Filled on first use; the processes are single-threaded at start-up. */

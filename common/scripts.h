@@ -18,6 +18,9 @@ enum script_id {
     SCRIPT_REJECT,
     SCRIPT_TRIM,
     SCRIPT_UNINDEX,
+    SCRIPT_PARK,
+    SCRIPT_RESOLVE,
+    SCRIPT_RETRY,
     SCRIPT_COUNT
 };
 

@@ -62,8 +62,9 @@ enum {
     T_COND = 1u << WF_STEP_CONDITIONAL,
     T_PAR = 1u << WF_STEP_PARALLEL,
     T_NOOP = 1u << WF_STEP_NOOP,
+    T_APPROVAL = 1u << WF_STEP_APPROVAL,
     T_LEAF = T_PERSONA | T_GIT | T_NOOP,
-    T_ALL = T_LEAF | T_COND | T_PAR
+    T_ALL = T_LEAF | T_COND | T_PAR | T_APPROVAL
 };
 
 /* Roots a condition or template may read. */
@@ -92,6 +93,7 @@ static const char *const step_type_names[] = {
     [WF_STEP_CONDITIONAL] = "conditional",
     [WF_STEP_PARALLEL] = "parallel",
     [WF_STEP_NOOP] = "noop",
+    [WF_STEP_APPROVAL] = "approval",
 };
 #define NSTEP_TYPES (sizeof(step_type_names) / sizeof(step_type_names[0]))
 
@@ -155,6 +157,7 @@ struct step_src {
     const struct ytree_node *on_open_key;  /* `on_breaker_open` */
     const struct ytree_node *fallback_val; /* `fallback_persona`'s value */
     bool type_known;
+    unsigned mask; /* T_* of the step's type, T_ALL when unknown */
 };
 
 struct loader {
@@ -973,10 +976,60 @@ static void h_base(struct loader *L, uint32_t si, const struct ytree_node *key,
     git_field(L, si, G_BASE, key, v);
 }
 
+/* `message`: a git commit or merge message, or what an approval step
+ * shows the people asked. */
 static void h_message(struct loader *L, uint32_t si,
                       const struct ytree_node *key, const struct ytree_node *v)
 {
-    git_field(L, si, G_MESSAGE, key, v);
+    if (L->src[si].mask != T_APPROVAL) {
+        git_field(L, si, G_MESSAGE, key, v);
+        return;
+    }
+    if (!ytree_is_string(v)) {
+        wrong_type(L, "message", v, "a string");
+        return;
+    }
+    S(L, si)->approval_message = compile_field(L, "message", v);
+}
+
+/* `approvers`: the people who may approve, a non-empty sequence of names
+ * (each may be a template, rendered when the step starts waiting). */
+static void h_approvers(struct loader *L, uint32_t si,
+                        const struct ytree_node *key,
+                        const struct ytree_node *v)
+{
+    (void)key;
+    if (v->kind != YTREE_SEQUENCE) {
+        wrong_type(L, "approvers", v, "a sequence of names");
+        return;
+    }
+    if (v->len == 0) {
+        diag_error(L->d, v->line, v->column,
+                   "'approvers' must name at least one person (leave it "
+                   "out to let anyone approve)");
+        return;
+    }
+    if (v->len > WF_MAX_APPROVERS) {
+        diag_error(L->d, v->line, v->column,
+                   "'approvers' lists %u names; the limit is %d",
+                   (unsigned)v->len, WF_MAX_APPROVERS);
+        return;
+    }
+    bool ok = true;
+    for (uint32_t i = 0; i < v->len; i++) {
+        const struct ytree_node *n = v->u.items[i];
+        if (!ytree_is_string(n)) {
+            wrong_type(L, "approvers", n, "a sequence of names");
+            ok = false;
+        } else if (n->len == 0 || n->len > WF_MAX_APPROVER_LEN) {
+            diag_error(L->d, n->line, n->column,
+                       "an approver's name must be 1 to %d bytes long",
+                       WF_MAX_APPROVER_LEN);
+            ok = false;
+        }
+    }
+    if (ok)
+        S(L, si)->approvers = compile_field(L, "approvers", v);
 }
 
 static void h_remote(struct loader *L, uint32_t si,
@@ -1115,7 +1168,7 @@ static const struct step_key {
     {KEY("persona"), T_PERSONA, h_persona},
     {KEY("dependencies"), T_ALL, h_dependencies},
     {KEY("condition"), T_ALL, h_condition},
-    {KEY("timeout"), T_LEAF, h_timeout},
+    {KEY("timeout"), T_LEAF | T_APPROVAL, h_timeout},
     {KEY("retries"), T_LEAF, h_retries},
     {KEY("retry"), T_LEAF, h_retry},
     {KEY("on_failure"), T_ALL, h_on_failure},
@@ -1128,12 +1181,13 @@ static const struct step_key {
     {KEY("operation"), T_GIT, h_operation},
     {KEY("branch"), T_GIT, h_branch},
     {KEY("base"), T_GIT, h_base},
-    {KEY("message"), T_GIT, h_message},
+    {KEY("message"), T_GIT | T_APPROVAL, h_message},
     {KEY("remote"), T_GIT, h_remote},
     {KEY("then_steps"), T_COND, h_then},
     {KEY("else_steps"), T_COND, h_else},
     {KEY("steps"), T_PAR, h_steps},
     {KEY("wait_for"), T_PAR, h_wait_for},
+    {KEY("approvers"), T_APPROVAL, h_approvers},
 };
 #define NSTEP_KEYS (sizeof(step_keys) / sizeof(step_keys[0]))
 
@@ -1228,6 +1282,7 @@ static void check_required(struct loader *L, uint32_t si)
             need = "steps";
         break;
     case WF_STEP_NOOP:
+    case WF_STEP_APPROVAL:
         break;
     }
     if (need != NULL)
@@ -1369,6 +1424,7 @@ static void parse_step(struct loader *L, const struct ytree_node *m,
             }
         }
     }
+    L->src[si].mask = mask;
     for (uint32_t i = 0; i < m->len && !failed(L); i++) {
         const struct ytree_node *k = m->u.items[2 * i];
         const struct ytree_node *v = m->u.items[2 * i + 1];
@@ -2381,6 +2437,8 @@ void wf_free(struct wf *wf)
         tvalue_free(s->git_message);
         tvalue_free(s->git_remote);
         tvalue_free(s->git_base);
+        tvalue_free(s->approvers);
+        tvalue_free(s->approval_message);
         expr_free(s->condition);
     }
     for (uint32_t i = 0; wf->variable_values && i < wf->nvariables; i++)

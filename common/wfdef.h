@@ -53,6 +53,10 @@
 /* Composite steps nest; deeper than this is not a workflow a person can
  * read, and it bounds recursion in the loader and scheduler. */
 #define WF_MAX_NESTING 32
+/* An approval step names the people who may approve it: a team, not a
+ * directory. Names are free text (people, not ids) of bounded length. */
+#define WF_MAX_APPROVERS    64
+#define WF_MAX_APPROVER_LEN 128
 
 enum wf_step_type {
     WF_STEP_PERSONA,     /* "persona-request" */
@@ -60,6 +64,7 @@ enum wf_step_type {
     WF_STEP_CONDITIONAL, /* "conditional" */
     WF_STEP_PARALLEL,    /* "parallel" */
     WF_STEP_NOOP,        /* "noop": does nothing, succeeds */
+    WF_STEP_APPROVAL,    /* "approval": waits for `weft approve` */
 };
 
 enum wf_git_op {
@@ -145,6 +150,12 @@ struct wf_step {
     struct tvalue *git_base;    /* `base`: start point of `branch`, target
                                    of `merge`, upstream of `rebase`; NULL =
                                    context.baseBranch */
+
+    /* approval: who may approve (a JSON array of strings, each may be a
+     * template; NULL = anyone) and what they are shown (`message`, a
+     * string template; NULL = none). The deadline is `timeout`. */
+    struct tvalue *approvers;
+    struct tvalue *approval_message;
 
     /* composites: conditional uses children[0] (then) and children[1]
      * (else); parallel uses children[0] and wait_for. */

@@ -80,8 +80,10 @@
 #define HTTP_DEFCACHE_MAX 32
 /* Free-text fields of control messages (by, reason, action). */
 #define HTTP_TEXT_MAX 1024
-/* `set` of a control message: state updates, not documents. */
-#define HTTP_SET_MAX (64 * 1024)
+/* `set` of a control message: state updates, not documents (the
+ * scheduler's PLAN_SET_MAX and PLAN_SET_KEYS_MAX). */
+#define HTTP_SET_MAX      (64 * 1024)
+#define HTTP_SET_KEYS_MAX 256
 /* Stream entry ids: two 64-bit numbers and a dash. */
 #define HTTP_ENTRY_ID_MAX 41
 /* Fields of a DLQ entry copied back by a requeue. */
@@ -162,7 +164,7 @@ struct req {
     json_t *items;
     json_t *ids; /* run ids of a list page */
     char digest[65];
-    bool found, flag;
+    bool found;
     char status[32];
     const char *why; /* static: why a DLQ entry cannot be requeued */
     long start;
@@ -182,6 +184,13 @@ struct req {
     int argc; /* requeue command */
     char **argv;
     size_t *argl;
+    /* retry, resolve, approve: what Redis holds about the run and step */
+    int64_t retries;      /* the run's retry count */
+    char attempt[24];     /* the step's attempt, "" when none */
+    char step_status[32]; /* "" when the run has no such step */
+    char wait[16];        /* approval | escalation | "" */
+    json_t *approvers;    /* JSON array, or NULL for anyone */
+    bool started;         /* the run has a definition (it started) */
 };
 
 struct call {
@@ -236,6 +245,7 @@ static void req_free(struct req *q)
         weft_free(q->argv[i]);
     weft_free(q->argv);
     weft_free(q->argl);
+    json_decref(q->approvers);
     weft_free(q);
 }
 
@@ -1734,16 +1744,13 @@ static void on_event_added(struct req *q, const redisReply *r, size_t idx)
 
 static void on_status(struct req *q, const redisReply *r, size_t idx)
 {
+    (void)idx;
     if (!reply_ok(q, r))
         return;
-    if (idx == 0) {
-        q->found = r->type == REDIS_REPLY_STRING;
-        if (q->found)
-            snprintf(q->status, sizeof(q->status), "%.*s",
-                     (int)(r->len < 31 ? r->len : 31), r->str);
-    } else {
-        q->flag = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-    }
+    q->found = r->type == REDIS_REPLY_STRING;
+    if (q->found)
+        snprintf(q->status, sizeof(q->status), "%.*s",
+                 (int)(r->len < 31 ? r->len : 31), r->str);
 }
 
 static void cancel_send(struct req *q)
@@ -1792,27 +1799,127 @@ static void run_cancel(struct req *q)
 
 static const char *const control_names[] = {"retry", "resolve", "approve"};
 
-static void control_send(struct req *q)
+/* HMGET run status retries digest. */
+static void on_ctl_run(struct req *q, const redisReply *r, size_t idx)
 {
-    const char *step, *action, *by;
+    (void)idx;
+    if (!reply_ok(q, r) || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return;
+    q->found = r->element[0]->type == REDIS_REPLY_STRING;
+    if (q->found)
+        snprintf(q->status, sizeof(q->status), "%.*s",
+                 (int)(r->element[0]->len < 31 ? r->element[0]->len : 31),
+                 r->element[0]->str);
+    q->retries = reply_int(r->element[1], 0);
+    /* A task that never started is a failed run without a definition. */
+    q->started = r->element[2]->type == REDIS_REPLY_STRING;
+}
+
+/* HMGET steps S S:attempt S:wait S:approvers. */
+static void on_ctl_step(struct req *q, const redisReply *r, size_t idx)
+{
+    (void)idx;
+    if (!reply_ok(q, r) || r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+        return;
+    const redisReply *const *e = (const redisReply *const *)r->element;
+    if (e[0]->type == REDIS_REPLY_STRING)
+        snprintf(q->step_status, sizeof(q->step_status), "%.*s",
+                 (int)(e[0]->len < 31 ? e[0]->len : 31), e[0]->str);
+    int64_t a = reply_int(e[1], 0);
+    if (a > 0)
+        snprintf(q->attempt, sizeof(q->attempt), "%lld", (long long)a);
+    if (e[2]->type == REDIS_REPLY_STRING)
+        snprintf(q->wait, sizeof(q->wait), "%.*s",
+                 (int)(e[2]->len < 15 ? e[2]->len : 15), e[2]->str);
+    if (e[3]->type == REDIS_REPLY_STRING)
+        q->approvers = json_loadb(e[3]->str, e[3]->len, 0, NULL);
+}
+
+/* True when approvers (NULL: anyone) names by. */
+static bool ctl_may_approve(const json_t *approvers, const char *by)
+{
+    if (!json_is_array(approvers))
+        return true;
+    size_t i;
+    json_t *a;
+    json_array_foreach(approvers, i, a)
+    {
+        if (by && json_is_string(a) && strcmp(json_string_value(a), by) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Why the request cannot apply to what Redis holds (answered as 404 or
+ * 409), or 0. */
+static int control_conflict(struct req *q, const char *step, const char *by)
+{
     if (!q->found) {
         fail(q, 404, "run %s not found", q->id[0]);
-        return;
+        return 404;
     }
-    if (!q->flag) {
-        fail(q, 404, "run %s has no step %s", q->id[0], q->id[1]);
-        return;
+    if (step != NULL && q->step_status[0] == '\0') {
+        fail(q, 404, "run %s has no step %s", q->id[0], step);
+        return 404;
     }
+    if (q->ctl == CTL_RETRY) {
+        bool ended = strcmp(q->status, "failed") == 0 ||
+                     strcmp(q->status, "cancelled") == 0 ||
+                     (step && strcmp(q->status, "success") == 0);
+        if (!ended) {
+            fail(q, 409,
+                 "run %s is %s: only a run that failed or was cancelled "
+                 "can be retried (or one that succeeded, from a step)",
+                 q->id[0], q->status);
+            return 409;
+        }
+        if (!q->started) {
+            fail(q, 409, "run %s never started: submit its task again",
+                 q->id[0]);
+            return 409;
+        }
+        return 0;
+    }
+    if (strcmp(q->step_status, "waiting_for_human") != 0) {
+        fail(q, 409, "step %s is %s, not waiting for a human", step,
+             q->step_status);
+        return 409;
+    }
+    if (q->ctl == CTL_APPROVE && strcmp(q->wait, "approval") != 0) {
+        fail(q, 409,
+             "step %s waits for a resolution, not an approval (use "
+             "/resolve)",
+             step);
+        return 409;
+    }
+    if (q->ctl == CTL_APPROVE && !ctl_may_approve(q->approvers, by)) {
+        fail(q, 409, "field 'by' must name one of the approvers of step %s",
+             step);
+        return 409;
+    }
+    return 0;
+}
+
+static void control_send(struct req *q)
+{
+    const char *step, *action, *by, *comment;
     body_id(q, "step", &step);
     body_str(q, "action", HTTP_TEXT_MAX, &action);
     body_str(q, "by", HTTP_TEXT_MAX, &by);
+    body_str(q, "comment", HTTP_TEXT_MAX, &comment);
+    if (q->ctl == CTL_APPROVE && action == NULL)
+        action = "approve";
+    if (control_conflict(q, step, by) != 0)
+        return;
     json_t *set = json_object_get(q->body, "set");
     char *settext = set ? json_dumps(set, JSON_COMPACT) : NULL;
     if (set != NULL && settext == NULL) {
         fail(q, 500, "out of memory");
         return;
     }
-    const char *argv[16];
+    char seq[24];
+    snprintf(seq, sizeof(seq), "%lld", (long long)q->retries);
+    const char *argv[24];
     int n = 0;
     argv[n++] = "XADD";
     argv[n++] = q->h->k_events;
@@ -1821,63 +1928,137 @@ static void control_send(struct req *q)
     argv[n++] = control_names[q->ctl];
     argv[n++] = "run";
     argv[n++] = q->id[0];
-    argv[n++] = "step";
-    argv[n++] = step;
+    if (step) {
+        argv[n++] = "step";
+        argv[n++] = step;
+    }
     if (action) {
         argv[n++] = "action";
         argv[n++] = action;
+    }
+    if (q->ctl == CTL_RETRY) {
+        argv[n++] = "seq";
+        argv[n++] = seq;
+    } else if (q->attempt[0]) {
+        argv[n++] = "attempt";
+        argv[n++] = q->attempt;
     }
     if (by) {
         argv[n++] = "by";
         argv[n++] = by;
     }
+    if (comment) {
+        argv[n++] = "comment";
+        argv[n++] = comment;
+    }
     if (settext) {
         argv[n++] = "set";
         argv[n++] = settext;
     }
-    q->doc = json_pack("{s:s, s:s, s:s, s:s}", "run", q->id[0], "step", step,
-                       "type", control_names[q->ctl], "status", q->status);
+    q->doc = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s}", "run", q->id[0],
+                       "step", step, "type", control_names[q->ctl], "action",
+                       action, "by", by, "status", q->status);
     q_argv(q, on_event_added, 0, n, argv, NULL);
     weft_free(settext);
     q->stage = event_answer;
 }
 
+/* Checks the request body against what each kind of control takes:
+ * retry: step (to re-run from) optional, no action, no set; resolve: step
+ * and action retry|skip|fail required; approve: step required, action
+ * approve (default) or reject. set: an object of state keys. */
+static bool control_body_ok(struct req *q, const char *step, const char *action)
+{
+    static const char *const resolve_actions[] = {"retry", "skip", "fail",
+                                                  NULL};
+    static const char *const approve_actions[] = {"approve", "reject", NULL};
+    json_t *set = json_object_get(q->body, "set");
+    if (q->ctl == CTL_RETRY) {
+        if (action != NULL || set != NULL) {
+            fail(q, 400, "a retry takes no 'action' or 'set'");
+            return false;
+        }
+        return true;
+    }
+    if (step == NULL) {
+        fail(q, 400, "field 'step' is required");
+        return false;
+    }
+    const char *const *ok =
+        q->ctl == CTL_RESOLVE ? resolve_actions : approve_actions;
+    if (action == NULL && q->ctl == CTL_RESOLVE) {
+        fail(q, 400, "field 'action' is required: retry, skip or fail");
+        return false;
+    }
+    bool known = action == NULL;
+    for (size_t i = 0; ok[i] != NULL && !known; i++)
+        known = strcmp(action, ok[i]) == 0;
+    if (!known) {
+        fail(q, 400, "field 'action' must be %s, got '%.64s'",
+             q->ctl == CTL_RESOLVE ? "retry, skip or fail"
+                                   : "approve or reject",
+             action);
+        return false;
+    }
+    if (set == NULL)
+        return true;
+    if (!json_is_object(set)) {
+        fail(q, 400, "field 'set' must be a JSON object");
+        return false;
+    }
+    if (json_object_size(set) > HTTP_SET_KEYS_MAX) {
+        fail(q, 413, "field 'set' has more than %d keys", HTTP_SET_KEYS_MAX);
+        return false;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(set, k, v)
+    {
+        (void)v;
+        if (!keys_valid_id(k, strlen(k))) {
+            fail(q, 400,
+                 "field 'set': key '%.64s' must match "
+                 "[A-Za-z0-9_.-]{1,128}",
+                 k);
+            return false;
+        }
+    }
+    char *t = json_dumps(set, JSON_COMPACT);
+    size_t n = t ? strlen(t) : 0;
+    weft_free(t);
+    if (n > HTTP_SET_MAX) {
+        fail(q, 413, "field 'set' is larger than %d bytes", HTTP_SET_MAX);
+        return false;
+    }
+    return true;
+}
+
 static void run_control(struct req *q)
 {
-    static const char *const known[] = {"step", "action", "by", "set", NULL};
-    const char *step, *action, *by;
+    static const char *const known[] = {"step",    "action", "by",
+                                        "comment", "set",    NULL};
+    const char *step, *action, *by, *comment;
     char hk[KEYS_MAX], sk[KEYS_MAX];
     if (!read_body(q) || !body_fields_known(q, known) ||
         !body_id(q, "step", &step) ||
         !body_str(q, "action", HTTP_TEXT_MAX, &action) ||
-        !body_str(q, "by", HTTP_TEXT_MAX, &by))
+        !body_str(q, "by", HTTP_TEXT_MAX, &by) ||
+        !body_str(q, "comment", HTTP_TEXT_MAX, &comment) ||
+        !control_body_ok(q, step, action))
         return;
-    if (step == NULL) {
-        fail(q, 400, "field 'step' is required");
-        return;
-    }
-    json_t *set = json_object_get(q->body, "set");
-    if (set != NULL && !json_is_object(set)) {
-        fail(q, 400, "field 'set' must be a JSON object");
-        return;
-    }
-    if (set != NULL) {
-        char *t = json_dumps(set, JSON_COMPACT);
-        size_t n = t ? strlen(t) : 0;
-        weft_free(t);
-        if (n > HTTP_SET_MAX) {
-            fail(q, 413, "field 'set' is larger than %d bytes", HTTP_SET_MAX);
-            return;
-        }
-    }
     if (keys_run(&q->h->keys, KEYS_RUN, q->id[0], hk) == 0 ||
         keys_run(&q->h->keys, KEYS_RUN_STEPS, q->id[0], sk) == 0) {
         fail(q, 404, "run %s not found", q->id[0]);
         return;
     }
-    snprintf(q->id[1], sizeof(q->id[1]), "%s", step);
-    Q(q, on_status, 0, "HGET", hk, "status");
-    Q(q, on_status, 1, "HEXISTS", sk, step);
+    Q(q, on_ctl_run, 0, "HMGET", hk, "status", "retries", "digest");
+    if (step != NULL) {
+        char fa[KEYS_ID_MAX + 16], fw[KEYS_ID_MAX + 16], fp[KEYS_ID_MAX + 16];
+        snprintf(fa, sizeof(fa), "%s:attempt", step);
+        snprintf(fw, sizeof(fw), "%s:wait", step);
+        snprintf(fp, sizeof(fp), "%s:approvers", step);
+        Q(q, on_ctl_step, 0, "HMGET", sk, step, fa, fw, fp);
+    }
     q->stage = control_send;
 }
 

@@ -129,7 +129,7 @@ static bool tv_literal(const struct tvalue *tv)
 bool plan_step_is_static(const struct wf_step *s)
 {
     if (s->condition != NULL || s->type == WF_STEP_CONDITIONAL ||
-        s->type == WF_STEP_PARALLEL)
+        s->type == WF_STEP_PARALLEL || s->type == WF_STEP_APPROVAL)
         return false;
     return tv_literal(s->name) && tv_literal(s->timeout) &&
            tv_literal(s->params) && tv_literal(s->git_branch) &&
@@ -1124,5 +1124,599 @@ int plan_reject(const struct plan_env *env, const struct runinfo *ri,
     json_t *t = begin(env, ri, p);
     return end(p, mark0,
                t ? reject_into(env, t, p, entry, task, workflow, error)
+                 : WEFT_ENOMEM);
+}
+
+/* ---- people in the loop: approval, resolve, retry ---------------------- */
+
+static bool is_group(const struct wf_step *s)
+{
+    return s->type == WF_STEP_CONDITIONAL || s->type == WF_STEP_PARALLEL;
+}
+
+/* True when text is at most max bytes of UTF-8 (what jansson accepts as a
+ * string). NULL is fine. */
+static bool text_ok(const char *text, size_t max)
+{
+    if (text == NULL)
+        return true;
+    if (strlen(text) > max)
+        return false;
+    json_t *v = json_string(text);
+    json_decref(v);
+    return v != NULL;
+}
+
+static int park_into(const struct plan_env *env, const struct runinfo *ri,
+                     const struct wf_step *s, uint32_t attempt,
+                     const char *mark, const json_t *scope, json_t *t,
+                     struct weft_error *err)
+{
+    json_t *timeout = NULL, *message = NULL, *approvers = NULL;
+    int rc;
+    (void)ri;
+    if ((rc = render_tv(s->timeout, scope, "timeout", &timeout, err)) ||
+        (rc =
+             render_tv(s->approval_message, scope, "message", &message, err)) ||
+        (rc = render_tv(s->approvers, scope, "approvers", &approvers, err)))
+        goto done;
+    int64_t deadline = 0;
+    if (timeout) {
+        double secs = json_number_value(timeout);
+        if (!json_is_number(timeout) || !(secs > 0) ||
+            secs > WF_MAX_TIMEOUT_S) {
+            rc = weft_error_set(err, WEFT_ETYPE, 0, 0,
+                                "timeout must render to a number of "
+                                "seconds in (0, %d]",
+                                WF_MAX_TIMEOUT_S);
+            goto done;
+        }
+        deadline = env->now_ms + llround(secs * 1000.0);
+    }
+    if (message && !json_is_string(message)) {
+        /* A template of another type is shown as its JSON text. */
+        json_t *text = json_text(message);
+        json_decref(message);
+        message = text;
+        if (message == NULL) {
+            rc = WEFT_ENOMEM;
+            goto done;
+        }
+    }
+    if (message && json_string_length(message) > PLAN_MESSAGE_MAX) {
+        rc = weft_error_set(err, WEFT_ELIMIT, 0, 0,
+                            "message renders to %zu bytes; the limit is %d",
+                            json_string_length(message), PLAN_MESSAGE_MAX);
+        goto done;
+    }
+    if (approvers) {
+        size_t i;
+        json_t *a;
+        if (!json_is_array(approvers) || json_array_size(approvers) == 0) {
+            rc = weft_error_set(err, WEFT_ETYPE, 0, 0,
+                                "approvers must render to a list of names");
+            goto done;
+        }
+        json_array_foreach(approvers, i, a)
+        {
+            size_t len = json_string_length(a);
+            if (!json_is_string(a) || len == 0 || len > WF_MAX_APPROVER_LEN) {
+                rc = weft_error_set(err, WEFT_ETYPE, 0, 0,
+                                    "approver %zu must render to a name of 1 "
+                                    "to %d bytes",
+                                    i + 1, WF_MAX_APPROVER_LEN);
+                goto done;
+            }
+        }
+    }
+    rc = WEFT_ENOMEM;
+    if (set_new(t, "step", json_string(s->id)) ||
+        set_new(t, "attempt", json_integer(attempt)) ||
+        set_new(t, "mark", json_string(mark ? mark : "")) ||
+        set_new(t, "deadline", json_integer(deadline)) ||
+        (message && json_object_set(t, "message", message)) ||
+        (approvers && set_new(t, "approvers", json_text(approvers))))
+        goto done;
+    rc = 0;
+done:
+    json_decref(timeout);
+    json_decref(message);
+    json_decref(approvers);
+    return rc;
+}
+
+int plan_park(const struct plan_env *env, const struct runinfo *ri,
+              const struct wf_step *s, uint32_t attempt, const char *mark,
+              const json_t *scope, struct plan *p, struct weft_error *err)
+{
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0,
+               t ? park_into(env, ri, s, attempt, mark, scope, t, err)
+                 : WEFT_ENOMEM);
+}
+
+const char *plan_control_name(enum plan_control_kind k)
+{
+    switch (k) {
+    case PLAN_CONTROL_RESOLVE:
+        return "resolve";
+    case PLAN_CONTROL_APPROVE:
+        return "approve";
+    case PLAN_CONTROL_TIMEOUT:
+        break;
+    }
+    return "timeout";
+}
+
+int plan_check_set(const char *text, json_t **out, char *why, size_t size)
+{
+    json_error_t jerr;
+    *out = NULL;
+    if (strlen(text) > PLAN_SET_MAX) {
+        snprintf(why, size, "'set' is longer than %d bytes", PLAN_SET_MAX);
+        return WEFT_ELIMIT;
+    }
+    json_t *set = json_loads(text, 0, &jerr);
+    if (!json_is_object(set)) {
+        snprintf(why, size, "'set' must be a JSON object of state keys");
+        json_decref(set);
+        return WEFT_EINVAL;
+    }
+    if (json_object_size(set) > PLAN_SET_KEYS_MAX) {
+        snprintf(why, size, "'set' has %zu keys; the limit is %d",
+                 json_object_size(set), PLAN_SET_KEYS_MAX);
+        json_decref(set);
+        return WEFT_ELIMIT;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(set, k, v)
+    {
+        (void)v;
+        if (!keys_valid_id(k, strlen(k))) {
+            snprintf(why, size,
+                     "'set' key '%.64s' is not a state key (1 to %d of "
+                     "A-Z a-z 0-9 _ . -)",
+                     k, KEYS_ID_MAX);
+            json_decref(set);
+            return WEFT_EINVAL;
+        }
+    }
+    *out = set;
+    return 0;
+}
+
+/* Why a control event cannot apply as asked, or NULL. why has room for a
+ * message. */
+static const char *control_refusal(const struct wf_step *s, const char *step,
+                                   const struct plan_control *c, char *why,
+                                   size_t size)
+{
+    if (s == NULL) {
+        snprintf(why, size, "the run has no step '%.128s'", step);
+        return why;
+    }
+    if (!text_ok(c->by, PLAN_TEXT_MAX) || !text_ok(c->comment, PLAN_TEXT_MAX)) {
+        snprintf(why, size,
+                 "'by' and 'comment' must be UTF-8 text of at "
+                 "most %d bytes",
+                 PLAN_TEXT_MAX);
+        return why;
+    }
+    const char *a = c->action;
+    if (c->kind == PLAN_CONTROL_RESOLVE) {
+        if (a == NULL || (strcmp(a, "retry") != 0 && strcmp(a, "skip") != 0 &&
+                          strcmp(a, "fail") != 0)) {
+            snprintf(why, size,
+                     "a resolve needs action retry, skip or fail, got "
+                     "'%.64s'",
+                     a ? a : "");
+            return why;
+        }
+    } else if (c->kind == PLAN_CONTROL_APPROVE) {
+        if (a != NULL && a[0] != '\0' && strcmp(a, "approve") != 0 &&
+            strcmp(a, "reject") != 0) {
+            snprintf(why, size,
+                     "an approve needs action approve or reject, got "
+                     "'%.64s'",
+                     a);
+            return why;
+        }
+        if (s->type != WF_STEP_APPROVAL) {
+            snprintf(why, size,
+                     "step '%s' is a %s step, not an approval; use resolve",
+                     s->id, wf_step_type_name(s->type));
+            return why;
+        }
+    }
+    return NULL;
+}
+
+static int resolve_into(const struct plan_env *env, const struct runinfo *ri,
+                        const char *step, const struct plan_control *c,
+                        struct plan *p, json_t *t, struct weft_error *err)
+{
+    const struct wf_step *s =
+        step ? wf_find_step(ri->wf, step, strlen(step)) : NULL;
+    char why[WEFT_ERROR_MSG_MAX + 160];
+    const char *refuse =
+        control_refusal(s, step ? step : "", c, why, sizeof(why));
+    json_t *set = NULL;
+    if (refuse == NULL && c->set != NULL &&
+        plan_check_set(c->set, &set, why, sizeof(why)) != 0)
+        refuse = why;
+    int rc = WEFT_ENOMEM;
+    const char *action = c->action && c->action[0] ? c->action : "approve";
+    if (c->kind == PLAN_CONTROL_TIMEOUT)
+        action = "timeout";
+    if (set_new(t, "step", json_string(step ? step : "")) ||
+        set_new(t, "mark", json_string(c->mark ? c->mark : "")) ||
+        set_new(t, "attempt", json_integer(c->attempt)) ||
+        set_new(t, "event", json_string(plan_control_name(c->kind))) ||
+        set_new(t, "action",
+                json_string(text_ok(action, 64) ? action : "(invalid)")))
+        goto done;
+    if (refuse != NULL) {
+        rc = set_new(t, "refuse", json_string(refuse));
+        goto done;
+    }
+    if ((c->by && c->by[0] && set_new(t, "by", json_string(c->by))) ||
+        (c->comment && c->comment[0] &&
+         set_new(t, "comment", json_string(c->comment))))
+        goto done;
+    if (set) {
+        json_t *st = json_object();
+        const char *k;
+        json_t *v;
+        if (st == NULL || set_new(t, "set", st))
+            goto done;
+        json_object_foreach(set, k, v)
+        {
+            if (set_new(st, k, json_text(v)))
+                goto done;
+        }
+    }
+    /* What the answer does to the step. */
+    const char *outcome;
+    const char *by = c->by && c->by[0] ? c->by : NULL;
+    char msg[2 * PLAN_TEXT_MAX + 64];
+    msg[0] = '\0';
+    if (strcmp(action, "retry") == 0) {
+        outcome = "pending";
+    } else if (strcmp(action, "skip") == 0) {
+        outcome = "skipped";
+    } else if (strcmp(action, "approve") == 0) {
+        outcome = "success";
+    } else {
+        outcome = "failed";
+        if (strcmp(action, "timeout") == 0)
+            snprintf(msg, sizeof(msg), "no approval before the deadline");
+        else
+            snprintf(msg, sizeof(msg), "%s by %s%s%s",
+                     strcmp(action, "reject") == 0 ? "rejected" : "failed",
+                     by ? by : "an operator", c->comment ? ": " : "",
+                     c->comment ? c->comment : "");
+    }
+    char stem[WF_MAX_ID_LEN + 1];
+    plan_state_stem(s->id, stem);
+    if (set_new(t, "outcome", json_string(outcome)) ||
+        set_new(t, "skey", json_string(stem)) ||
+        set_new(t, "on_failure",
+                json_string(wf_on_failure_name(s->on_failure))) ||
+        (msg[0] && set_new(t, "message", json_string(msg))))
+        goto done;
+    if (strcmp(outcome, "pending") == 0) {
+        rc = 0;
+        goto done;
+    }
+    bool failing = strcmp(outcome, "failed") == 0;
+    if (s->type == WF_STEP_APPROVAL && c->kind != PLAN_CONTROL_RESOLVE) {
+        /* The answer is the step's result: {approved, by, comment}. */
+        json_t *res = json_pack("{s:b, s:s?, s:s?}", "approved", !failing, "by",
+                                by, "comment", c->comment);
+        json_t *text = res ? json_text(res) : NULL;
+        json_decref(res);
+        if (set_new(t, "result_json", text))
+            goto done;
+    }
+    if (failing) {
+        char err_text[sizeof(msg) + WF_MAX_ID_LEN + 16];
+        snprintf(err_text, sizeof(err_text), "step '%s' failed: %s", s->id,
+                 msg);
+        if (set_new(t, "run_error", json_string(err_text)))
+            goto done;
+    }
+    if (!failing && is_group(s)) {
+        /* A group skipped (it failed before it opened): its steps too. */
+        json_t *skip = json_array();
+        if (skip == NULL || set_new(t, "skip", skip) ||
+            add_descendants(ri->wf, s, -1, skip))
+            goto done;
+    }
+    /* A failure a person confirmed stops the enclosing groups unless the
+     * step says continue (escalate does not apply twice). */
+    bool stops = failing && s->on_failure != WF_ON_FAILURE_CONTINUE;
+    json_t *deps = NULL, *anc = NULL;
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p, &deps,
+                       err)) ||
+        (rc = set_new(t, "deps", deps)))
+        goto done;
+    if ((rc = ancestors(env, ri, s, strcmp(outcome, "success") == 0, stops, p,
+                        &anc, err)) ||
+        (rc = set_new(t, "anc", anc)))
+        goto done;
+    rc = 0;
+done:
+    json_decref(set);
+    return rc;
+}
+
+int plan_resolve(const struct plan_env *env, const struct runinfo *ri,
+                 const char *step, const struct plan_control *c, struct plan *p,
+                 struct weft_error *err)
+{
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0,
+               t ? resolve_into(env, ri, step, c, p, t, err) : WEFT_ENOMEM);
+}
+
+/* Retry planning. Each step of the definition gets a mode: kept as it is,
+ * re-opened (a group that runs again around steps that run again), or
+ * reset (back to pending, run again from the start, its whole subtree
+ * too). */
+enum retry_mode { RETRY_KEEP, RETRY_REOPEN, RETRY_RESET };
+
+struct retry_ctx {
+    const struct wf *wf;
+    const json_t *steps; /* the run's steps hash, field -> text */
+    uint8_t *mode;       /* per step */
+    uint32_t *work;      /* steps whose mode rose, to propagate */
+    size_t nwork, capwork;
+    int rc;
+};
+
+static const char *snap(const struct retry_ctx *c, const struct wf_step *s,
+                        const char *suffix)
+{
+    char key[WF_MAX_ID_LEN + 16];
+    snprintf(key, sizeof(key), "%s%s", s->id, suffix);
+    return json_string_value(json_object_get(c->steps, key));
+}
+
+static bool snap_done(const struct retry_ctx *c, const struct wf_step *s)
+{
+    const char *st = snap(c, s, "");
+    return st && (strcmp(st, "success") == 0 || strcmp(st, "skipped") == 0);
+}
+
+/* A group was opened (a branch chosen) in its last attempt. */
+static bool snap_opened(const struct retry_ctx *c, const struct wf_step *g)
+{
+    return snap(c, g, ":branch") != NULL || snap(c, g, ":started") != NULL;
+}
+
+/* The list a group opened: 1 for a conditional's else, else 0. Runs
+ * recorded before `:branch` existed tell it by the else steps: only a
+ * taken branch has steps that were not skipped. */
+static int snap_branch(const struct retry_ctx *c, const struct wf_step *g)
+{
+    if (g->type != WF_STEP_CONDITIONAL)
+        return 0;
+    const char *b = snap(c, g, ":branch");
+    if (b != NULL)
+        return strcmp(b, "else") == 0 ? 1 : 0;
+    for (uint32_t k = 0; k < g->nchildren[1]; k++) {
+        const char *st = snap(c, &c->wf->steps[g->children[1][k]], "");
+        if (st && strcmp(st, "skipped") != 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void raise_mode(struct retry_ctx *c, uint32_t i, enum retry_mode m)
+{
+    if (c->rc || c->mode[i] >= m)
+        return;
+    c->mode[i] = (uint8_t)m;
+    if (c->nwork == c->capwork) {
+        size_t ncap = c->capwork ? 2 * c->capwork : 64;
+        uint32_t *n = weft_realloc(c->work, ncap * sizeof(*n));
+        if (n == NULL) {
+            c->rc = WEFT_ENOMEM;
+            return;
+        }
+        c->work = n;
+        c->capwork = ncap;
+    }
+    c->work[c->nwork++] = i;
+}
+
+/* The steps of a list that did not finish well run again: leaves and
+ * unopened groups from the start, opened groups re-opened around their
+ * own unfinished steps. A group that succeeded keeps its whole subtree. */
+static void seed_list(struct retry_ctx *c, const uint32_t *idx, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        const struct wf_step *s = &c->wf->steps[idx[k]];
+        if (snap_done(c, s))
+            continue;
+        if (is_group(s) && snap_opened(c, s)) {
+            raise_mode(c, s->index, RETRY_REOPEN);
+            int b = snap_branch(c, s);
+            seed_list(c, s->children[b], s->nchildren[b]);
+        } else {
+            raise_mode(c, s->index, RETRY_RESET);
+        }
+    }
+}
+
+/* Raises what follows from the modes raised so far: a reset group's
+ * subtree is reset, a step's dependents are reset, and its group is
+ * re-opened. */
+static void retry_close(struct retry_ctx *c)
+{
+    const struct wf *wf = c->wf;
+    while (c->nwork > 0 && c->rc == 0) {
+        uint32_t i = c->work[--c->nwork];
+        const struct wf_step *s = &wf->steps[i];
+        if (c->mode[i] == RETRY_RESET)
+            for (uint32_t j = i + 1, e = subtree_end(wf, i); j < e; j++)
+                raise_mode(c, j, RETRY_RESET);
+        for (uint32_t d = 0; d < s->ndependents; d++)
+            raise_mode(c, s->dependents[d], RETRY_RESET);
+        if (s->parent >= 0)
+            raise_mode(c, (uint32_t)s->parent, RETRY_REOPEN);
+    }
+}
+
+/* Steps of g's opened list that run again. */
+static uint32_t reopened_left(const struct retry_ctx *c,
+                              const struct wf_step *g)
+{
+    int b = snap_branch(c, g);
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < g->nchildren[b]; k++)
+        n += c->mode[g->children[b][k]] != RETRY_KEEP;
+    return n;
+}
+
+static int retry_item(struct retry_ctx *c, const struct wf_step *s,
+                      json_t *reset, json_t *ready)
+{
+    uint32_t deps = 0;
+    for (uint32_t k = 0; k < s->ndeps; k++)
+        deps += c->mode[s->deps[k]] != RETRY_KEEP;
+    bool reopen = c->mode[s->index] == RETRY_REOPEN;
+    bool now = !reopen && deps == 0 &&
+               (s->parent < 0 || c->mode[s->parent] == RETRY_REOPEN);
+    const char *st = snap(c, s, "");
+    char stem[WF_MAX_ID_LEN + 1];
+    plan_state_stem(s->id, stem);
+    json_t *r = json_pack("{s:s, s:s, s:I, s:s}", "id", s->id, "st",
+                          reopen ? "running" : "pending", "deps",
+                          (json_int_t)deps, "skey", stem);
+    if (r == NULL || json_array_append_new(reset, r) != 0)
+        return WEFT_ENOMEM;
+    if (reopen && set_new(r, "left", json_integer(reopened_left(c, s))))
+        return WEFT_ENOMEM;
+    if (!now && !reopen && st && strcmp(st, "cancelled") == 0 &&
+        set_new(r, "bump", json_true()))
+        return WEFT_ENOMEM;
+    if (now && json_array_append_new(ready, json_pack("{s:s}", "id", s->id)))
+        return WEFT_ENOMEM;
+    return 0;
+}
+
+static int retry_into(const struct plan_env *env, const struct runinfo *ri,
+                      const json_t *steps, const char *finished, int64_t seen,
+                      const struct plan_retry_req *rq, json_t *t)
+{
+    (void)env;
+    const struct wf *wf = ri->wf;
+    struct retry_ctx c = {.wf = wf, .steps = steps};
+    char why[WEFT_ERROR_MSG_MAX + 160];
+    const char *refuse = NULL;
+    json_t *reset = json_array(), *ready = json_array();
+    int rc = WEFT_ENOMEM;
+    c.mode = weft_calloc(wf->nsteps ? wf->nsteps : 1, 1);
+    if (c.mode == NULL || reset == NULL || ready == NULL)
+        goto done;
+    if (set_new(t, "mark", json_string(rq->mark ? rq->mark : "")) ||
+        set_new(t, "from", json_string(rq->from ? rq->from : "")) ||
+        set_new(t, "finished", json_string(finished ? finished : "")) ||
+        set_new(t, "seen", json_integer(seen)) ||
+        set_new(t, "seq", json_integer(rq->seq)))
+        goto done;
+    if (!text_ok(rq->by, PLAN_TEXT_MAX) ||
+        !text_ok(rq->comment, PLAN_TEXT_MAX)) {
+        snprintf(why, sizeof(why),
+                 "'by' and 'comment' must be UTF-8 text of at most %d bytes",
+                 PLAN_TEXT_MAX);
+        refuse = why;
+    } else if ((rq->by && rq->by[0] && set_new(t, "by", json_string(rq->by))) ||
+               (rq->comment && rq->comment[0] &&
+                set_new(t, "comment", json_string(rq->comment)))) {
+        goto done;
+    }
+    const struct wf_step *from =
+        rq->from ? wf_find_step(wf, rq->from, strlen(rq->from)) : NULL;
+    if (refuse == NULL && rq->from && from == NULL) {
+        snprintf(why, sizeof(why), "the run has no step '%.128s'", rq->from);
+        refuse = why;
+    }
+    if (refuse != NULL) {
+        rc = set_new(t, "refuse", json_string(refuse));
+        goto done;
+    }
+    seed_list(&c, wf->top, wf->ntop);
+    if (from) {
+        /* A step that could not run without its group opening again on
+         * its branch (a branch not taken, a group never opened) runs
+         * again with that group. */
+        uint32_t x = from->index;
+        for (uint32_t ch = from->index; wf->steps[ch].parent >= 0;
+             ch = (uint32_t)wf->steps[ch].parent) {
+            const struct wf_step *g = &wf->steps[wf->steps[ch].parent];
+            if (!snap_opened(&c, g) ||
+                (int)wf->steps[ch].branch != snap_branch(&c, g))
+                x = g->index;
+        }
+        raise_mode(&c, x, RETRY_RESET);
+    }
+    /* A re-opened group with nothing left to run would never finish: it
+     * runs again whole. Repeat until nothing changes. */
+    for (bool again = true; again && c.rc == 0;) {
+        retry_close(&c);
+        again = false;
+        for (uint32_t i = 0; i < wf->nsteps && c.rc == 0; i++)
+            if (c.mode[i] == RETRY_REOPEN &&
+                reopened_left(&c, &wf->steps[i]) == 0) {
+                raise_mode(&c, i, RETRY_RESET);
+                again = true;
+            }
+    }
+    if ((rc = c.rc))
+        goto done;
+    uint32_t top = 0, nreset = 0;
+    for (uint32_t k = 0; k < wf->ntop; k++)
+        top += c.mode[wf->top[k]] != RETRY_KEEP;
+    for (uint32_t i = 0; i < wf->nsteps; i++) {
+        if (c.mode[i] == RETRY_KEEP)
+            continue;
+        nreset++;
+        if ((rc = retry_item(&c, &wf->steps[i], reset, ready)))
+            goto done;
+    }
+    rc = WEFT_ENOMEM;
+    if (nreset == 0) {
+        rc = set_new(t, "refuse",
+                     json_string("nothing to retry: no step failed or was "
+                                 "cancelled (retry --from STEP re-runs "
+                                 "steps that succeeded)"));
+        goto done;
+    }
+    if (set_new(t, "top", json_integer(top)) ||
+        json_object_set(t, "reset", reset) ||
+        json_object_set(t, "ready", ready))
+        goto done;
+    rc = 0;
+done:
+    weft_free(c.mode);
+    weft_free(c.work);
+    json_decref(reset);
+    json_decref(ready);
+    return rc;
+}
+
+int plan_retry(const struct plan_env *env, const struct runinfo *ri,
+               const json_t *steps, const char *finished, int64_t seen,
+               const struct plan_retry_req *rq, struct plan *p)
+{
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0,
+               t ? retry_into(env, ri, steps, finished, seen, rq, t)
                  : WEFT_ENOMEM);
 }

@@ -171,4 +171,84 @@ bool plan_breaker_of(const struct plan_env *env, const struct wf_step *s,
  * policy; rnd in [0,1) drives the jitter. */
 int64_t plan_backoff_ms(const struct wf_retry *r, uint32_t next, double rnd);
 
+/* ---- people in the loop (docs/protocol.md, "Control events") ---- */
+
+/* Free text of control events (`by`, `comment`): a name or a sentence. */
+#define PLAN_TEXT_MAX 1024
+/* An approval's rendered `message`: what a person reads, not a document. */
+#define PLAN_MESSAGE_MAX 4096
+/* `set` of a resolve or approve: state updates, not documents. */
+#define PLAN_SET_MAX      (64 * 1024)
+#define PLAN_SET_KEYS_MAX 256
+
+/* park: approval step s became ready (attempt A, ready mark `mark`): it
+ * waits for a person, with its message and approvers rendered against
+ * scope and its deadline at now + timeout. Rendering errors as
+ * plan_dispatch (WEFT_ETYPE, WEFT_ELIMIT; err says which field). */
+int plan_park(const struct plan_env *env, const struct runinfo *ri,
+              const struct wf_step *s, uint32_t attempt, const char *mark,
+              const json_t *scope, struct plan *p, struct weft_error *err);
+
+enum plan_control_kind {
+    PLAN_CONTROL_RESOLVE, /* weft resolve: action retry | skip | fail */
+    PLAN_CONTROL_APPROVE, /* weft approve: action approve | reject */
+    PLAN_CONTROL_TIMEOUT, /* an approval's deadline passed */
+};
+
+/* A control event as read from weft:events (strings borrowed; any may be
+ * NULL). Nothing in it is trusted: plan_resolve checks it. */
+struct plan_control {
+    enum plan_control_kind kind;
+    const char *action;
+    const char *by;
+    const char *comment;
+    const char *set;  /* JSON object text: state key -> value */
+    uint32_t attempt; /* the attempt that waits; 0 = whichever */
+    const char *mark; /* the event's id, acknowledged by the script */
+};
+
+/* "resolve", "approve" or "timeout". */
+const char *plan_control_name(enum plan_control_kind k);
+
+/* Parses and checks the `set` of a control event: a JSON object of at most
+ * PLAN_SET_KEYS_MAX state keys (keys_valid_id), at most PLAN_SET_MAX
+ * bytes. 0 and *out (new reference), or an error code with the reason in
+ * why (size bytes). */
+int plan_check_set(const char *text, json_t **out, char *why, size_t size);
+
+/* resolve: the answer to step `step` (an id from the event; the run may
+ * not have it) waiting for a person. An event that cannot apply as asked
+ * (no such step, an unknown action, approve of a step that is not an
+ * approval, a bad `set`) still gets a transition, with `refuse` saying
+ * why: the script acknowledges it and records it in the history. Errors:
+ * WEFT_ENOMEM only. */
+int plan_resolve(const struct plan_env *env, const struct runinfo *ri,
+                 const char *step, const struct plan_control *c, struct plan *p,
+                 struct weft_error *err);
+
+/* A retry request as read from weft:events (strings borrowed). */
+struct plan_retry_req {
+    const char *from;    /* step to re-run from; NULL: the failed steps */
+    const char *by;      /* who asked; may be NULL */
+    const char *comment; /* why; may be NULL */
+    int64_t seq;         /* the run's retry count the request saw; -1 */
+    const char *mark;    /* the event's id */
+};
+
+/* retry: the run runs again. steps is the run's steps hash (an object of
+ * field -> text, as HGETALL gives it) and finished / seen its header's
+ * `finished` (NULL when absent) and `retries`, all read before the
+ * transition runs, which checks they still hold. Without rq->from the
+ * steps that did not succeed or get skipped run again, with the groups
+ * around them re-opened; with it, also rq->from and everything after it
+ * (its transitive dependents, and those of every group it is in). Each
+ * step run again goes back to pending with its dependency counter
+ * recounted (dependencies that keep their results count as done), and
+ * those with nothing to wait for are made ready. A request that cannot
+ * apply (unknown step, nothing to retry) gets a refusing transition as
+ * for plan_resolve. Errors: WEFT_ENOMEM only. */
+int plan_retry(const struct plan_env *env, const struct runinfo *ri,
+               const json_t *steps, const char *finished, int64_t seen,
+               const struct plan_retry_req *rq, struct plan *p);
+
 #endif

@@ -50,7 +50,14 @@
 /* Workflow files read from --workflows are bounded like any YAML. */
 #define SCHED_BLOCK_MS 2000
 
-enum work_kind { WORK_TASK, WORK_RESULT, WORK_READY, WORK_CANCEL };
+enum work_kind {
+    WORK_TASK,
+    WORK_RESULT,
+    WORK_READY,
+    WORK_CANCEL,
+    WORK_RETRY,   /* `retry`: the run runs again */
+    WORK_CONTROL, /* `resolve`, `approve`: a person answers a step */
+};
 
 struct defent {
     char *digest;
@@ -92,6 +99,14 @@ struct work {
     char *timer;           /* a `timeout` event's kind: NULL, queue, run */
     char *blocked;         /* WORK_READY: the open circuit breaker that
                               fails the step (on_breaker_open: fail) */
+    /* WORK_RETRY and WORK_CONTROL: the event's fields (docs/protocol.md) */
+    enum plan_control_kind ctl;
+    char *action, *by, *comment, *set;
+    int64_t seq;    /* retry: the run's retry count the request saw; -1 */
+    json_t *snap;   /* retry: the run's steps hash, as read */
+    char *finished; /* retry: the run's `finished`, as read (NULL: none) */
+    int64_t seen;   /* retry: the run's `retries`, as read */
+    int snapped;    /* retry: the header reply arrived */
 };
 
 /* Transitions that become ready in one pass of the loop go out together:
@@ -1022,12 +1037,21 @@ static const struct wf_step *work_step(struct work *w)
     return wf_find_step(w->re->ri.wf, w->step, strlen(w->step));
 }
 
+static void control_apply(struct work *w);
+
 static void result_apply(struct work *w)
 {
     struct sched *s = w->s;
     const struct wf_step *st = work_step(w);
     if (st == NULL) {
         dead_letter(w, "result for a step the run does not have");
+        return;
+    }
+    if (w->deadline && st->type == WF_STEP_APPROVAL) {
+        /* Nobody approved in time: answered like a rejection. */
+        w->ctl = PLAN_CONTROL_TIMEOUT;
+        w->timed_out = 1;
+        control_apply(w);
         return;
     }
     struct wire_result res;
@@ -1142,6 +1166,16 @@ static void ready_apply(struct work *w)
         script = SCRIPT_ACTIVATE;
         rc = plan_activate(&env, &w->re->ri, st, w->attempt, w->entry, 0,
                            batch_plan(s, script), &err);
+    } else if (st->type == WF_STEP_APPROVAL) {
+        /* No job: the step waits for a person. */
+        script = SCRIPT_PARK;
+        rc = plan_park(&env, &w->re->ri, st, w->attempt, w->entry, scope,
+                       batch_plan(s, script), &err);
+        if (rc == WEFT_ETYPE || rc == WEFT_ELIMIT || rc == WEFT_EINVAL) {
+            json_decref(scope);
+            ready_fail(w, st, err.msg);
+            return;
+        }
     } else {
         rc = plan_dispatch(&env, &w->re->ri, st, w->attempt, w->entry, scope,
                            batch_plan(s, script), &err);
@@ -1243,6 +1277,117 @@ static void cancel_apply(struct work *w)
     batch_add(w, SCRIPT_CANCEL);
 }
 
+/* ---- people in the loop: resolve, approve, retry ------------------------- */
+
+/* A person's answer to a waiting step (or an approval's deadline): the
+ * resolve transition checks that the step still waits. */
+static void control_apply(struct work *w)
+{
+    struct plan_env env = env_of(w->s);
+    struct plan_control c = {
+        .kind = w->ctl,
+        .action = w->action,
+        .by = w->by,
+        .comment = w->comment,
+        .set = w->set,
+        .attempt = w->attempt,
+        .mark = w->entry,
+    };
+    struct weft_error err;
+    weft_error_clear(&err);
+    if (plan_resolve(&env, &w->re->ri, w->step, &c,
+                     batch_plan(w->s, SCRIPT_RESOLVE), &err) != 0) {
+        work_done(w); /* out of memory: the event stays pending */
+        return;
+    }
+    log_info("control event", "run", w->run, "step", w->step, "event",
+             plan_control_name(w->ctl), "action", w->action, "by", w->by, NULL);
+    batch_add(w, SCRIPT_RESOLVE);
+}
+
+static void retry_apply(struct work *w)
+{
+    struct plan_env env = env_of(w->s);
+    struct plan_retry_req rq = {
+        .from = w->step,
+        .by = w->by,
+        .comment = w->comment,
+        .seq = w->seq,
+        .mark = w->entry,
+    };
+    if (plan_retry(&env, &w->re->ri, w->snap, w->finished, w->seen, &rq,
+                   batch_plan(w->s, SCRIPT_RETRY)) != 0) {
+        work_done(w);
+        return;
+    }
+    log_info("retry requested", "run", w->run, "from", w->step, "by", w->by,
+             NULL);
+    batch_add(w, SCRIPT_RETRY);
+}
+
+/* HMGET finished retries: what the retry transition checks. */
+static void on_retry_header(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct work *w = ud;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return; /* on_retry_steps, queued behind, ends the work */
+    redisReply *fin = r->element[0], *n = r->element[1];
+    if (fin->type == REDIS_REPLY_STRING)
+        w->finished = weft_strndup(fin->str, fin->len);
+    int64_t v = 0;
+    if (n->type == REDIS_REPLY_STRING &&
+        num_parse_i64(n->str, n->len, 0, INT64_MAX, &v) != 0)
+        v = -1; /* unreadable: the transition finds it changed */
+    w->seen = v;
+    w->snapped = fin->type != REDIS_REPLY_STRING || w->finished != NULL;
+}
+
+static void on_retry_steps(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct work *w = ud;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || !w->snapped) {
+        work_done(w); /* the event stays pending and is reclaimed */
+        return;
+    }
+    w->snap = json_object();
+    for (size_t i = 0; w->snap && i + 1 < r->elements; i += 2) {
+        redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            strlen(k->str) != k->len)
+            continue;
+        /* Values that are not UTF-8 text are not ours: left out. */
+        json_t *val = json_stringn(v->str, v->len);
+        if (val == NULL || json_object_set_new(w->snap, k->str, val) != 0) {
+            json_decref(w->snap);
+            w->snap = NULL;
+        }
+    }
+    if (w->snap == NULL) {
+        work_done(w);
+        return;
+    }
+    retry_apply(w);
+}
+
+/* Reads the run's header fields and steps (pipelined in order on the
+ * command connection), then plans the retry from them. */
+static void retry_begin(struct work *w)
+{
+    struct sched *s = w->s;
+    char krun[KEYS_MAX], ksteps[KEYS_MAX];
+    keys_run(&s->cfg.keys, KEYS_RUN, w->run, krun);
+    keys_run(&s->cfg.keys, KEYS_RUN_STEPS, w->run, ksteps);
+    if (rconn_cmd(s->cmd, on_retry_header, w, "HMGET %s finished retries",
+                  krun) != 0) {
+        work_done(w);
+        return;
+    }
+    if (rconn_cmd(s->cmd, on_retry_steps, w, "HGETALL %s", ksteps) != 0)
+        work_done(w);
+}
+
 /* ---- work lifecycle ----------------------------------------------------- */
 
 static void work_run(struct work *w)
@@ -1265,6 +1410,12 @@ static void work_run(struct work *w)
         break;
     case WORK_CANCEL:
         cancel_apply(w);
+        break;
+    case WORK_RETRY:
+        retry_begin(w);
+        break;
+    case WORK_CONTROL:
+        control_apply(w);
         break;
     case WORK_TASK:
         break;
@@ -1296,6 +1447,12 @@ static void work_done(struct work *w)
     weft_free(w->blocked);
     json_decref(w->state);
     json_decref(w->extra);
+    weft_free(w->action);
+    weft_free(w->by);
+    weft_free(w->comment);
+    weft_free(w->set);
+    json_decref(w->snap);
+    weft_free(w->finished);
     weft_free(w);
     if (s->draining && s->inflight == 0 && s->drained_cb) {
         void (*cb)(void *) = s->drained_cb;
@@ -1338,7 +1495,7 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
         work_done(w);
         return;
     }
-    char *attempt = NULL;
+    char *attempt = NULL, *seq = NULL;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
@@ -1367,6 +1524,16 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
             slot = &attempt;
         else if (strcmp(key, "type") == 0)
             slot = &w->type;
+        else if (strcmp(key, "action") == 0)
+            slot = &w->action;
+        else if (strcmp(key, "by") == 0)
+            slot = &w->by;
+        else if (strcmp(key, "comment") == 0)
+            slot = &w->comment;
+        else if (strcmp(key, "set") == 0)
+            slot = &w->set;
+        else if (strcmp(key, "seq") == 0)
+            slot = &seq;
         else if (strcmp(key, "body") == 0) {
             weft_free(w->body);
             w->body = weft_malloc(v->len ? v->len : 1);
@@ -1384,6 +1551,7 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
     if (strcmp(which, "tasks") == 0) {
         w->kind = WORK_TASK;
         weft_free(attempt);
+        weft_free(seq);
         work_run(w);
         return;
     }
@@ -1392,6 +1560,10 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
         attempt && num_parse_i64(attempt, strlen(attempt), 1, UINT32_MAX, &a);
     weft_free(attempt);
     w->attempt = (uint32_t)a;
+    w->seq = -1;
+    int bad_seq =
+        seq && num_parse_i64(seq, strlen(seq), 0, INT64_MAX, &w->seq) != 0;
+    weft_free(seq);
     if (w->type == NULL) {
         dead_letter(w, "event has no 'type'");
         return;
@@ -1426,6 +1598,23 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
              (w->kind != WORK_READY ||
               !keys_valid_breaker(w->blocked, strlen(w->blocked))))) {
             dead_letter(w, "event has an unknown 'kind' or 'breaker'");
+            return;
+        }
+    } else if (strcmp(w->type, "retry") == 0) {
+        w->kind = WORK_RETRY;
+        if ((w->step && !keys_valid_id(w->step, strlen(w->step))) || bad_seq) {
+            dead_letter(w, "retry event has an invalid 'step' or 'seq'");
+            return;
+        }
+    } else if (strcmp(w->type, "resolve") == 0 ||
+               strcmp(w->type, "approve") == 0) {
+        w->kind = WORK_CONTROL;
+        w->ctl =
+            w->type[0] == 'r' ? PLAN_CONTROL_RESOLVE : PLAN_CONTROL_APPROVE;
+        if (w->step == NULL || !keys_valid_id(w->step, strlen(w->step)) ||
+            bad_attempt) {
+            dead_letter(w, "event needs a valid 'step' (and 'attempt', "
+                           "when given)");
             return;
         }
     } else {

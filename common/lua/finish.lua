@@ -70,12 +70,11 @@ end
 record_outcome(P.step, status)
 for _, id in ipairs(P.skip or {}) do stop_step(id, 'skipped') end
 if status == 'failed' and P.on_failure == 'escalate' then
-    redis.call('HSET', K_STEPS, P.step, 'waiting_for_human')
-    redis.call('HSET', K_RUN, 'status', 'waiting_for_human')
+    wait_begin(P.step, 'escalation')
     hist('step', P.step, 'waiting_for_human',
-         {'attempt', P.attempt, 'error', P.message or ''})
+         {'attempt', P.attempt, 'wait', 'escalation',
+          'error', P.message or ''})
     ack(K_EVENTS, 'schedulers', P.mark)
-    out.run = 'waiting_for_human'
     return out
 end
 hist('step', P.step, status, {'attempt', P.attempt,

@@ -265,11 +265,35 @@ local function release(list)
     end
 end
 
+-- A step starts waiting for a person: kind 'approval' (an approval step)
+-- or 'escalation' (a failure with on_failure: escalate). The run waits
+-- too; the header's `waiting` counts the steps that wait.
+local function wait_begin(step, kind)
+    redis.call('HSET', K_STEPS, step, 'waiting_for_human', step .. ':wait',
+               kind)
+    redis.call('HINCRBY', K_RUN, 'waiting', 1)
+    redis.call('HSET', K_RUN, 'status', 'waiting_for_human')
+    out.run = 'waiting_for_human'
+end
+
+-- A step no longer waits (answered, or stopped); the run runs again once
+-- no step waits. A run that ended meanwhile keeps its status.
+local function wait_end(step)
+    redis.call('HDEL', K_STEPS, step .. ':wait', step .. ':deadline')
+    if redis.call('HINCRBY', K_RUN, 'waiting', -1) > 0 then return end
+    redis.call('HDEL', K_RUN, 'waiting')
+    if redis.call('HGET', K_RUN, 'status') == 'waiting_for_human' then
+        redis.call('HSET', K_RUN, 'status', 'running')
+        hist('run', '', 'running', {'resumed', step})
+    end
+end
+
 -- Stops a step that has not finished: running jobs are told over pub/sub,
 -- queued and pending ones are marked without running.
 local function stop_step(step, status)
     local st = redis.call('HGET', K_STEPS, step)
     if not st or TERMINAL[st] then return end
+    if st == 'waiting_for_human' then wait_end(step) end
     local attempt = attempt_of(step)
     if st == 'running' then
         local m = member(step, attempt)

@@ -763,50 +763,63 @@ Test(http_runs, cancel_and_control_events)
     snprintf(id, sizeof(id), "%s", submit(two_steps(3000), NULL));
     json_decref(wait_status(id, "running"));
     char path[256];
-    snprintf(path, sizeof(path), "/v1/runs/%s/retry", id);
-    struct resp r = post(path, "{\"step\": \"wait\", \"by\": \"ops\", "
-                               "\"action\": \"retry\", \"set\": {\"k\": 1}}");
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    json_t *v = json_of(&r);
-    cr_assert_str_eq(json_string_value(json_object_get(v, "type")), "retry");
-    const char *ev = json_string_value(json_object_get(v, "event"));
-    cr_assert_not_null(ev);
-    /* The event as the scheduler will read it. */
-    redisReply *x = cmd("XRANGE weft:events %s %s", ev, ev);
-    if (x->elements == 1) { /* not consumed and trimmed yet */
-        redisReply *f = x->element[0]->element[1];
-        cr_assert_str_eq(f->element[1]->str, "retry");
-        bool has_set = false;
-        for (size_t i = 0; i + 1 < f->elements; i += 2)
-            has_set |= strcmp(f->element[i]->str, "set") == 0 &&
-                       strcmp(f->element[i + 1]->str, "{\"k\":1}") == 0;
-        cr_assert(has_set);
+    struct resp r;
+    /* Control requests are checked against the run before any event is
+     * written: a running run cannot be retried, a running step cannot be
+     * resolved, and the bodies are checked field by field. */
+    static const struct {
+        const char *what, *body;
+        int status;
+        const char *code;
+    } bad[] = {
+        {"retry", "{}", 409, "conflict"},
+        {"retry", "{\"action\": \"retry\"}", 400, "bad_request"},
+        {"retry", "{\"set\": {\"k\": 1}}", 400, "bad_request"},
+        {"retry", "{\"step\": \"nope\"}", 404, "not_found"},
+        {"resolve", "{\"step\": \"wait\", \"action\": \"skip\"}", 409,
+         "conflict"},
+        {"resolve", "{\"step\": \"wait\"}", 400, "bad_request"},
+        {"resolve", "{\"step\": \"wait\", \"action\": \"redo\"}", 400,
+         "bad_request"},
+        {"resolve",
+         "{\"step\": \"wait\", \"action\": \"skip\", \"set\": {\"a b\": 1}}",
+         400, "bad_request"},
+        {"approve", "{\"step\": \"nope\"}", 404, "not_found"},
+        {"approve", "{}", 400, "bad_request"},
+        {"approve", "{\"step\": \"wait\", \"set\": [1]}", 400, "bad_request"},
+        {"approve", "{\"step\": \"wait\", \"action\": \"maybe\"}", 400,
+         "bad_request"},
+        {"approve", "{\"step\": \"wait\", \"note\": 1}", 400, "bad_request"},
+        {"approve", "{\"step\": \"wait\"}", 409, "conflict"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(path, sizeof(path), "/v1/runs/%s/%s", id, bad[i].what);
+        r = post(path, bad[i].body);
+        cr_assert_eq(r.status, bad[i].status, "%s %s: %d %s", bad[i].what,
+                     bad[i].body, r.status, r.body);
+        expect_error(&r, bad[i].status, bad[i].code);
+        resp_free(&r);
     }
-    freeReplyObject(x);
-    json_decref(v);
-    resp_free(&r);
-    snprintf(path, sizeof(path), "/v1/runs/%s/resolve", id);
-    r = post(path, "{\"step\": \"wait\", \"action\": \"skip\"}");
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    resp_free(&r);
-    snprintf(path, sizeof(path), "/v1/runs/%s/approve", id);
-    r = post(path, "{\"step\": \"nope\"}");
-    expect_error(&r, 404, "not_found");
-    resp_free(&r);
-    r = post(path, "{}");
-    expect_error(&r, 400, "bad_request");
-    resp_free(&r);
-    r = post(path, "{\"step\": \"wait\", \"set\": [1]}");
-    expect_error(&r, 400, "bad_request");
-    resp_free(&r);
     r = post("/v1/runs/nope/approve", "{\"step\": \"wait\"}");
     expect_error(&r, 404, "not_found");
     resp_free(&r);
+    /* A task that could not start is a failed run with nothing to run. */
+    freeReplyObject(cmd("HSET weft:run:never status failed error nope"));
+    r = post("/v1/runs/never/retry", "{}");
+    expect_error(&r, 409, "conflict");
+    resp_free(&r);
+    /* Nothing reached the scheduler: no control entry in the history. */
+    redisReply *h = cmd("XRANGE weft:run:%s:history - +", id);
+    for (size_t i = 0; i < h->elements; i++) {
+        redisReply *f = h->element[i]->element[1];
+        cr_assert_str_neq(f->element[1]->str, "control");
+    }
+    freeReplyObject(h);
 
     snprintf(path, sizeof(path), "/v1/runs/%s/cancel", id);
     r = post(path, NULL);
     cr_assert_eq(r.status, 202, "%s", r.body);
-    v = json_of(&r);
+    json_t *v = json_of(&r);
     cr_assert(json_is_true(json_object_get(v, "requested")));
     json_decref(v);
     resp_free(&r);
@@ -823,6 +836,153 @@ Test(http_runs, cancel_and_control_events)
     r = post("/v1/runs/nope/cancel", NULL);
     expect_error(&r, 404, "not_found");
     resp_free(&r);
+    system_down();
+}
+
+/* Polls GET /v1/runs/{id} until step's status is want; returns the
+ * step's document (a new reference). */
+static json_t *wait_step(const char *id, const char *step, const char *want)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/runs/%s", id);
+    for (int i = 0; i < 1500; i++) {
+        struct resp r = get(path);
+        json_t *v = r.status == 200 ? json_of(&r) : NULL;
+        resp_free(&r);
+        json_t *s = json_object_get(json_object_get(v, "steps"), step);
+        const char *st = json_string_value(json_object_get(s, "status"));
+        if (st != NULL && strcmp(st, want) == 0) {
+            json_incref(s);
+            json_decref(v);
+            return s;
+        }
+        json_decref(v);
+        sleep_ms(10);
+    }
+    show_log(sched_log);
+    cr_assert_fail("step %s of run %s never reached %s", step, id, want);
+    return NULL;
+}
+
+static const char *gated = "name: gated\n"
+                           "steps:\n"
+                           "  - {id: build, type: noop, on_failure: escalate,\n"
+                           "     params: {fail_until: 2}}\n"
+                           "  - id: gate\n"
+                           "    type: approval\n"
+                           "    dependencies: [build]\n"
+                           "    approvers: [ops]\n"
+                           "    message: \"deploy {{state.version}}?\"\n"
+                           "  - {id: ship, type: noop, dependencies: [gate]}\n";
+
+Test(http_runs, resolve_and_approve_take_effect)
+{
+    system_up();
+    char id[160], path[256];
+    snprintf(id, sizeof(id), "%s", submit(gated, NULL));
+    json_t *s = wait_step(id, "build", "waiting_for_human");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(s, "wait"), "kind")),
+        "escalation");
+    json_decref(s);
+    json_decref(wait_status(id, "waiting_for_human"));
+    snprintf(path, sizeof(path), "/v1/runs/%s/resolve", id);
+    struct resp r = post(path, "{\"step\": \"build\", \"action\": \"retry\", "
+                               "\"by\": \"ops\", \"comment\": \"disk freed\", "
+                               "\"set\": {\"version\": \"1.2\"}}");
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    json_t *v = json_of(&r);
+    cr_assert_str_eq(json_string_value(json_object_get(v, "type")), "resolve");
+    cr_assert_str_eq(json_string_value(json_object_get(v, "action")), "retry");
+    cr_assert_not_null(json_object_get(v, "event"));
+    json_decref(v);
+    resp_free(&r);
+    /* The retry ran build again (attempt 2 succeeds), and the approval
+     * waits with its message rendered from the state resolve set. */
+    s = wait_step(id, "gate", "waiting_for_human");
+    json_t *w = json_object_get(s, "wait");
+    cr_assert_str_eq(json_string_value(json_object_get(w, "kind")), "approval");
+    cr_assert_str_eq(json_string_value(json_object_get(w, "message")),
+                     "deploy 1.2?");
+    cr_assert_str_eq(
+        json_string_value(json_array_get(json_object_get(w, "approvers"), 0)),
+        "ops");
+    json_decref(s);
+    snprintf(path, sizeof(path), "/v1/runs/%s/approve", id);
+    r = post(path, "{\"step\": \"gate\", \"by\": \"eve\"}");
+    expect_error(&r, 409, "conflict");
+    resp_free(&r);
+    r = post(path, "{\"step\": \"build\", \"by\": \"ops\"}");
+    expect_error(&r, 409, "conflict");
+    resp_free(&r);
+    r = post(path,
+             "{\"step\": \"gate\", \"by\": \"ops\", \"comment\": \"go\"}");
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    resp_free(&r);
+    v = wait_status(id, "success");
+    json_t *steps = json_object_get(v, "steps");
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(steps, "build"), "attempts")),
+                 2);
+    cr_assert_str_eq(json_string_value(
+                         json_object_get(json_object_get(steps, "gate"), "by")),
+                     "ops");
+    json_decref(v);
+    redisReply *x = cmd("HGET weft:run:%s:state gate_result", id);
+    cr_assert_str_eq(x->str, "{\"approved\":true,\"by\":\"ops\",\"comment\":"
+                             "\"go\"}");
+    freeReplyObject(x);
+    x = cmd("HGET weft:run:%s:state version", id);
+    cr_assert_str_eq(x->str, "\"1.2\"");
+    freeReplyObject(x);
+    system_down();
+}
+
+Test(http_runs, retry_takes_effect)
+{
+    system_up();
+    char id[160], path[256];
+    snprintf(id, sizeof(id), "%s",
+             submit("name: flaky\n"
+                    "steps:\n"
+                    "  - {id: a, type: noop}\n"
+                    "  - {id: b, type: noop, dependencies: [a],\n"
+                    "     params: {fail_until: 2}}\n"
+                    "  - {id: c, type: noop, dependencies: [b]}\n",
+                    NULL));
+    json_decref(wait_status(id, "failed"));
+    snprintf(path, sizeof(path), "/v1/runs/%s/retry", id);
+    struct resp r = post(path, "{\"by\": \"ops\", \"comment\": \"again\"}");
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    json_t *v = json_of(&r);
+    cr_assert_str_eq(json_string_value(json_object_get(v, "type")), "retry");
+    cr_assert_str_eq(json_string_value(json_object_get(v, "status")), "failed");
+    json_decref(v);
+    resp_free(&r);
+    v = wait_status(id, "success");
+    json_t *steps = json_object_get(v, "steps");
+    cr_assert_eq(json_integer_value(
+                     json_object_get(json_object_get(steps, "a"), "attempts")),
+                 1, "a kept its result");
+    cr_assert_eq(json_integer_value(
+                     json_object_get(json_object_get(steps, "b"), "attempts")),
+                 2);
+    json_decref(v);
+    /* From a step of the run that succeeded: c runs again. */
+    r = post(path, "{\"step\": \"c\"}");
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    resp_free(&r);
+    json_t *c = NULL;
+    for (int i = 0; i < 1500; i++) {
+        json_decref(c);
+        c = wait_step(id, "c", "success");
+        if (json_integer_value(json_object_get(c, "attempts")) == 2)
+            break;
+        sleep_ms(10);
+    }
+    cr_assert_eq(json_integer_value(json_object_get(c, "attempts")), 2);
+    json_decref(c);
+    json_decref(wait_status(id, "success"));
     system_down();
 }
 

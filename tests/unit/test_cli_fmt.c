@@ -173,3 +173,73 @@ Test(cli_fmt, queue_list_always_has_default)
     weft_free(q);
     wf_free(wf);
 }
+
+/* ---- --set KEY=VALUE ---- */
+
+/* The sets parsed to compact sorted JSON, or "error: WHY". */
+static const char *sets_text(const char *const *sets, int n)
+{
+    static char out[512];
+    json_t *obj = NULL;
+    char why[256];
+    if (fmt_parse_sets(sets, n, &obj, why, sizeof(why)) != 0) {
+        snprintf(out, sizeof(out), "error: %s", why);
+        return out;
+    }
+    char *t = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    snprintf(out, sizeof(out), "%s", t);
+    weft_free(t);
+    json_decref(obj);
+    return out;
+}
+
+Test(cli_fmt, set_values_are_json_when_they_parse_else_strings)
+{
+    const char *a[] = {"n=3",    "ok=true",      "o={\"a\":[1]}", "note=hello",
+                       "empty=", "q=\"quoted\"", "eq=a=b",        "n=4"};
+    cr_assert_str_eq(sets_text(a, 8),
+                     "{\"empty\":\"\",\"eq\":\"a=b\",\"n\":4,\"note\":"
+                     "\"hello\",\"o\":{\"a\":[1]},\"ok\":true,\"q\":"
+                     "\"quoted\"}");
+}
+
+Test(cli_fmt, set_needs_a_state_key_and_an_equals_sign)
+{
+    const char *a[] = {"novalue"};
+    cr_assert(strstr(sets_text(a, 1), "error: --set 'novalue': expected "
+                                      "KEY=VALUE") != NULL);
+    const char *b[] = {"=1"};
+    cr_assert(strncmp(sets_text(b, 1), "error:", 6) == 0);
+    const char *c[] = {"bad key=1"};
+    cr_assert(strncmp(sets_text(c, 1), "error:", 6) == 0);
+    const char *d[] = {"k=\xff"};
+    cr_assert_str_eq(sets_text(d, 1),
+                     "error: --set k: the value is not UTF-8 text");
+}
+
+Test(cli_fmt, set_takes_keys_up_to_the_limit)
+{
+    static char names[CLI_SET_KEYS_MAX + 1][16];
+    static const char *sets[CLI_SET_KEYS_MAX + 1];
+    for (int i = 0; i <= CLI_SET_KEYS_MAX; i++) {
+        snprintf(names[i], sizeof(names[i]), "k%d=%d", i, i);
+        sets[i] = names[i];
+    }
+    cr_assert_eq(sets_text(sets, CLI_SET_KEYS_MAX)[0], '{');
+    cr_assert_str_eq(sets_text(sets, CLI_SET_KEYS_MAX + 1),
+                     "error: --set: 257 keys; the limit is 256");
+}
+
+Test(cli_fmt, set_takes_json_up_to_the_size_limit)
+{
+    /* {"k":"<v>"} is 8 bytes around the value. */
+    static char arg[CLI_SET_MAX + 16];
+    memcpy(arg, "k=", 2);
+    memset(arg + 2, 'x', CLI_SET_MAX - 8);
+    arg[2 + CLI_SET_MAX - 8] = '\0';
+    const char *a[] = {arg};
+    cr_assert_eq(sets_text(a, 1)[0], '{');
+    arg[2 + CLI_SET_MAX - 8] = 'x';
+    arg[3 + CLI_SET_MAX - 8] = '\0';
+    cr_assert(strstr(sets_text(a, 1), "the limit is 65536") != NULL);
+}

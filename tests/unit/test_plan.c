@@ -581,3 +581,620 @@ Test(plan, run_timeout_is_set_at_creation_and_expires_as_a_failure,
     runinfo_done(&ri);
     wf_free(plain);
 }
+
+/* ---- people in the loop: park, resolve, retry ---- */
+
+/* The transition a builder appended (the only one in p). */
+static json_t *only(struct plan *p)
+{
+    cr_assert_eq(plan_size(p), 1);
+    return plan_get(p, 0);
+}
+
+static const char *str_of(json_t *t, const char *k)
+{
+    const char *v = json_string_value(json_object_get(t, k));
+    return v ? v : "(none)";
+}
+
+/* The reset list as "id=st/deps[/left=N][/bump] ..." and the ready list
+ * as "id ...", in plan order. */
+static char *reset_text(json_t *t)
+{
+    static char out[1024];
+    size_t n = 0, i;
+    json_t *r;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(t, "reset"), i, r)
+    {
+        n += (size_t)snprintf(
+            out + n, sizeof(out) - n, "%s%s=%s/%lld", n ? " " : "",
+            str_of(r, "id"), str_of(r, "st"),
+            (long long)json_integer_value(json_object_get(r, "deps")));
+        if (json_object_get(r, "left"))
+            n += (size_t)snprintf(
+                out + n, sizeof(out) - n, "/left=%lld",
+                (long long)json_integer_value(json_object_get(r, "left")));
+        if (json_is_true(json_object_get(r, "bump")))
+            n += (size_t)snprintf(out + n, sizeof(out) - n, "/bump");
+    }
+    return out;
+}
+
+static char *ready_text(json_t *t)
+{
+    static char out[512];
+    size_t n = 0, i;
+    json_t *r;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(t, "ready"), i, r) n += (size_t)snprintf(
+        out + n, sizeof(out) - n, "%s%s", n ? " " : "", str_of(r, "id"));
+    return out;
+}
+
+/* Plans a retry of wf over the steps hash given as JSON text. */
+static json_t *retry_plan(struct plan *p, const struct wf *wf,
+                          const char *steps_json, const char *from)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct runinfo ri = runinfo_of(wf);
+    json_t *steps = json_loads(steps_json, 0, NULL);
+    cr_assert_not_null(steps, "bad test snapshot");
+    struct plan_retry_req rq = {.from = from,
+                                .by = "alice",
+                                .comment = "flaky disk",
+                                .seq = 0,
+                                .mark = "9-0"};
+    plan_init(p);
+    cr_assert_eq(plan_retry(&env, &ri, steps, "1700", 0, &rq, p), 0);
+    json_decref(steps);
+    runinfo_done(&ri);
+    return only(p);
+}
+
+Test(plan, retry_reruns_the_failed_step_and_after_keeping_successes,
+     .init = setup)
+{
+    struct wf *wf = load(chain);
+    struct plan p;
+    json_t *t = retry_plan(&p, wf,
+                           "{\"a\": \"success\", \"a:attempt\": \"1\","
+                           " \"b\": \"failed\", \"b:attempt\": \"1\","
+                           " \"c\": \"cancelled\"}",
+                           NULL);
+    cr_assert_str_eq(reset_text(t), "b=pending/0 c=pending/1/bump");
+    cr_assert_str_eq(ready_text(t), "b");
+    cr_assert_eq(json_integer_value(json_object_get(t, "top")), 2);
+    cr_assert_null(json_object_get(t, "refuse"));
+    /* What the transition checks and records. */
+    cr_assert_str_eq(str_of(t, "finished"), "1700");
+    cr_assert_eq(json_integer_value(json_object_get(t, "seen")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(t, "seq")), 0);
+    cr_assert_str_eq(str_of(t, "by"), "alice");
+    cr_assert_str_eq(str_of(t, "comment"), "flaky disk");
+    cr_assert_str_eq(str_of(t, "mark"), "9-0");
+    cr_assert_str_eq(str_of(t, "from"), "");
+    json_t *b = json_array_get(json_object_get(t, "reset"), 0);
+    cr_assert_str_eq(str_of(b, "skey"), "b");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, retry_from_a_step_reruns_it_and_its_transitive_dependents,
+     .init = setup)
+{
+    struct wf *wf = load("steps:\n"
+                         "  - {id: a, type: noop}\n"
+                         "  - {id: b-1, type: noop, dependencies: [a]}\n"
+                         "  - {id: c, type: noop, dependencies: [b-1]}\n"
+                         "  - {id: side, type: noop, dependencies: [a]}\n");
+    struct plan p;
+    json_t *t = retry_plan(&p, wf,
+                           "{\"a\": \"success\", \"b-1\": \"success\","
+                           " \"c\": \"success\", \"side\": \"success\"}",
+                           "b-1");
+    cr_assert_str_eq(reset_text(t), "b-1=pending/0 c=pending/1");
+    cr_assert_str_eq(ready_text(t), "b-1");
+    cr_assert_eq(json_integer_value(json_object_get(t, "top")), 2);
+    cr_assert_str_eq(str_of(t, "from"), "b-1");
+    json_t *b = json_array_get(json_object_get(t, "reset"), 0);
+    cr_assert_str_eq(str_of(b, "skey"), "b_1", "state stem: - as _");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, retry_refuses_an_unknown_step_and_a_run_with_nothing_to_retry,
+     .init = setup)
+{
+    struct wf *wf = load(chain);
+    struct plan p;
+    json_t *t = retry_plan(&p, wf, "{\"a\": \"success\"}", "nope");
+    cr_assert_str_eq(str_of(t, "refuse"), "the run has no step 'nope'");
+    cr_assert_null(json_object_get(t, "reset"));
+    plan_deinit(&p);
+    t = retry_plan(&p, wf,
+                   "{\"a\": \"success\", \"b\": \"success\","
+                   " \"c\": \"skipped\"}",
+                   NULL);
+    cr_assert(strstr(str_of(t, "refuse"), "nothing to retry") != NULL, "%s",
+              str_of(t, "refuse"));
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+static const char *grouped = "steps:\n"
+                             "  - {id: setup, type: noop}\n"
+                             "  - id: g\n"
+                             "    type: parallel\n"
+                             "    dependencies: [setup]\n"
+                             "    steps:\n"
+                             "      - {id: x, type: noop}\n"
+                             "      - {id: y, type: noop}\n"
+                             "      - {id: z, type: noop, dependencies: [y]}\n"
+                             "  - {id: after, type: noop, dependencies: [g]}\n";
+
+Test(plan, retry_reopens_a_failed_group_around_its_failed_steps, .init = setup)
+{
+    struct wf *wf = load(grouped);
+    struct plan p;
+    json_t *t = retry_plan(&p, wf,
+                           "{\"setup\": \"success\", \"g\": \"failed\","
+                           " \"g:started\": \"5\", \"g:branch\": \"\","
+                           " \"x\": \"success\", \"y\": \"failed\","
+                           " \"z\": \"cancelled\", \"after\": \"cancelled\"}",
+                           NULL);
+    /* g runs again around y and z (x keeps its result), after waits. */
+    cr_assert_str_eq(reset_text(t), "g=running/0/left=2 y=pending/0 "
+                                    "z=pending/1/bump after=pending/1/bump");
+    cr_assert_str_eq(ready_text(t), "y");
+    cr_assert_eq(json_integer_value(json_object_get(t, "top")), 2);
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, retry_from_inside_a_group_that_succeeded_reopens_it, .init = setup)
+{
+    struct wf *wf = load(grouped);
+    struct plan p;
+    json_t *t = retry_plan(&p, wf,
+                           "{\"setup\": \"success\", \"g\": \"success\","
+                           " \"g:started\": \"5\", \"g:branch\": \"\","
+                           " \"x\": \"success\", \"y\": \"success\","
+                           " \"z\": \"success\", \"after\": \"success\"}",
+                           "y");
+    cr_assert_str_eq(reset_text(t), "g=running/0/left=2 y=pending/0 "
+                                    "z=pending/1 after=pending/1");
+    cr_assert_str_eq(ready_text(t), "y");
+    cr_assert_eq(json_integer_value(json_object_get(t, "top")), 2);
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, retry_from_a_group_reruns_all_of_it, .init = setup)
+{
+    struct wf *wf = load(grouped);
+    struct plan p;
+    json_t *t = retry_plan(&p, wf,
+                           "{\"setup\": \"success\", \"g\": \"success\","
+                           " \"g:started\": \"5\", \"x\": \"success\","
+                           " \"y\": \"success\", \"z\": \"success\","
+                           " \"after\": \"success\"}",
+                           "g");
+    cr_assert_str_eq(reset_text(t), "g=pending/0 x=pending/0 y=pending/0 "
+                                    "z=pending/1 after=pending/1");
+    cr_assert_str_eq(ready_text(t), "g", "the group opens as at first");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, retry_runs_a_group_that_never_opened_from_the_start, .init = setup)
+{
+    struct wf *wf = load(grouped);
+    struct plan p;
+    /* Cancelled before g opened: no :started, no :branch. */
+    json_t *t = retry_plan(&p, wf,
+                           "{\"setup\": \"success\", \"g\": \"cancelled\","
+                           " \"x\": \"cancelled\", \"y\": \"cancelled\","
+                           " \"z\": \"cancelled\", \"after\": \"cancelled\"}",
+                           NULL);
+    cr_assert_str_eq(reset_text(t),
+                     "g=pending/0 x=pending/0/bump y=pending/0/bump "
+                     "z=pending/1/bump after=pending/1/bump");
+    cr_assert_str_eq(ready_text(t), "g");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, retry_runs_a_reopened_group_with_nothing_left_whole, .init = setup)
+{
+    struct wf *wf = load(grouped);
+    struct plan p;
+    /* A group failed though its steps all succeeded (say, a step with
+     * on_failure: continue was retried by hand): re-opening it around
+     * nothing would never finish, so it runs again whole. */
+    json_t *t = retry_plan(&p, wf,
+                           "{\"setup\": \"success\", \"g\": \"failed\","
+                           " \"g:started\": \"5\", \"x\": \"success\","
+                           " \"y\": \"success\", \"z\": \"success\","
+                           " \"after\": \"cancelled\"}",
+                           NULL);
+    cr_assert_str_eq(reset_text(t), "g=pending/0 x=pending/0 y=pending/0 "
+                                    "z=pending/1 after=pending/1/bump");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+static const char *gate = "steps:\n"
+                          "  - id: c\n"
+                          "    type: conditional\n"
+                          "    condition: \"task.type === 'feature'\"\n"
+                          "    then_steps:\n"
+                          "      - {id: t1, type: noop}\n"
+                          "    else_steps:\n"
+                          "      - {id: e1, type: noop}\n"
+                          "  - {id: after, type: noop, dependencies: [c]}\n"
+                          "  - {id: last, type: noop, dependencies: [after]}\n";
+
+Test(plan, retry_from_a_branch_not_taken_reevaluates_the_conditional,
+     .init = setup)
+{
+    struct wf *wf = load(gate);
+    struct plan p;
+    json_t *t = retry_plan(&p, wf,
+                           "{\"c\": \"success\", \"c:started\": \"5\","
+                           " \"c:branch\": \"then\", \"t1\": \"success\","
+                           " \"e1\": \"skipped\", \"after\": \"success\","
+                           " \"last\": \"success\"}",
+                           "e1");
+    cr_assert_str_eq(reset_text(t), "c=pending/0 t1=pending/0 e1=pending/0 "
+                                    "after=pending/1 last=pending/1");
+    cr_assert_str_eq(ready_text(t), "c");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, retry_from_the_taken_branch_reopens_the_conditional, .init = setup)
+{
+    struct wf *wf = load(gate);
+    struct plan p;
+    /* An old run without :branch: the taken branch is the one whose
+     * steps were not skipped. */
+    json_t *t = retry_plan(&p, wf,
+                           "{\"c\": \"success\", \"c:started\": \"5\","
+                           " \"t1\": \"skipped\", \"e1\": \"success\","
+                           " \"after\": \"success\", \"last\": \"failed\"}",
+                           "e1");
+    cr_assert_str_eq(reset_text(t), "c=running/0/left=1 e1=pending/0 "
+                                    "after=pending/1 last=pending/1");
+    cr_assert_str_eq(ready_text(t), "e1");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, retry_keeps_a_succeeded_any_group_and_its_cancelled_losers,
+     .init = setup)
+{
+    struct wf *wf = load("steps:\n"
+                         "  - id: race\n"
+                         "    type: parallel\n"
+                         "    wait_for: any\n"
+                         "    steps:\n"
+                         "      - {id: fast, type: noop}\n"
+                         "      - {id: slow, type: noop}\n"
+                         "  - {id: ship, type: noop, dependencies: [race]}\n");
+    struct plan p;
+    json_t *t = retry_plan(&p, wf,
+                           "{\"race\": \"success\", \"race:started\": \"5\","
+                           " \"fast\": \"success\", \"slow\": \"cancelled\","
+                           " \"ship\": \"failed\"}",
+                           NULL);
+    cr_assert_str_eq(reset_text(t), "ship=pending/0");
+    cr_assert_str_eq(ready_text(t), "ship");
+    cr_assert_eq(json_integer_value(json_object_get(t, "top")), 1);
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+static const char *gated = "steps:\n"
+                           "  - id: build\n"
+                           "    type: noop\n"
+                           "    on_failure: escalate\n"
+                           "  - id: ok\n"
+                           "    type: approval\n"
+                           "    dependencies: [build]\n"
+                           "    approvers: [alice, \"{{task.slug}}\"]\n"
+                           "    message: \"Ship {{task.type}}?\"\n"
+                           "    timeout: 90\n"
+                           "  - id: ship\n"
+                           "    type: noop\n"
+                           "    dependencies: [ok]\n";
+
+Test(plan, approval_steps_are_never_prerendered_jobs, .init = setup)
+{
+    struct wf *wf = load(gated);
+    cr_assert(!plan_step_is_static(wf_find_step(wf, "ok", 2)));
+    cr_assert(plan_step_is_static(wf_find_step(wf, "ship", 4)));
+    struct runinfo ri = runinfo_of(wf);
+    struct plan p;
+    plan_init(&p);
+    env.keys = &keys;
+    env.hmac = &key;
+    const struct wf_step *b = wf_find_step(wf, "build", 5);
+    struct wire_result res = {.status = WIRE_SUCCESS};
+    cr_assert_eq(plan_finish(&env, &ri, b, 1, "5-0", &res, NULL, &p, NULL), 0);
+    json_t *deps = json_object_get(only(&p), "deps");
+    cr_assert_null(json_object_get(json_array_get(deps, 0), "job"));
+    cr_assert_eq(p.nbodies, 0);
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, park_renders_message_approvers_and_the_deadline, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(gated);
+    struct runinfo ri = runinfo_of(wf);
+    json_t *scope = plan_scope(&ri, NULL, NULL);
+    struct plan p;
+    plan_init(&p);
+    struct weft_error err;
+    cr_assert_eq(plan_park(&env, &ri, wf_find_step(wf, "ok", 2), 1, "7-0",
+                           scope, &p, &err),
+                 0, "%s", err.msg);
+    json_t *t = only(&p);
+    cr_assert_str_eq(str_of(t, "step"), "ok");
+    cr_assert_str_eq(str_of(t, "mark"), "7-0");
+    cr_assert_str_eq(str_of(t, "message"), "Ship feature?");
+    cr_assert_str_eq(str_of(t, "approvers"), "[\"alice\",\"x\"]");
+    cr_assert_eq(json_integer_value(json_object_get(t, "attempt")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(t, "deadline")),
+                 env.now_ms + 90 * 1000);
+    cr_assert_eq(p.nbodies, 0, "no job");
+    plan_deinit(&p);
+    json_decref(scope);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, park_without_timeout_waits_for_ever, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load("steps: [{id: ok, type: approval}]\n");
+    struct runinfo ri = runinfo_of(wf);
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_park(&env, &ri, wf_find_step(wf, "ok", 2), 1, "7-0", NULL,
+                           &p, NULL),
+                 0);
+    json_t *t = only(&p);
+    cr_assert_eq(json_integer_value(json_object_get(t, "deadline")), 0);
+    cr_assert_null(json_object_get(t, "message"));
+    cr_assert_null(json_object_get(t, "approvers"));
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, park_rejects_what_does_not_render_to_its_type, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf =
+        load("steps:\n"
+             "  - {id: t, type: approval, timeout: \"{{task.slug}}\"}\n"
+             "  - {id: a, type: approval, approvers: [\"{{task.n}}\"]}\n");
+    struct runinfo ri = runinfo_of(wf);
+    json_object_set_new(ri.task, "n", json_integer(3));
+    json_t *scope = plan_scope(&ri, NULL, NULL);
+    struct plan p;
+    plan_init(&p);
+    struct weft_error err;
+    weft_error_clear(&err);
+    cr_assert_eq(plan_park(&env, &ri, wf_find_step(wf, "t", 1), 1, "7-0", scope,
+                           &p, &err),
+                 WEFT_ETYPE);
+    cr_assert(strstr(err.msg, "timeout") != NULL, "%s", err.msg);
+    cr_assert_eq(plan_park(&env, &ri, wf_find_step(wf, "a", 1), 1, "7-0", scope,
+                           &p, &err),
+                 WEFT_ETYPE);
+    cr_assert(strstr(err.msg, "approver 1") != NULL, "%s", err.msg);
+    cr_assert_eq(plan_size(&p), 0, "a failed builder leaves nothing");
+    plan_deinit(&p);
+    json_decref(scope);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+/* Plans a resolve/approve/timeout of step in wf. */
+static json_t *resolve_plan(struct plan *p, const struct wf *wf,
+                            const char *step, const struct plan_control *c)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct runinfo ri = runinfo_of(wf);
+    plan_init(p);
+    cr_assert_eq(plan_resolve(&env, &ri, step, c, p, NULL), 0);
+    runinfo_done(&ri);
+    return only(p);
+}
+
+Test(plan, resolve_skip_releases_dependents_and_sets_state_first, .init = setup)
+{
+    struct wf *wf = load(gated);
+    struct plan_control c = {.kind = PLAN_CONTROL_RESOLVE,
+                             .action = "skip",
+                             .by = "bob",
+                             .set = "{\"fixed\": true, \"note\": \"by hand\"}",
+                             .attempt = 2,
+                             .mark = "8-0"};
+    struct plan p;
+    json_t *t = resolve_plan(&p, wf, "build", &c);
+    cr_assert_null(json_object_get(t, "refuse"));
+    cr_assert_str_eq(str_of(t, "event"), "resolve");
+    cr_assert_str_eq(str_of(t, "action"), "skip");
+    cr_assert_str_eq(str_of(t, "outcome"), "skipped");
+    cr_assert_str_eq(str_of(t, "by"), "bob");
+    cr_assert_eq(json_integer_value(json_object_get(t, "attempt")), 2);
+    json_t *set = json_object_get(t, "set");
+    cr_assert_str_eq(str_of(set, "fixed"), "true", "values as JSON text");
+    cr_assert_str_eq(str_of(set, "note"), "\"by hand\"");
+    json_t *deps = json_object_get(t, "deps");
+    cr_assert_eq(json_array_size(deps), 1);
+    cr_assert_str_eq(str_of(json_array_get(deps, 0), "id"), "ok");
+    cr_assert_null(json_object_get(t, "result_json"));
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, resolve_retry_only_makes_a_new_attempt, .init = setup)
+{
+    struct wf *wf = load(gated);
+    struct plan_control c = {.kind = PLAN_CONTROL_RESOLVE, .action = "retry"};
+    struct plan p;
+    json_t *t = resolve_plan(&p, wf, "build", &c);
+    cr_assert_str_eq(str_of(t, "outcome"), "pending");
+    cr_assert_null(json_object_get(t, "deps"));
+    cr_assert_eq(json_integer_value(json_object_get(t, "attempt")), 0);
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, resolve_fail_fails_the_run_and_stops_the_group, .init = setup)
+{
+    struct wf *wf = load("steps:\n"
+                         "  - id: g\n"
+                         "    type: parallel\n"
+                         "    steps:\n"
+                         "      - {id: a, type: noop, on_failure: escalate}\n"
+                         "      - {id: b, type: noop}\n");
+    struct plan_control c = {.kind = PLAN_CONTROL_RESOLVE,
+                             .action = "fail",
+                             .by = "carol",
+                             .comment = "cannot be fixed"};
+    struct plan p;
+    json_t *t = resolve_plan(&p, wf, "a", &c);
+    cr_assert_str_eq(str_of(t, "outcome"), "failed");
+    cr_assert_str_eq(str_of(t, "message"), "failed by carol: cannot be fixed");
+    cr_assert_str_eq(str_of(t, "run_error"),
+                     "step 'a' failed: failed by carol: cannot be fixed");
+    json_t *g = json_array_get(json_object_get(t, "anc"), 0);
+    cr_assert_str_eq(str_of(g, "id"), "g");
+    cr_assert_eq(json_array_size(json_object_get(g, "desc")), 2,
+                 "the group's other steps are stopped");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, approve_records_who_approved_as_the_result, .init = setup)
+{
+    struct wf *wf = load(gated);
+    struct plan_control c = {
+        .kind = PLAN_CONTROL_APPROVE, .by = "alice", .comment = "looks good"};
+    struct plan p;
+    json_t *t = resolve_plan(&p, wf, "ok", &c);
+    cr_assert_str_eq(str_of(t, "action"), "approve");
+    cr_assert_str_eq(str_of(t, "outcome"), "success");
+    json_t *res = json_loads(str_of(t, "result_json"), 0, NULL);
+    cr_assert(json_is_true(json_object_get(res, "approved")));
+    cr_assert_str_eq(str_of(res, "by"), "alice");
+    cr_assert_str_eq(str_of(res, "comment"), "looks good");
+    json_decref(res);
+    cr_assert_str_eq(
+        str_of(json_array_get(json_object_get(t, "deps"), 0), "id"), "ship");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+Test(plan, reject_and_timeout_fail_the_approval, .init = setup)
+{
+    struct wf *wf = load(gated);
+    struct plan_control c = {.kind = PLAN_CONTROL_APPROVE,
+                             .action = "reject",
+                             .by = "alice",
+                             .comment = "not now"};
+    struct plan p;
+    json_t *t = resolve_plan(&p, wf, "ok", &c);
+    cr_assert_str_eq(str_of(t, "outcome"), "failed");
+    cr_assert_str_eq(str_of(t, "message"), "rejected by alice: not now");
+    json_t *res = json_loads(str_of(t, "result_json"), 0, NULL);
+    cr_assert(json_is_false(json_object_get(res, "approved")));
+    json_decref(res);
+    plan_deinit(&p);
+    struct plan_control to = {.kind = PLAN_CONTROL_TIMEOUT, .attempt = 1};
+    t = resolve_plan(&p, wf, "ok", &to);
+    cr_assert_str_eq(str_of(t, "event"), "timeout");
+    cr_assert_str_eq(str_of(t, "action"), "timeout");
+    cr_assert_str_eq(str_of(t, "outcome"), "failed");
+    cr_assert_str_eq(str_of(t, "message"), "no approval before the deadline");
+    cr_assert_eq(json_integer_value(json_object_get(t, "attempt")), 1);
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
+/* The refusal a control event gets, or "(none)". */
+static const char *refusal(const struct wf *wf, const char *step,
+                           struct plan_control c)
+{
+    static char out[512];
+    struct plan p;
+    json_t *t = resolve_plan(&p, wf, step, &c);
+    snprintf(out, sizeof(out), "%s", str_of(t, "refuse"));
+    if (json_object_get(t, "refuse"))
+        cr_assert_null(json_object_get(t, "outcome"), "a refusal does nothing");
+    plan_deinit(&p);
+    return out;
+}
+
+Test(plan, control_events_that_cannot_apply_are_refused, .init = setup)
+{
+    struct wf *wf = load(gated);
+    struct plan_control r = {.kind = PLAN_CONTROL_RESOLVE, .action = "skip"};
+    struct plan_control a = {.kind = PLAN_CONTROL_APPROVE};
+    cr_assert_str_eq(refusal(wf, "nope", r), "the run has no step 'nope'");
+    r.action = "redo";
+    cr_assert_str_eq(refusal(wf, "build", r),
+                     "a resolve needs action retry, skip or fail, got 'redo'");
+    r.action = NULL;
+    cr_assert_str_eq(refusal(wf, "build", r),
+                     "a resolve needs action retry, skip or fail, got ''");
+    cr_assert_str_eq(refusal(wf, "build", a),
+                     "step 'build' is a noop step, not an approval; use "
+                     "resolve");
+    a.action = "maybe";
+    cr_assert_str_eq(refusal(wf, "ok", a),
+                     "an approve needs action approve or reject, got 'maybe'");
+    r.action = "skip";
+    r.set = "[1]";
+    cr_assert_str_eq(refusal(wf, "build", r),
+                     "'set' must be a JSON object of state keys");
+    r.set = "{\"bad key\": 1}";
+    cr_assert(strstr(refusal(wf, "build", r), "'set' key 'bad key'") != NULL);
+    r.set = NULL;
+    r.by = "\xff\xfe";
+    cr_assert(strstr(refusal(wf, "build", r), "UTF-8") != NULL);
+    wf_free(wf);
+}
+
+Test(plan, set_takes_keys_up_to_the_limit, .init = setup)
+{
+    char text[PLAN_SET_KEYS_MAX * 16 + 32];
+    size_t n = 0;
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "{");
+    for (int i = 0; i < PLAN_SET_KEYS_MAX; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"k%d\": %d",
+                              i ? ", " : "", i, i);
+    snprintf(text + n, sizeof(text) - n, "}");
+    json_t *set = NULL;
+    char why[256];
+    cr_assert_eq(plan_check_set(text, &set, why, sizeof(why)), 0, "%s", why);
+    cr_assert_eq(json_object_size(set), PLAN_SET_KEYS_MAX);
+    json_decref(set);
+    snprintf(text + n, sizeof(text) - n, ", \"one_more\": 1}");
+    cr_assert_eq(plan_check_set(text, &set, why, sizeof(why)), WEFT_ELIMIT);
+    cr_assert_null(set);
+    cr_assert(strstr(why, "limit") != NULL, "%s", why);
+}

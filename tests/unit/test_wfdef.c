@@ -553,9 +553,10 @@ Test(wfdef, canonical_load_validates_like_yaml)
     struct wf *wf = NULL;
     diag_init(&d, "canonical");
     cr_assert_eq(wf_load_canonical(j, strlen(j), &wf, &d), WEFT_EINVAL);
-    cr_assert_str_eq(d.entries[0].message,
-                     "unknown step type 'bogus'; expected 'persona-request', "
-                     "'git-operation', 'conditional', 'parallel' or 'noop'");
+    cr_assert_str_eq(
+        d.entries[0].message,
+        "unknown step type 'bogus'; expected 'persona-request', "
+        "'git-operation', 'conditional', 'parallel', 'noop' or 'approval'");
     diag_deinit(&d);
 }
 
@@ -1436,4 +1437,109 @@ Test(wfdef, workflow_timeout_at_and_past_the_limit)
                  "1:10: error: 'timeout' must be positive, got -1");
     expect_error("timeot: 5\nsteps: [{id: s, type: noop}]\n",
                  "1:1: error: unknown key 'timeot' (did you mean 'timeout'?)");
+}
+
+/* ---- approval steps ---- */
+
+Test(wfdef, reads_approval_step_with_approvers_message_and_timeout)
+{
+    struct wf *wf =
+        load_ok("steps:\n  - id: ok\n    type: approval\n"
+                "    approvers: [alice, \"{{task.owner}}\"]\n"
+                "    message: \"Ship {{task.title}}?\"\n    timeout: 3600\n"
+                "    on_failure: continue\n"
+                "  - id: after\n    type: noop\n    dependencies: [ok]\n");
+    const struct wf_step *s = step(wf, "ok");
+    cr_assert_eq(s->type, WF_STEP_APPROVAL);
+    cr_assert_str_eq(wf_step_type_name(s->type), "approval");
+    cr_assert_not_null(s->approvers);
+    cr_assert_not_null(s->approval_message);
+    cr_assert_null(s->git_message);
+    cr_assert_not_null(s->timeout);
+    char *a = render(s->approvers, "{\"task\": {\"owner\": \"bob\"}}");
+    cr_assert_str_eq(a, "[\"alice\",\"bob\"]");
+    free(a);
+    char *m = render(s->approval_message, "{\"task\": {\"title\": \"v2\"}}");
+    cr_assert_str_eq(m, "\"Ship v2?\"");
+    free(m);
+    wf_free(wf);
+}
+
+Test(wfdef, approval_needs_no_keys_besides_id_and_type)
+{
+    struct wf *wf = load_ok("steps: [{id: gate, type: approval}]\n");
+    cr_assert_null(step(wf, "gate")->approvers);
+    cr_assert_null(step(wf, "gate")->approval_message);
+    wf_free(wf);
+}
+
+Test(wfdef, approval_survives_the_canonical_reload)
+{
+    struct wf *a = load_ok("steps: [{id: gate, type: approval, approvers: "
+                           "[alice], message: go?, timeout: 5}]\n");
+    struct wf *b = NULL;
+    struct diag d;
+    diag_init(&d, "canonical");
+    cr_assert_eq(wf_load_canonical(a->canonical, a->canonical_len, &b, &d), 0);
+    cr_assert_eq(step(b, "gate")->type, WF_STEP_APPROVAL);
+    cr_assert_not_null(step(b, "gate")->approvers);
+    cr_assert_not_null(step(b, "gate")->approval_message);
+    cr_assert_str_eq(a->digest, b->digest);
+    wf_free(a);
+    wf_free(b);
+    diag_deinit(&d);
+}
+
+Test(wfdef, approval_takes_no_worker_keys)
+{
+    expect_error("steps: [{id: s, type: approval, params: {}}]\n",
+                 "1:33: error: 'params' does not apply to approval steps");
+    expect_error("steps: [{id: s, type: approval, retries: 1}]\n",
+                 "1:33: error: 'retries' does not apply to approval steps");
+}
+
+Test(wfdef, approvers_must_be_a_nonempty_list_of_names)
+{
+    expect_error("steps: [{id: s, type: approval, approvers: alice}]\n",
+                 "1:44: error: 'approvers' must be a sequence of names, got "
+                 "a string");
+    expect_error("steps: [{id: s, type: approval, approvers: []}]\n",
+                 "1:44: error: 'approvers' must name at least one person "
+                 "(leave it out to let anyone approve)");
+    expect_error("steps: [{id: s, type: approval, approvers: [a, 3]}]\n",
+                 "1:48: error: 'approvers' must be a sequence of names, got "
+                 "a number");
+    expect_error("steps: [{id: s, type: approval, approvers: [a, '']}]\n",
+                 "1:48: error: an approver's name must be 1 to 128 bytes "
+                 "long");
+}
+
+Test(wfdef, approvers_at_the_limit_are_accepted_and_one_past_rejected)
+{
+    char yaml[2048];
+    int n = snprintf(yaml, sizeof(yaml),
+                     "steps: [{id: s, type: approval, approvers: [");
+    for (int i = 0; i < WF_MAX_APPROVERS; i++)
+        n += snprintf(yaml + n, sizeof(yaml) - (size_t)n, "%sp%d",
+                      i ? ", " : "", i);
+    snprintf(yaml + n, sizeof(yaml) - (size_t)n, "]}]\n");
+    struct wf *wf = load_ok(yaml);
+    wf_free(wf);
+    snprintf(yaml + n, sizeof(yaml) - (size_t)n, ", extra]}]\n");
+    expect_error(yaml, "1:44: error: 'approvers' lists 65 names; the limit "
+                       "is 64");
+}
+
+Test(wfdef, approval_message_must_be_a_string)
+{
+    expect_error("steps: [{id: s, type: approval, message: [x]}]\n",
+                 "1:42: error: 'message' must be a string, got a sequence");
+}
+
+Test(wfdef, git_message_is_still_a_git_field)
+{
+    expect_error("steps: [{id: s, type: noop, message: x}]\n",
+                 "1:29: error: 'message' does not apply to noop steps");
+    expect_error("steps: [{id: s, type: noop, approvers: [x]}]\n",
+                 "1:29: error: 'approvers' does not apply to noop steps");
 }
