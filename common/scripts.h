@@ -18,6 +18,8 @@ enum script_id {
     SCRIPT_REJECT,
     SCRIPT_TRIM,
     SCRIPT_UNINDEX,
+    SCRIPT_DEAD_LETTER,
+    SCRIPT_DLQ_MOVE,
     SCRIPT_COUNT
 };
 

@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "alloc.h"
+#include "dlq.h"
 #include "tmpl.h"
 
 void plan_init(struct plan *p)
@@ -885,10 +886,14 @@ static int reject_into(const struct plan_env *env, json_t *t, struct plan *p,
                        const char *entry, const char *task,
                        const char *workflow, const char *error)
 {
-    char tkey[KEYS_MAX];
+    char tkey[KEYS_MAX], dkey[KEYS_MAX];
     keys_global(env->keys, KEYS_TASKS, tkey);
-    uint32_t tk = plan_key(p, tkey);
-    if (tk == 0 || set_new(t, "tk", json_integer(tk)) ||
+    keys_global(env->keys, KEYS_DLQ, dkey);
+    uint32_t tk = plan_key(p, tkey), dk = plan_key(p, dkey);
+    if (tk == 0 || dk == 0 || set_new(t, "tk", json_integer(tk)) ||
+        set_new(t, "dk", json_integer(dk)) ||
+        set_new(t, "by", json_string(env->who ? env->who : "")) ||
+        set_new(t, "dlq_max", json_integer(DLQ_FIELDS_MAX)) ||
         set_new(t, "entry", json_string(entry ? entry : "")) ||
         set_new(t, "error", json_string(error)) ||
         (task && set_new(t, "task", json_string(task))) ||

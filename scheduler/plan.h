@@ -43,6 +43,8 @@ struct plan_env {
     uint32_t hist_max;               /* per-run history cap (entries) */
     uint32_t ttl_s;                  /* retention of finished runs; 0 = keep */
     const struct personas *personas; /* persona -> queue; may be NULL */
+    const char *who; /* the scheduler's consumer name, for dead letters
+                        (dlq_by); may be NULL */
 };
 
 /* A plan: a batch of transitions for one script call. Each plan_*
@@ -130,7 +132,8 @@ int plan_cancel(const struct plan_env *env, const struct runinfo *ri,
                 const char *mark, const char *reason, struct plan *p);
 
 /* reject: the task entry `entry` for run ri->run cannot start; the run is
- * recorded as failed with error. Only ri->run is read. */
+ * recorded as failed with error, and the task entry copied to the DLQ
+ * (by env->who). Only ri->run is read. */
 int plan_reject(const struct plan_env *env, const struct runinfo *ri,
                 const char *entry, const char *task, const char *workflow,
                 const char *error, struct plan *p);

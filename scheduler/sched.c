@@ -24,6 +24,7 @@
 #include <openssl/rand.h>
 
 #include "alloc.h"
+#include "dlq.h"
 #include "log.h"
 #include "num.h"
 #include "plan.h"
@@ -308,17 +309,22 @@ static void ack_entry(struct work *w)
     rconn_cmd(w->s->cmd, NULL, NULL, "XDEL %s %s", key, w->entry);
 }
 
-/* Moves the message to the DLQ with the reason, acks it, ends the work. */
+/* Moves the message to the DLQ with every field it had and the reason,
+ * acks and deletes it (one script: dead_letter.lua), ends the work. */
 static void dead_letter(struct work *w, const char *reason)
 {
     struct sched *s = w->s;
     log_warn("message to dead-letter queue", "stream", w->stream, "entry",
              w->entry, "run", w->run, "step", w->step, "reason", reason, NULL);
-    rconn_cmd(s->cmd, NULL, NULL,
-              "XADD %s * source %s entry %s run %s step %s reason %s", s->k_dlq,
-              w->stream, w->entry ? w->entry : "", w->run ? w->run : "",
-              w->step ? w->step : "", reason);
-    ack_entry(w);
+    if (w->entry != NULL) {
+        char at[24], max[16];
+        snprintf(at, sizeof(at), "%lld", (long long)now_ms());
+        snprintf(max, sizeof(max), "%d", DLQ_FIELDS_MAX);
+        const char *argv[] = {
+            stream_key(w), s->k_dlq, w->entry, KEYS_GROUP_SCHEDULERS,
+            reason,        s->name,  at,       max};
+        rconn_eval(s->cmd, SCRIPT_DEAD_LETTER, NULL, NULL, 2, 8, argv, NULL);
+    }
     s->stats.dead++;
     work_done(w);
 }
@@ -581,6 +587,7 @@ static struct plan_env env_of(struct sched *s)
         .hist_max = s->cfg.hist_max,
         .ttl_s = s->cfg.ttl_s,
         .personas = s->cfg.personas,
+        .who = s->name,
     };
     return env;
 }
@@ -628,10 +635,7 @@ static void task_reject(struct work *w, const char *why)
     }
     log_warn("task rejected", "run", w->run, "entry", w->entry, "reason", why,
              NULL);
-    rconn_cmd(s->cmd, NULL, NULL,
-              "XADD %s * source tasks entry %s run %s "
-              "reason %s",
-              s->k_dlq, w->entry, w->run, why);
+    /* The reject transition copies the task to the DLQ. */
     s->stats.dead++;
     struct runinfo ri;
     memset(&ri, 0, sizeof(ri));

@@ -35,6 +35,7 @@
 #include <jansson.h>
 
 #include "alloc.h"
+#include "dlq.h"
 #include "log.h"
 #include "num.h"
 #include "rconn.h"
@@ -67,8 +68,9 @@
 #define WORKER_FIELD_MAX 1024
 /* A stream id is "<ms>-<seq>", two 64-bit decimals and a dash. */
 #define WORKER_ID_MAX 41
-/* Arguments of the longest command built here (the result XADD: 17). */
-#define WORKER_CMD_ARGS 20
+/* Arguments of the longest command built here (the DLQ XADD: 3, five
+ * bookkeeping pairs, the job's seven fields: 27). */
+#define WORKER_CMD_ARGS 32
 /* Room for a rejection reason: a wire decoder message plus a prefix. */
 #define WORKER_REASON_MAX (WEFT_ERROR_MSG_MAX + 64)
 
@@ -576,28 +578,35 @@ static void entry_reject(struct worker *w, const struct entry *e,
     const char *run = NULL, *step = NULL;
     size_t runlen = 0, steplen = 0;
     uint32_t attempt = 0;
-    char attempt_s[16];
+    char attempt_s[16], at[24];
     char *body = NULL;
     size_t bodylen = 0;
 
     memset(cmds, 0, sizeof(cmds));
-    /* The copy an operator inspects (`weft dlq`). */
+    /* The dead letter (docs/protocol.md, "Dead letters"): bookkeeping,
+     * then the job's fields as they were, so `weft dlq requeue` can put
+     * it back. Fields dropped as junk are not copied. */
     struct cmd *d = &cmds[n++];
+    snprintf(at, sizeof(at), "%" PRId64, now_ms());
     cmd_adds(d, "XADD");
     cmd_adds(d, w->dlq_key);
     cmd_adds(d, "*");
-    cmd_adds(d, "queue");
-    cmd_adds(d, w->queues[e->qi]);
-    cmd_adds(d, "entry");
+    cmd_adds(d, DLQ_F_ORIGIN);
+    cmd_adds(d, w->qkeys[e->qi]);
+    cmd_adds(d, DLQ_F_ENTRY);
     cmd_adds(d, e->id);
-    cmd_adds(d, "run");
-    cmd_add(d, e->val[EF_RUN] ? e->val[EF_RUN] : "", e->len[EF_RUN]);
-    cmd_adds(d, "step");
-    cmd_add(d, e->val[EF_STEP] ? e->val[EF_STEP] : "", e->len[EF_STEP]);
-    cmd_adds(d, "reason");
+    cmd_adds(d, DLQ_F_REASON);
     cmd_adds(d, reason);
-    cmd_adds(d, "body");
-    cmd_add(d, e->val[EF_BODY] ? e->val[EF_BODY] : "", e->len[EF_BODY]);
+    cmd_adds(d, DLQ_F_BY);
+    cmd_adds(d, w->name);
+    cmd_adds(d, DLQ_F_AT);
+    cmd_adds(d, at);
+    for (int f = 0; f < EF_COUNT; f++) {
+        if (e->val[f] == NULL)
+            continue;
+        cmd_adds(d, efield_names[f]);
+        cmd_add(d, e->val[f], e->len[f]);
+    }
 
     /* A signed body names the step with authority; plain fields are
      * what is left when the body was not trusted or not decodable. */

@@ -4,7 +4,7 @@
 # between lib.lua and epilogue.lua, which applies it to each transition
 # of a batch. Run as: cmake -DOUT=... -DDIR=... -P embed.cmake
 set(SCRIPTS create_run dispatch start finish activate cancel fire_delayed
-    reject trim unindex)
+    reject trim unindex dead_letter dlq_move)
 set(PRELUDED create_run dispatch start finish activate cancel reject)
 file(READ ${DIR}/lib.lua prelude)
 file(READ ${DIR}/epilogue.lua epilogue)

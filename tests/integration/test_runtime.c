@@ -412,7 +412,7 @@ Test(runtime, malformed_tasks_are_dead_lettered_with_the_reason)
         redisReply *f = r->element[i]->element[1];
         int has_reason = 0;
         for (size_t k = 0; k + 1 < f->elements; k += 2)
-            if (strcmp(f->element[k]->str, "reason") == 0 &&
+            if (strcmp(f->element[k]->str, "dlq_reason") == 0 &&
                 f->element[k + 1]->len > 0)
                 has_reason = 1;
         cr_assert(has_reason);
