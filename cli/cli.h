@@ -81,6 +81,7 @@ int cmd_list(const struct cli_opts *o);
 int cmd_inspect(const struct cli_opts *o);
 int cmd_cancel(const struct cli_opts *o);
 int cmd_run(const struct cli_opts *o);
+int cmd_dlq(const struct cli_opts *o);
 
 /* ---- output (util.c) ---- */
 
