@@ -82,7 +82,8 @@ struct work {
     char *body;                            /* WORK_RESULT msgpack */
     size_t bodylen;
     char *reason; /* WORK_CANCEL */
-    char *trace;  /* WORK_TASK: the producer's traceparent, if any */
+    char *trace;  /* the producer's traceparent, if any: a task's, or a
+                     result's (the job it answers) */
     struct runent *re;
     json_t *state, *extra; /* fetched for evaluation */
     int marked;            /* entry is registered in s->marks */
@@ -394,6 +395,19 @@ static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
     }
 }
 
+/* A traceparent is 55 bytes; a longer `trace` field is not one and is
+ * not copied into logs. */
+#define SCHED_TRACE_MAX 64
+
+/* The trace a work's log lines carry: the traceparent its message came
+ * with, else the run's trace id. */
+static const char *trace_of(const struct work *w)
+{
+    if (w->trace != NULL && strlen(w->trace) <= SCHED_TRACE_MAX)
+        return w->trace;
+    return w->re ? w->re->ri.trace : NULL;
+}
+
 /* What a script answered for one work's transition. */
 static void apply_out(struct work *w, json_t *out)
 {
@@ -407,6 +421,19 @@ static void apply_out(struct work *w, json_t *out)
     }
     if (json_is_true(json_object_get(out, "retry")))
         s->stats.retries++;
+    if (w->kind == WORK_RESULT) {
+        /* One line per result, in the trace of the job it answers (the
+         * worker's `trace` field; the run's trace id for a deadline). */
+        char attempt[16];
+        snprintf(attempt, sizeof(attempt), "%u", w->attempt);
+        log_info("result applied", "run", w->run, "step", w->step, "attempt",
+                 attempt, "outcome",
+                 json_is_true(json_object_get(out, "stale"))   ? "stale"
+                 : json_is_true(json_object_get(out, "retry")) ? "retry"
+                 : w->timed_out                                ? "timeout"
+                                                               : "applied",
+                 "trace", trace_of(w), NULL);
+    }
     json_t *ready = json_object_get(out, "ready");
     if (json_is_array(ready) && w->re)
         spawn_ready(s, w->re, ready);

@@ -525,12 +525,13 @@ static void ack_entry(struct worker *w, unsigned qi, const char *id)
     rconn_argv(w->cmd, NULL, NULL, 3, del, NULL);
 }
 
-/* Builds the `result` XADD for the events stream. The strings must stay
- * valid until the command is sent. */
+/* Builds the `result` XADD for the events stream; trace (nullable) is
+ * the job's traceparent, so the result stays in the run's trace. The
+ * strings must stay valid until the command is sent. */
 static void result_cmd(struct worker *w, struct cmd *c, const char *run,
                        size_t runlen, const char *step, size_t steplen,
                        const char *attempt, enum wire_status st,
-                       const char *body, size_t bodylen)
+                       const char *trace, const char *body, size_t bodylen)
 {
     cmd_adds(c, "XADD");
     cmd_adds(c, w->events_key);
@@ -547,6 +548,10 @@ static void result_cmd(struct worker *w, struct cmd *c, const char *run,
     cmd_adds(c, wire_status_name(st));
     cmd_adds(c, "worker");
     cmd_adds(c, w->name);
+    if (trace != NULL && trace[0] != '\0') {
+        cmd_adds(c, "trace");
+        cmd_adds(c, trace);
+    }
     cmd_adds(c, "body");
     cmd_add(c, body, bodylen);
 }
@@ -629,7 +634,7 @@ static void entry_reject(struct worker *w, const struct entry *e,
     if (run != NULL && encode_simple_result(st, reason, &body, &bodylen) == 0) {
         snprintf(attempt_s, sizeof(attempt_s), "%" PRIu32, attempt);
         result_cmd(w, &cmds[n++], run, runlen, step, steplen, attempt_s, st,
-                   body, bodylen);
+                   spec != NULL ? spec->trace : NULL, body, bodylen);
     }
     const char *ackv[] = {"XACK", w->qkeys[e->qi], KEYS_GROUP_WORKERS, e->id};
     const char *delv[] = {"XDEL", w->qkeys[e->qi], e->id};
@@ -1127,8 +1132,8 @@ static void job_send_report(struct job *j)
     memset(cmds, 0, sizeof(cmds));
     snprintf(attempt, sizeof(attempt), "%" PRIu32, j->spec.attempt);
     result_cmd(w, &cmds[0], j->spec.run, strlen(j->spec.run), j->spec.step,
-               strlen(j->spec.step), attempt, j->status, j->report,
-               j->report_len);
+               strlen(j->spec.step), attempt, j->status, j->spec.trace,
+               j->report, j->report_len);
     cmd_adds(&cmds[1], "XACK");
     cmd_adds(&cmds[1], w->qkeys[j->qi]);
     cmd_adds(&cmds[1], KEYS_GROUP_WORKERS);
