@@ -148,6 +148,9 @@ struct wf {
     char *name;        /* `name`, or the file's base name without .yml */
     char *version;     /* NULL when absent */
     char *description; /* NULL when absent */
+    /* `rollback: true`: a run that fails or is cancelled restores the git
+     * branches its git steps created or moved (docs/git.md, "Rollback"). */
+    bool rollback;
     /* `variables` in evaluation order: each value may be a template over
      * task, context, workflowId and other variables (read as
      * `variables.NAME`); a variable comes after every variable it reads,
