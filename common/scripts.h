@@ -20,6 +20,7 @@ enum script_id {
     SCRIPT_UNINDEX,
     SCRIPT_DEAD_LETTER,
     SCRIPT_DLQ_MOVE,
+    SCRIPT_ROLLBACK,
     SCRIPT_COUNT
 };
 

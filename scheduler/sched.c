@@ -1238,6 +1238,83 @@ static void ready_begin(struct work *w)
         work_done(w);
 }
 
+/* ---- rollback ---------------------------------------------------------
+ * A run with `rollback: true` that ended failed or cancelled gets weft's
+ * own step PLAN_ROLLBACK_STEP: its ready mark (end_run's) and its results
+ * come through here instead of the definition's steps. */
+
+static bool is_rollback(const struct work *w)
+{
+    return w->step != NULL && strcmp(w->step, PLAN_ROLLBACK_STEP) == 0;
+}
+
+static void on_rollback_changes(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct work *w = ud;
+    if (r == NULL) {
+        work_done(w); /* stays pending; reclaimed */
+        return;
+    }
+    json_t *g =
+        r->type == REDIS_REPLY_STRING ? parse_json(r->str, r->len) : NULL;
+    struct plan_env env = env_of(w->s);
+    struct weft_error err;
+    weft_error_clear(&err);
+    int rc = plan_rollback_dispatch(&env, &w->re->ri, w->attempt, w->entry,
+                                    json_object_get(g, "changes"),
+                                    batch_plan(w->s, SCRIPT_ROLLBACK), &err);
+    json_decref(g);
+    if (rc == WEFT_EINVAL) {
+        dead_letter(w, err.msg);
+        return;
+    }
+    if (rc) {
+        work_done(w);
+        return;
+    }
+    batch_add(w, SCRIPT_ROLLBACK);
+}
+
+/* The rollback is ready: its job needs the changes the run recorded. */
+static void rollback_ready(struct work *w)
+{
+    char krun[KEYS_MAX];
+    keys_run(&w->s->cfg.keys, KEYS_RUN, w->run, krun);
+    if (rconn_cmd(w->s->cmd, on_rollback_changes, w, "HGET %s gitState",
+                  krun) != 0)
+        work_done(w);
+}
+
+static void rollback_result(struct work *w)
+{
+    struct wire_result res;
+    struct weft_error err;
+    char why[WEFT_ERROR_MSG_MAX + 32];
+    weft_error_clear(&err);
+    memset(&res, 0, sizeof(res));
+    if (w->deadline) {
+        res.status = WIRE_TIMEOUT;
+        res.message = weft_strdup("no result before the rollback's deadline "
+                                  "(the worker went silent)");
+    } else if (w->body == NULL ||
+               wire_result_decode(w->body, w->bodylen, &res, &err) != 0) {
+        snprintf(why, sizeof(why), "undecodable result: %s", err.msg);
+        res.status = WIRE_ERROR;
+        res.message = weft_strdup(why);
+    }
+    w->timed_out = res.status == WIRE_TIMEOUT;
+    struct plan_env env = env_of(w->s);
+    int rc = plan_rollback_result(&env, &w->re->ri, w->attempt, w->entry, &res,
+                                  batch_plan(w->s, SCRIPT_ROLLBACK));
+    wire_result_deinit(&res);
+    if (rc) {
+        work_done(w);
+        return;
+    }
+    batch_add(w, SCRIPT_ROLLBACK);
+}
+
 /* ---- cancel ----------------------------------------------------------- */
 
 static void cancel_apply(struct work *w)
@@ -1263,10 +1340,15 @@ static void work_run(struct work *w)
         return;
     switch (w->kind) {
     case WORK_RESULT:
-        result_apply(w);
+        if (is_rollback(w))
+            rollback_result(w);
+        else
+            result_apply(w);
         break;
     case WORK_READY:
-        if (w->state == NULL)
+        if (is_rollback(w))
+            rollback_ready(w);
+        else if (w->state == NULL)
             ready_begin(w);
         else
             ready_apply(w);

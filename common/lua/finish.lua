@@ -29,6 +29,7 @@ if P.deadline then
     redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt))
 end
 if P.outcome == 'failed' and (tonumber(P.retry_at) or 0) > 0 then
+    note_git_change(P.step, P.attempt)
     redis.call('HSET', K_STEPS, P.step, 'pending', P.step .. ':error',
                P.message or '')
     redis.call('ZADD', K_DELAYED, P.retry_at,
