@@ -117,8 +117,10 @@ void hist_print(const struct hist_entry *e, bool json, FILE *out)
     fmt_time(e->ts, t, sizeof(t));
     if (strcmp(e->type, "run") == 0)
         fprintf(out, "%s  run   %-20s  %s", t, "", e->status);
-    else
+    else if (strcmp(e->type, "step") == 0)
         fprintf(out, "%s  step  %-20s  %s", t, e->step, e->status);
+    else /* rollback, and kinds a later version adds */
+        fprintf(out, "%s  %-5s %-20s  %s", t, e->type, e->step, e->status);
     for (size_t i = 0; i + 1 < fl->elements; i += 2) {
         const redisReply *k = fl->element[i], *v = fl->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
