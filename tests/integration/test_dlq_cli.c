@@ -1,4 +1,4 @@
-/* test_dlq.c - `weft dlq list | requeue | drop` against dead letters the
+/* test_dlq_cli.c - `weft dlq list | requeue | drop` against dead letters the
  * real processes write: a job a worker gave up on past its delivery
  * limit, an event a scheduler could not apply, a task it rejected.
  *
@@ -158,6 +158,15 @@ static void system_down(void)
         redisFree(rc);
     rc = NULL;
     redis_fixture_stop(&fx);
+}
+
+/* The value of field name in a stream entry's field array, or NULL. */
+static const char *field_of_reply(const redisReply *f, const char *name)
+{
+    for (size_t k = 0; k + 1 < f->elements; k += 2)
+        if (strcmp(f->element[k]->str, name) == 0)
+            return f->element[k + 1]->str;
+    return NULL;
 }
 
 /* ---- the weft binary ---- */
@@ -591,5 +600,44 @@ Test(dlq_cli, rejected_task_drop_and_errors, .init = setup)
         cr_assert_str_eq(r.out, "");
         res_free(&r);
     }
+    system_down();
+}
+
+/* A hostile event with more fields than a dead letter keeps: cut at 64
+ * (dlq_truncated), listed, never requeued. */
+Test(dlq_cli, an_event_with_too_many_fields_is_cut_and_kept_out, .init = setup)
+{
+    system_up();
+    const char *argv[3 + 2 * 70];
+    size_t n = 0;
+    char names[70][16];
+    argv[n++] = "XADD";
+    argv[n++] = "weft:events";
+    argv[n++] = "*";
+    argv[n++] = "type";
+    argv[n++] = "bogus";
+    argv[n++] = "run";
+    argv[n++] = "r-many";
+    for (int i = 0; i < 68; i++) {
+        snprintf(names[i], sizeof(names[i]), "f%d", i);
+        argv[n++] = names[i];
+        argv[n++] = "v";
+    }
+    redisReply *x = redisCommandArgv(rc, (int)n, argv, NULL);
+    cr_assert(x != NULL && x->type == REDIS_REPLY_STRING);
+    freeReplyObject(x);
+    const char *dead = wait_dead("unknown event type");
+    redisReply *d = cmd("XRANGE weft:dlq %s %s", dead, dead);
+    const redisReply *f = d->element[0]->element[1];
+    /* Five bookkeeping pairs, 64 of the message's, the mark. */
+    cr_assert_eq(f->elements, 2 * (5 + 64 + 1));
+    const char *trunc = field_of_reply(f, "dlq_truncated");
+    cr_assert_not_null(trunc);
+    cr_assert_str_eq(trunc, "1");
+    freeReplyObject(d);
+    struct res r = WEFT("dlq", "requeue", dead);
+    cr_assert_eq(r.rc, 1);
+    cr_assert_not_null(strstr(r.err, "its message was cut"), "%s", r.err);
+    res_free(&r);
     system_down();
 }
