@@ -1324,6 +1324,13 @@ static void not_restored(struct gctx *g, const struct target *t, int code,
         *worst = code;
 }
 
+/* A failure another process's lock caused (a git step of the run still
+ * dying, a person's git): it may pass, so it is retried. */
+static int lock_or(const char *why, int code)
+{
+    return strstr(why, ".lock") != NULL ? GITOPS_RETRY : code;
+}
+
 /* Runs git and returns its stderr tail as a message in out. */
 static int git_msg(struct gctx *g, const char *const *args, char *out, size_t n)
 {
@@ -1358,7 +1365,8 @@ static void rollback_local(struct gctx *g, const struct target *t, int *worst)
                     (const char *const[]){"update-ref", "-m", "weft rollback",
                                           "-d", ref, oid, NULL},
                     why, sizeof(why)) != 0) {
-            not_restored(g, t, GITOPS_FATAL, worst, "cannot delete: %s", why);
+            not_restored(g, t, lock_or(why, GITOPS_FATAL), worst,
+                         "cannot delete: %s", why);
             return;
         }
         restored(g, t, "deleted", oid, NULL);
@@ -1384,7 +1392,8 @@ static void rollback_local(struct gctx *g, const struct target *t, int *worst)
                 (const char *const[]){"update-ref", "-m", "weft rollback", ref,
                                       t->before, NULL},
                 why, sizeof(why)) != 0) {
-        not_restored(g, t, GITOPS_FATAL, worst, "cannot reset: %s", why);
+        not_restored(g, t, lock_or(why, GITOPS_FATAL), worst,
+                     "cannot reset: %s", why);
         return;
     }
     restored(g, t, "reset", exists ? oid : NULL, t->before);
@@ -1502,7 +1511,8 @@ static int op_rollback(struct gctx *g, struct names *n)
         if (git_msg(
                 g, (const char *const[]){"switch", "--quiet", "--detach", NULL},
                 why, sizeof(why)) != 0) {
-            rc = fail(g, GITOPS_FATAL, "rollback: cannot detach HEAD: %s", why);
+            rc = fail(g, lock_or(why, GITOPS_FATAL),
+                      "rollback: cannot detach HEAD: %s", why);
             goto out;
         }
     }
@@ -1525,7 +1535,7 @@ static int op_rollback(struct gctx *g, struct names *n)
                                                    head, NULL},
                              why, sizeof(why)) != 0)
                 worst =
-                    fail(g, GITOPS_FATAL,
+                    fail(g, lock_or(why, GITOPS_FATAL),
                          "rollback: cannot switch back to '%s': %s", head, why);
         }
     }

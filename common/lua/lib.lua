@@ -35,6 +35,10 @@ local ROLLBACK_STEP = '.rollback'
 -- Records kept in gitState.changes (worker/gitops.h GITOPS_CHANGES_MAX):
 -- one per git step result, so only a pathological run gets near it.
 local GIT_CHANGES_MAX = 1000
+-- When the end of a run stops running jobs, its rollback waits this long
+-- (ms) so that a git step being killed (SIGTERM, SIGKILL 2 s later) is
+-- gone before the rollback touches the repository.
+local ROLLBACK_GRACE_MS = 5000
 
 local function hist(kind, step, status, extra)
     local args = {'XADD', K_HIST, 'MAXLEN', '~', HIST_MAX, '*',
@@ -145,6 +149,13 @@ local function request_rollback()
     local attempt = attempt_of(ROLLBACK_STEP) + 1
     redis.call('HSET', K_STEPS, ROLLBACK_STEP, 'pending',
                ROLLBACK_STEP .. ':first', attempt)
+    if #out.cancel > 0 then
+        -- Jobs are being stopped: the timer's ready event comes later.
+        local due = NOW + ROLLBACK_GRACE_MS
+        redis.call('ZADD', K_DELAYED, due, member(ROLLBACK_STEP, attempt))
+        hist('rollback', '', 'pending', {'changes', #ch, 'due', due})
+        return
+    end
     local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
                           'step', ROLLBACK_STEP, 'attempt', attempt)
     out.ready[#out.ready + 1] = {ROLLBACK_STEP, attempt, id}

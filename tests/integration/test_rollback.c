@@ -231,6 +231,7 @@ struct seen {
     char restored[512]; /* its `restored` */
     char error[512];    /* its `error` */
     int rollback_entries;
+    bool delayed;   /* the rollback waited for stopped jobs (`due`) */
     bool push_done; /* the push step succeeded */
 };
 
@@ -264,6 +265,8 @@ static void follow(const char *run, bool (*until)(const struct seen *),
                 snprintf(s->restored, sizeof(s->restored), "%s", v ? v : "");
                 v = field_of(f, "error");
                 snprintf(s->error, sizeof(s->error), "%s", v ? v : "");
+                if (strcmp(st, "pending") == 0 && field_of(f, "due"))
+                    s->delayed = true;
             }
             if (until(s)) {
                 freeReplyObject(r);
@@ -351,8 +354,9 @@ Test(rollback, a_failed_run_deletes_its_branch_locally_and_on_the_origin)
     cr_assert_str_eq(s.rollback, "success", "rollback: %s", s.error);
     cr_assert_str_eq(s.restored,
                      "deleted feature/rb, deleted origin/feature/rb");
-    /* pending, queued, success */
+    /* pending (at once: nothing was running), queued, success */
     cr_assert_eq(s.rollback_entries, 3);
+    cr_assert_not(s.delayed);
     expect_restored();
     /* The run's own status is unchanged; the rollback is a step of
      * weft's. */
@@ -391,6 +395,8 @@ Test(rollback, a_cancelled_run_is_rolled_back_too)
     follow("rb-cancel", rollback_over, &s);
     cr_assert_str_eq(s.run, "cancelled");
     cr_assert_str_eq(s.rollback, "success", "rollback: %s", s.error);
+    /* The cancel stopped a running job: the rollback waited for it. */
+    cr_assert(s.delayed);
     expect_restored();
 }
 
