@@ -98,6 +98,7 @@ int cmd_retry(const struct cli_opts *o);
 int cmd_resolve(const struct cli_opts *o);
 int cmd_approve(const struct cli_opts *o);
 int cmd_run(const struct cli_opts *o);
+int cmd_dlq(const struct cli_opts *o);
 
 /* ---- output (util.c) ---- */
 

@@ -122,8 +122,8 @@ void hist_print(const struct hist_entry *e, bool json, FILE *out)
         fprintf(out, "%s  brkr  %-20s  %s", t, e->step, e->status);
     else if (strcmp(e->type, "step") == 0)
         fprintf(out, "%s  step  %-20s  %s", t, e->step, e->status);
-    else /* control: a request that changed nothing, and why */
-        fprintf(out, "%s  %s  %-20s  %s", t, e->type, e->step, e->status);
+    else /* control, rollback, and kinds a later version adds */
+        fprintf(out, "%s  %-5s %-20s  %s", t, e->type, e->step, e->status);
     for (size_t i = 0; i + 1 < fl->elements; i += 2) {
         const redisReply *k = fl->element[i], *v = fl->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||

@@ -123,6 +123,9 @@ static const struct command commands[] = {
      false,
      "approve RUN STEP [--reject] [--set KEY=VALUE]... [--by NAME] "
      "[--comment TEXT] [--json]"},
+    {"dlq", cmd_dlq, BIT(F_JSON) | BIT(F_LIMIT) | REDIS_FLAGS, 1, -1, false,
+     "dlq list [--limit N] [--json] | dlq requeue ID... [--json] | dlq drop "
+     "ID... [--json]"},
     {"run", cmd_run,
      BIT(F_JSON) | BIT(F_TASK) | BIT(F_WORKERS) | BIT(F_CONCURRENCY) |
          BIT(F_WORKFLOWS) | REDIS_FLAGS,

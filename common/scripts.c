@@ -10,9 +10,10 @@ extern const char *const scripts_src[];
 extern const size_t scripts_len[];
 
 static const char *const names[SCRIPT_COUNT] = {
-    "create_run", "dispatch",     "start",  "finish", "activate",
-    "cancel",     "fire_delayed", "reject", "trim",   "unindex",
-    "park",       "resolve",      "retry",
+    "create_run", "dispatch",    "start",        "finish",
+    "activate",   "cancel",      "fire_delayed", "reject",
+    "trim",       "unindex",     "park",         "resolve",
+    "retry",      "dead_letter", "dlq_move",     "rollback",
 };
 
 /* Filled on first use; the processes are single-threaded at start-up. */

@@ -174,6 +174,7 @@ struct loader {
     const char *name;
     const char *version;
     const char *description;
+    bool rollback; /* `rollback: true` */
     const struct ytree_node *steps_node;
     const struct ytree_node *vars_node;
     /* Variables: their names, and which variable reads which (found
@@ -597,7 +598,13 @@ static void h_id(struct loader *L, uint32_t si, const struct ytree_node *key,
     (void)key;
     if (expect_string(L, "id", v) == NULL)
         return;
-    check_name(L, v, "step id");
+    if (check_name(L, v, "step id") == 0 && v->u.text[0] == '.')
+        /* weft's own bookkeeping steps (the run's rollback, `.rollback`)
+         * live beside the workflow's in the steps hash. */
+        diag_error(L->d, v->line, v->column,
+                   "invalid step id '%.*s': ids starting with '.' are "
+                   "reserved for weft",
+                   WF_MAX_ID_LEN, v->u.text);
     /* Kept even when invalid, so references to it are not reported as
      * unknown too. */
     S(L, si)->id = v->u.text;
@@ -1521,6 +1528,16 @@ static void w_timeout(struct loader *L, const struct ytree_node *v)
         L->wf->timeout_ms = ms;
 }
 
+static void w_rollback(struct loader *L, const struct ytree_node *v)
+{
+    bool b;
+    if (ytree_get_bool(v, &b) != 0) {
+        wrong_type(L, "rollback", v, "a boolean");
+        return;
+    }
+    L->rollback = b;
+}
+
 static void w_variables(struct loader *L, const struct ytree_node *v)
 {
     if (v->kind != YTREE_MAPPING) {
@@ -1552,6 +1569,7 @@ static const struct {
     {"description", w_description},
     {"timeout", w_timeout},
     {"variables", w_variables},
+    {"rollback", w_rollback},
     {"steps", w_steps},
 };
 #define NWF_KEYS (sizeof(wf_keys) / sizeof(wf_keys[0]))
@@ -1683,6 +1701,7 @@ static int intern_strings(struct loader *L, const char *default_name)
     wf->name = str_put(&cur, name);
     wf->version = str_put(&cur, L->version);
     wf->description = str_put(&cur, L->description);
+    wf->rollback = L->rollback;
     for (uint32_t i = 0; i < wf->nvariables; i++)
         wf->variable_names[i] =
             str_put(&cur, L->vars_node->u.items[2 * i]->u.text);

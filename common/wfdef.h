@@ -182,6 +182,9 @@ struct wf {
     /* `timeout`: the run fails as timed out this long after it started
      * (ms, at most WF_MAX_RUN_TIMEOUT_S; 0 = none). */
     uint64_t timeout_ms;
+    /* `rollback: true`: a run that fails or is cancelled restores the git
+     * branches its git steps created or moved (docs/git.md, "Rollback"). */
+    bool rollback;
     /* `variables` in evaluation order: each value may be a template over
      * task, context, workflowId and other variables (read as
      * `variables.NAME`); a variable comes after every variable it reads,

@@ -44,6 +44,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "diag.h"
+#include "dlq.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
@@ -86,8 +87,6 @@
 #define HTTP_SET_KEYS_MAX 256
 /* Stream entry ids: two 64-bit numbers and a dash. */
 #define HTTP_ENTRY_ID_MAX 41
-/* Fields of a DLQ entry copied back by a requeue. */
-#define HTTP_REQUEUE_FIELDS_MAX 32
 
 /* The dashboard page, embedded at build time (dashboard/embed.cmake). */
 extern const char dashboard_html[];
@@ -181,9 +180,6 @@ struct req {
     uint64_t stat_runs[8];
     json_t *stats; /* weft:stats as {field: number} */
     int64_t dlq_len, delayed;
-    int argc; /* requeue command */
-    char **argv;
-    size_t *argl;
     /* retry, resolve, approve: what Redis holds about the run and step */
     int64_t retries;      /* the run's retry count */
     char attempt[24];     /* the step's attempt, "" when none */
@@ -241,10 +237,6 @@ static void req_free(struct req *q)
     weft_free(q->bnames);
     weft_free(q->bstate);
     weft_free(q->bfields);
-    for (int i = 0; i < q->argc; i++)
-        weft_free(q->argv[i]);
-    weft_free(q->argv);
-    weft_free(q->argl);
     json_decref(q->approvers);
     weft_free(q);
 }
@@ -2081,44 +2073,36 @@ static void run_approve(struct req *q)
 }
 
 /* ---- DLQ ------------------------------------------------------------------
- */
+ * Entries are read and judged by common/dlq.c; a requeue is the dlq_move
+ * script, which deletes the dead letter and adds its message back in one
+ * step, and only while the dead letter is there. */
 
-/* Fields of a DLQ entry that describe the dead letter, not the message. */
-static bool dlq_meta_field(const char *k)
+/* Sends a script call; like q_argv. */
+static void q_eval(struct req *q, reply_fn fn, enum script_id id, int nkeys,
+                   int argc, const char **argv, const size_t *lens)
 {
-    return strcmp(k, "reason") == 0 || strcmp(k, "entry") == 0 ||
-           strcmp(k, "source") == 0 || strcmp(k, "queue") == 0;
+    struct call *k = weft_malloc(sizeof(*k));
+    if (k == NULL) {
+        fail(q, 500, "out of memory");
+        return;
+    }
+    k->q = q;
+    k->fn = fn;
+    k->idx = 0;
+    int rc = rconn_eval(q->h->rc, id, on_reply, k, nkeys, argc, argv, lens);
+    if (rc != 0) {
+        weft_free(k);
+        fail(q, rc == WEFT_EREDIS ? 503 : 500, "Redis: %s",
+             rc == WEFT_EREDIS ? "not connected" : weft_strerror(rc));
+        return;
+    }
+    q->pending++;
 }
 
-/* Where a DLQ entry's message came from and whether it can go back:
- * a job (field `queue`) needs its `body` and `sig`; a task (`source`
- * tasks) its `task`; an event (`source` events) its `type`. Writes the
- * stream key into key; NULL when requeueable, else why not. */
-static const char *dlq_origin(struct http *h, const redisReply *fields,
-                              char key[KEYS_MAX])
+static json_t *jstr_or_null(const char *s)
 {
-    const char *queue = rundoc_reply_str(fields, "queue");
-    const char *source = rundoc_reply_str(fields, "source");
-    if (queue != NULL) {
-        if (keys_queue(&h->keys, queue, key) == 0)
-            return "its queue name is not valid";
-        if (rundoc_reply_str(fields, "sig") == NULL ||
-            !rundoc_reply_str(fields, "body"))
-            return "it does not carry the job's body and signature";
-        return NULL;
-    }
-    if (source != NULL && strcmp(source, "tasks") == 0) {
-        snprintf(key, KEYS_MAX, "%s", h->k_tasks);
-        return rundoc_reply_str(fields, "task") ? NULL
-                                                : "it does not carry the task";
-    }
-    if (source != NULL && strcmp(source, "events") == 0) {
-        snprintf(key, KEYS_MAX, "%s", h->k_events);
-        return rundoc_reply_str(fields, "type")
-                   ? NULL
-                   : "it does not carry the event's type";
-    }
-    return "its origin is unknown";
+    json_t *v = s ? json_string(s) : NULL;
+    return v ? v : json_null();
 }
 
 static void on_dlq_entries(struct req *q, const redisReply *r, size_t idx)
@@ -2159,14 +2143,24 @@ static void on_dlq_entries(struct req *q, const redisReply *r, size_t idx)
                 json_object_set_new(fields, k->str, jv);
             }
         }
-        char key[KEYS_MAX];
-        const char *why = dlq_origin(q->h, fl, key);
+        struct dlq_info in;
+        dlq_inspect(&q->h->keys, fl, &in);
+        int64_t at = in.at >= 0 ? in.at : dlq_id_ms(e->element[0]->str);
         json_array_append_new(
-            q->items, json_pack("{s:s%, s:o, s:b, s:o}", "id",
-                                e->element[0]->str, (size_t)e->element[0]->len,
-                                "fields", fields ? fields : json_object(),
-                                "requeueable", why == NULL, "not_requeueable",
-                                why ? json_string(why) : json_null()));
+            q->items,
+            json_pack(
+                "{s:s%, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
+                "s:o, s:b, s:o}",
+                "id", e->element[0]->str, (size_t)e->element[0]->len, "kind",
+                dlq_kind_name(in.kind), "origin",
+                in.origin[0] ? json_string(in.origin) : json_null(), "reason",
+                jstr_or_null(in.reason), "by", jstr_or_null(in.by), "at",
+                at >= 0 ? json_integer(at) : json_null(), "run",
+                jstr_or_null(in.run), "step", jstr_or_null(in.step), "attempt",
+                jstr_or_null(in.attempt), "type", jstr_or_null(in.type),
+                "fields", fields ? fields : json_object(), "requeueable",
+                in.not_requeueable == NULL, "not_requeueable",
+                jstr_or_null(in.not_requeueable)));
     }
 }
 
@@ -2201,13 +2195,16 @@ static void on_requeued(struct req *q, const redisReply *r, size_t idx)
     (void)idx;
     if (!reply_ok(q, r))
         return;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING) {
-        fail(q, 500, "requeue transaction failed");
+    if (r->type == REDIS_REPLY_NIL) {
+        /* Requeued or dropped by someone else since we read it. */
+        fail(q, 404, "no DLQ entry %s", q->id[0]);
         return;
     }
-    json_object_set_new(q->doc, "id",
-                        json_stringn(r->element[0]->str, r->element[0]->len));
+    if (r->type != REDIS_REPLY_STRING) {
+        fail(q, 500, "requeue failed");
+        return;
+    }
+    json_object_set_new(q->doc, "id", json_stringn(r->str, r->len));
 }
 
 static void requeue_answer(struct req *q)
@@ -2217,23 +2214,16 @@ static void requeue_answer(struct req *q)
     answer_json(q, 200, doc);
 }
 
-static void requeue_send(struct req *q)
+static void requeue_check(struct req *q)
 {
     if (!q->found) {
         fail(q, 404, "no DLQ entry %s", q->id[0]);
         return;
     }
-    if (q->argc == 0) {
-        fail(q, 422, "entry %s cannot be requeued: %s", q->id[0],
-             q->why ? q->why : "it holds no message");
+    if (q->why != NULL) {
+        fail(q, 422, "entry %s cannot be requeued: %s", q->id[0], q->why);
         return;
     }
-    const char *xdel[] = {"XDEL", q->h->k_dlq, q->id[0]};
-    struct txcmd cmds[] = {
-        {q->argc, (const char **)q->argv, q->argl},
-        {3, xdel, NULL},
-    };
-    q_tx(q, on_requeued, cmds, 2);
     q->stage = requeue_answer;
 }
 
@@ -2248,48 +2238,26 @@ static void on_dlq_entry(struct req *q, const redisReply *r, size_t idx)
         return;
     q->found = true;
     const redisReply *fl = e->element[1];
-    char key[KEYS_MAX];
-    q->why = dlq_origin(q->h, fl, key);
-    if (q->why != NULL)
-        return;
-    size_t n = 3 + fl->elements; /* XADD key * fields... */
-    if (fl->elements / 2 > HTTP_REQUEUE_FIELDS_MAX) {
-        q->why = "it has too many fields";
+    struct dlq_info in;
+    dlq_inspect(&q->h->keys, fl, &in);
+    if (in.not_requeueable != NULL) {
+        q->why = in.not_requeueable;
         return;
     }
-    q->argv = weft_calloc(n, sizeof(char *));
-    q->argl = weft_calloc(n, sizeof(size_t));
-    if (q->argv == NULL || q->argl == NULL) {
+    const char **argv = NULL;
+    size_t *lens = NULL;
+    int nkeys, argc;
+    if (dlq_move_argv(q->h->k_dlq, &in, q->id[0], fl, &nkeys, &argc, &argv,
+                      &lens) != 0) {
         fail(q, 500, "out of memory");
         return;
     }
-    const char *head[] = {"XADD", key, "*"};
-    for (int i = 0; i < 3; i++) {
-        q->argv[q->argc] = weft_strdup(head[i]);
-        q->argl[q->argc] = strlen(head[i]);
-        if (q->argv[q->argc++] == NULL) {
-            fail(q, 500, "out of memory");
-            return;
-        }
-    }
-    for (size_t j = 0; j + 1 < fl->elements; j += 2) {
-        const redisReply *k = fl->element[j], *v = fl->element[j + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            strlen(k->str) != (size_t)k->len || dlq_meta_field(k->str))
-            continue;
-        for (int w = 0; w < 2; w++) {
-            const redisReply *s = w == 0 ? k : v;
-            q->argv[q->argc] = weft_malloc((size_t)s->len + 1);
-            if (q->argv[q->argc] == NULL) {
-                fail(q, 500, "out of memory");
-                return;
-            }
-            memcpy(q->argv[q->argc], s->str, s->len);
-            q->argv[q->argc][s->len] = '\0';
-            q->argl[q->argc++] = s->len;
-        }
-    }
-    json_object_set_new(q->doc, "stream", json_string(key));
+    /* The arguments are copied when the command is queued. */
+    q_eval(q, on_requeued, SCRIPT_DLQ_MOVE, nkeys, argc, argv, lens);
+    weft_free(argv);
+    weft_free(lens);
+    json_object_set_new(q->doc, "stream", json_string(in.origin));
+    json_object_set_new(q->doc, "kind", json_string(dlq_kind_name(in.kind)));
 }
 
 static void dlq_requeue(struct req *q)
@@ -2304,7 +2272,7 @@ static void dlq_requeue(struct req *q)
         return;
     }
     Q(q, on_dlq_entry, 0, "XRANGE", q->h->k_dlq, q->id[0], q->id[0]);
-    q->stage = requeue_send;
+    q->stage = requeue_check;
 }
 
 /* ---- routing and auth -------------------------------------------------- */

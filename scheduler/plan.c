@@ -9,6 +9,8 @@
 #include <openssl/rand.h>
 
 #include "alloc.h"
+#include "buf.h"
+#include "dlq.h"
 #include "tmpl.h"
 
 void plan_init(struct plan *p)
@@ -692,6 +694,10 @@ static json_t *begin(const struct plan_env *env, const struct runinfo *ri,
           : NULL;
     if (t == NULL || json_array_append_new(p->doc, t) != 0)
         return NULL;
+    /* Any transition may end the run; end_run reads this (lib.lua). */
+    if (ri->wf != NULL && ri->wf->rollback &&
+        json_object_set_new(t, "rollback", json_true()) != 0)
+        return NULL;
     return t;
 }
 
@@ -917,6 +923,11 @@ static int finish_into(const struct plan_env *env, const struct runinfo *ri,
         return WEFT_ENOMEM;
     if (s->queue_timeout_ms > 0 && res && set_new(d, "qt", json_true()))
         return WEFT_ENOMEM;
+    /* A git step's result says what it changed, retried or not (a
+     * rollback needs both; lib.lua add_git_change). */
+    if (res && s->type == WF_STEP_GIT && json_is_object(res->result) &&
+        json_object_set(d, "git", res->result))
+        return WEFT_ENOMEM;
     if (retry) {
         int64_t due = env->now_ms +
                       plan_backoff_ms(&s->retry, attempt + 1, random_unit());
@@ -953,9 +964,6 @@ static int finish_into(const struct plan_env *env, const struct runinfo *ri,
             }
         }
         if (s->persona && set_new(d, "persona", json_string(s->persona)))
-            return WEFT_ENOMEM;
-        if (s->type == WF_STEP_GIT && json_is_object(res->result) &&
-            json_object_set(d, "git", res->result))
             return WEFT_ENOMEM;
     }
     if (res == NULL && !failing &&
@@ -1104,10 +1112,14 @@ static int reject_into(const struct plan_env *env, json_t *t, struct plan *p,
                        const char *entry, const char *task,
                        const char *workflow, const char *error)
 {
-    char tkey[KEYS_MAX];
+    char tkey[KEYS_MAX], dkey[KEYS_MAX];
     keys_global(env->keys, KEYS_TASKS, tkey);
-    uint32_t tk = plan_key(p, tkey);
-    if (tk == 0 || set_new(t, "tk", json_integer(tk)) ||
+    keys_global(env->keys, KEYS_DLQ, dkey);
+    uint32_t tk = plan_key(p, tkey), dk = plan_key(p, dkey);
+    if (tk == 0 || dk == 0 || set_new(t, "tk", json_integer(tk)) ||
+        set_new(t, "dk", json_integer(dk)) ||
+        set_new(t, "by", json_string(env->who ? env->who : "")) ||
+        set_new(t, "dlq_max", json_integer(DLQ_FIELDS_MAX)) ||
         set_new(t, "entry", json_string(entry ? entry : "")) ||
         set_new(t, "error", json_string(error)) ||
         (task && set_new(t, "task", json_string(task))) ||
@@ -1718,5 +1730,186 @@ int plan_retry(const struct plan_env *env, const struct runinfo *ri,
     json_t *t = begin(env, ri, p);
     return end(p, mark0,
                t ? retry_into(env, ri, steps, finished, seen, rq, t)
+                 : WEFT_ENOMEM);
+}
+
+/* ---- rollback ------------------------------------------------------------
+ * The run's git rollback, weft's own step PLAN_ROLLBACK_STEP
+ * (common/lua/rollback.lua, docs/git.md "Rollback"). */
+
+/* The rollback job's queue: that of the git step whose change comes
+ * first (a workflow that sends its git steps to a queue of its own gets
+ * its rollback there too), else "git". */
+static const char *rollback_queue(const struct plan_env *env,
+                                  const struct runinfo *ri,
+                                  const json_t *changes)
+{
+    const char *id =
+        json_string_value(json_object_get(json_array_get(changes, 0), "step"));
+    const struct wf_step *s =
+        id && ri->wf ? wf_find_step(ri->wf, id, strlen(id)) : NULL;
+    if (s != NULL && s->type == WF_STEP_GIT)
+        return personas_step_queue(env->personas, s);
+    return "git";
+}
+
+static int rollback_dispatch_into(const struct plan_env *env,
+                                  const struct runinfo *ri, uint32_t attempt,
+                                  const char *mark, const json_t *changes,
+                                  struct plan *p, json_t *t,
+                                  struct weft_error *err)
+{
+    struct wire_job job;
+    char *body = NULL;
+    size_t blen = 0;
+    char trace[64], sig[HMAC_HEX_LEN + 1], qkey[KEYS_MAX];
+    int rc = WEFT_ENOMEM;
+
+    if (!json_is_array(changes) || json_array_size(changes) == 0)
+        return weft_error_set(err, WEFT_EINVAL, 0, 0,
+                              "rollback: the run recorded no git changes");
+    memset(&job, 0, sizeof(job));
+    new_span(ri->trace, trace, sizeof(trace));
+    job.run = ri->run;
+    job.step = (char *)PLAN_ROLLBACK_STEP;
+    job.name = (char *)"rollback";
+    job.type = (char *)wf_step_type_name(WF_STEP_GIT);
+    job.queue = (char *)rollback_queue(env, ri, changes);
+    job.attempt = attempt;
+    job.timeout_ms = (uint64_t)PLAN_ROLLBACK_TIMEOUT_S * 1000;
+    job.trace = trace;
+    job.context =
+        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O}", "workflowId",
+                  json_object_get(ri->ctx, "workflowId"), "repoRoot",
+                  json_object_get(ri->ctx, "repoRoot"), "branchName",
+                  json_object_get(ri->ctx, "branchName"), "baseBranch",
+                  json_object_get(ri->ctx, "baseBranch"), "task", ri->task);
+    job.git =
+        json_pack("{s:s, s:O}", "operation", "rollback", "changes", changes);
+    if (job.context == NULL || job.git == NULL)
+        goto done;
+    if ((rc = wire_job_encode(&job, &body, &blen)) != 0) {
+        weft_error_set(err, rc, 0, 0, "cannot encode the rollback job: %s",
+                       weft_strerror(rc));
+        goto done;
+    }
+    hmac_sign_hex(env->hmac, body, blen, sig);
+    rc = WEFT_ENOMEM;
+    if (keys_queue(env->keys, job.queue, qkey) == 0) {
+        rc = weft_error_set(err, WEFT_EINVAL, 0, 0, "invalid queue name '%s'",
+                            job.queue);
+        goto done;
+    }
+    uint32_t q = plan_key(p, qkey);
+    uint32_t a = q ? plan_body(p, body, blen) : 0;
+    if (a == 0)
+        goto done;
+    body = NULL; /* owned by p now */
+    json_t *ref = json_pack("{s:i, s:i, s:s, s:s}", "q", (json_int_t)q, "a",
+                            (json_int_t)a, "sig", sig, "type", job.type);
+    if (ref == NULL || set_new(t, "job", ref) ||
+        set_new(t, "phase", json_string("dispatch")) ||
+        set_new(t, "step", json_string(PLAN_ROLLBACK_STEP)) ||
+        set_new(t, "attempt", json_integer(attempt)) ||
+        set_new(t, "mark", json_string(mark ? mark : "")))
+        goto done;
+    rc = 0;
+done:
+    weft_free(body);
+    json_decref(job.context);
+    json_decref(job.git);
+    return rc;
+}
+
+int plan_rollback_dispatch(const struct plan_env *env, const struct runinfo *ri,
+                           uint32_t attempt, const char *mark,
+                           const json_t *changes, struct plan *p,
+                           struct weft_error *err)
+{
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(
+        p, mark0,
+        t ? rollback_dispatch_into(env, ri, attempt, mark, changes, p, t, err)
+          : WEFT_ENOMEM);
+}
+
+/* "deleted feature, reset main to 1a2b3c4d, deleted origin/feature": what
+ * a rollback result's `restored` list did, for the history. */
+static char *restored_text(const json_t *result)
+{
+    struct buf b;
+    size_t i;
+    const json_t *e;
+    buf_init(&b, PLAN_ROLLBACK_TEXT_MAX);
+    json_array_foreach(json_object_get(result, "restored"), i, e)
+    {
+        const char *action = json_string_value(json_object_get(e, "action"));
+        const char *ref = json_string_value(json_object_get(e, "ref"));
+        const char *remote = json_string_value(json_object_get(e, "remote"));
+        const char *to = json_string_value(json_object_get(e, "to"));
+        if (action == NULL || ref == NULL ||
+            (strcmp(action, "deleted") != 0 && strcmp(action, "reset") != 0))
+            continue;
+        if (buf_printf(&b, "%s%s %s%s%s", b.len ? ", " : "", action,
+                       remote ? remote : "", remote ? "/" : "", ref) != 0)
+            break;
+        if (to && buf_printf(&b, " to %.8s", to) != 0)
+            break;
+    }
+    if (b.len == 0 && buf_append_str(&b, "nothing to restore") != 0) {
+        buf_deinit(&b);
+        return NULL;
+    }
+    char *text = buf_steal(&b, NULL);
+    buf_deinit(&b);
+    return text;
+}
+
+static int rollback_result_into(const struct plan_env *env, uint32_t attempt,
+                                const char *mark, const struct wire_result *res,
+                                json_t *t)
+{
+    bool ok = res->status == WIRE_SUCCESS;
+    bool retryable = res->status == WIRE_ERROR || res->status == WIRE_TIMEOUT;
+    if (set_new(t, "phase", json_string("result")) ||
+        set_new(t, "step", json_string(PLAN_ROLLBACK_STEP)) ||
+        set_new(t, "attempt", json_integer(attempt)) ||
+        set_new(t, "mark", json_string(mark ? mark : "")) ||
+        set_new(t, "outcome", json_string(ok ? "success" : "failed")) ||
+        set_new(t, "attempts", json_integer(PLAN_ROLLBACK_ATTEMPTS)))
+        return WEFT_ENOMEM;
+    if (res->message && set_new(t, "message", json_string(res->message)))
+        return WEFT_ENOMEM;
+    if (retryable) {
+        /* 5 s, 10 s, ...: a remote that was down for a moment. */
+        struct wf_retry r = {.max = PLAN_ROLLBACK_ATTEMPTS,
+                             .backoff = WF_BACKOFF_EXPONENTIAL,
+                             .delay_ms = 5000,
+                             .max_delay_ms = 60000};
+        int64_t due = env->now_ms + plan_backoff_ms(&r, attempt + 1, 0.5);
+        if (set_new(t, "retry_at", json_integer(due)))
+            return WEFT_ENOMEM;
+    }
+    if (json_is_object(res->result)) {
+        char *restored = restored_text(res->result);
+        if (restored == NULL || set_new(t, "restored", json_string(restored)) ||
+            set_new(t, "result", json_text(res->result))) {
+            weft_free(restored);
+            return WEFT_ENOMEM;
+        }
+        weft_free(restored);
+    }
+    return 0;
+}
+
+int plan_rollback_result(const struct plan_env *env, const struct runinfo *ri,
+                         uint32_t attempt, const char *mark,
+                         const struct wire_result *res, struct plan *p)
+{
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(p, mark0,
+               t ? rollback_result_into(env, attempt, mark, res, t)
                  : WEFT_ENOMEM);
 }

@@ -44,6 +44,8 @@ struct plan_env {
     uint32_t hist_max;               /* per-run history cap (entries) */
     uint32_t ttl_s;                  /* retention of finished runs; 0 = keep */
     const struct personas *personas; /* persona -> queue; may be NULL */
+    const char *who; /* the scheduler's consumer name, for dead letters
+                        (dlq_by); may be NULL */
 };
 
 /* A plan: a batch of transitions for one script call. Each plan_*
@@ -132,7 +134,8 @@ int plan_cancel(const struct plan_env *env, const struct runinfo *ri,
                 const char *mark, const char *reason, struct plan *p);
 
 /* reject: the task entry `entry` for run ri->run cannot start; the run is
- * recorded as failed with error. Only ri->run is read. */
+ * recorded as failed with error, and the task entry copied to the DLQ
+ * (by env->who). Only ri->run is read. */
 int plan_reject(const struct plan_env *env, const struct runinfo *ri,
                 const char *entry, const char *task, const char *workflow,
                 const char *error, struct plan *p);
@@ -166,6 +169,34 @@ struct plan_breaker {
  * when none applies. */
 bool plan_breaker_of(const struct plan_env *env, const struct wf_step *s,
                      bool fallback, struct plan_breaker *out);
+
+/* weft's own step that rolls back a run's git changes (lib.lua
+ * ROLLBACK_STEP; workflow step ids cannot start with '.'). */
+#define PLAN_ROLLBACK_STEP ".rollback"
+/* The rollback job's start-to-close limit: a push to a slow remote, not
+ * a hung one. */
+#define PLAN_ROLLBACK_TIMEOUT_S 600
+/* Attempts of one rollback: a retryable failure (a remote down for a
+ * moment, a dead worker) is tried again after 5 s, then 10 s. */
+#define PLAN_ROLLBACK_ATTEMPTS 3
+/* The summary of what a rollback restored, kept in the history. */
+#define PLAN_ROLLBACK_TEXT_MAX 4096
+
+/* rollback, dispatch phase: the run's rollback job (a git-operation job,
+ * operation `rollback`, with changes, the run's gitState.changes) goes
+ * to the queue of the git step whose change comes first. mark is the
+ * ready event id. WEFT_EINVAL when changes is not a non-empty array. */
+int plan_rollback_dispatch(const struct plan_env *env, const struct runinfo *ri,
+                           uint32_t attempt, const char *mark,
+                           const json_t *changes, struct plan *p,
+                           struct weft_error *err);
+
+/* rollback, result phase: attempt ended with res (a worker's result, or a
+ * timeout the caller made up for a passed deadline); a retryable failure
+ * is retried while PLAN_ROLLBACK_ATTEMPTS allow. */
+int plan_rollback_result(const struct plan_env *env, const struct runinfo *ri,
+                         uint32_t attempt, const char *mark,
+                         const struct wire_result *res, struct plan *p);
 
 /* Milliseconds to wait before attempt `next` (2-based) under s's retry
  * policy; rnd in [0,1) drives the jitter. */

@@ -24,6 +24,7 @@
 #include <openssl/rand.h>
 
 #include "alloc.h"
+#include "dlq.h"
 #include "log.h"
 #include "num.h"
 #include "plan.h"
@@ -88,7 +89,8 @@ struct work {
     char *body;                            /* WORK_RESULT msgpack */
     size_t bodylen;
     char *reason; /* WORK_CANCEL */
-    char *trace;  /* WORK_TASK: the producer's traceparent, if any */
+    char *trace;  /* the producer's traceparent, if any: a task's, or a
+                     result's (the job it answers) */
     struct runent *re;
     json_t *state, *extra; /* fetched for evaluation */
     int marked;            /* entry is registered in s->marks */
@@ -328,17 +330,22 @@ static void ack_entry(struct work *w)
     rconn_cmd(w->s->cmd, NULL, NULL, "XDEL %s %s", key, w->entry);
 }
 
-/* Moves the message to the DLQ with the reason, acks it, ends the work. */
+/* Moves the message to the DLQ with every field it had and the reason,
+ * acks and deletes it (one script: dead_letter.lua), ends the work. */
 static void dead_letter(struct work *w, const char *reason)
 {
     struct sched *s = w->s;
     log_warn("message to dead-letter queue", "stream", w->stream, "entry",
              w->entry, "run", w->run, "step", w->step, "reason", reason, NULL);
-    rconn_cmd(s->cmd, NULL, NULL,
-              "XADD %s * source %s entry %s run %s step %s reason %s", s->k_dlq,
-              w->stream, w->entry ? w->entry : "", w->run ? w->run : "",
-              w->step ? w->step : "", reason);
-    ack_entry(w);
+    if (w->entry != NULL) {
+        char at[24], max[16];
+        snprintf(at, sizeof(at), "%lld", (long long)now_ms());
+        snprintf(max, sizeof(max), "%d", DLQ_FIELDS_MAX);
+        const char *argv[] = {
+            stream_key(w), s->k_dlq, w->entry, KEYS_GROUP_SCHEDULERS,
+            reason,        s->name,  at,       max};
+        rconn_eval(s->cmd, SCRIPT_DEAD_LETTER, NULL, NULL, 2, 8, argv, NULL);
+    }
     s->stats.dead++;
     work_done(w);
 }
@@ -411,6 +418,19 @@ static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
     }
 }
 
+/* A traceparent is 55 bytes; a longer `trace` field is not one and is
+ * not copied into logs. */
+#define SCHED_TRACE_MAX 64
+
+/* The trace a work's log lines carry: the traceparent its message came
+ * with, else the run's trace id. */
+static const char *trace_of(const struct work *w)
+{
+    if (w->trace != NULL && strlen(w->trace) <= SCHED_TRACE_MAX)
+        return w->trace;
+    return w->re ? w->re->ri.trace : NULL;
+}
+
 /* What a script answered for one work's transition. */
 static void apply_out(struct work *w, json_t *out)
 {
@@ -424,6 +444,19 @@ static void apply_out(struct work *w, json_t *out)
     }
     if (json_is_true(json_object_get(out, "retry")))
         s->stats.retries++;
+    if (w->kind == WORK_RESULT) {
+        /* One line per result, in the trace of the job it answers (the
+         * worker's `trace` field; the run's trace id for a deadline). */
+        char attempt[16];
+        snprintf(attempt, sizeof(attempt), "%u", w->attempt);
+        log_info("result applied", "run", w->run, "step", w->step, "attempt",
+                 attempt, "outcome",
+                 json_is_true(json_object_get(out, "stale"))   ? "stale"
+                 : json_is_true(json_object_get(out, "retry")) ? "retry"
+                 : w->timed_out                                ? "timeout"
+                                                               : "applied",
+                 "trace", trace_of(w), NULL);
+    }
     json_t *ready = json_object_get(out, "ready");
     if (json_is_array(ready) && w->re)
         spawn_ready(s, w->re, ready);
@@ -604,6 +637,7 @@ static struct plan_env env_of(struct sched *s)
         .hist_max = s->cfg.hist_max,
         .ttl_s = s->cfg.ttl_s,
         .personas = s->cfg.personas,
+        .who = s->name,
     };
     return env;
 }
@@ -651,10 +685,7 @@ static void task_reject(struct work *w, const char *why)
     }
     log_warn("task rejected", "run", w->run, "entry", w->entry, "reason", why,
              NULL);
-    rconn_cmd(s->cmd, NULL, NULL,
-              "XADD %s * source tasks entry %s run %s "
-              "reason %s",
-              s->k_dlq, w->entry, w->run, why);
+    /* The reject transition copies the task to the DLQ. */
     s->stats.dead++;
     struct runinfo ri;
     memset(&ri, 0, sizeof(ri));
@@ -1262,6 +1293,83 @@ static void ready_begin(struct work *w)
         work_done(w);
 }
 
+/* ---- rollback ---------------------------------------------------------
+ * A run with `rollback: true` that ended failed or cancelled gets weft's
+ * own step PLAN_ROLLBACK_STEP: its ready mark (end_run's) and its results
+ * come through here instead of the definition's steps. */
+
+static bool is_rollback(const struct work *w)
+{
+    return w->step != NULL && strcmp(w->step, PLAN_ROLLBACK_STEP) == 0;
+}
+
+static void on_rollback_changes(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    struct work *w = ud;
+    if (r == NULL) {
+        work_done(w); /* stays pending; reclaimed */
+        return;
+    }
+    json_t *g =
+        r->type == REDIS_REPLY_STRING ? parse_json(r->str, r->len) : NULL;
+    struct plan_env env = env_of(w->s);
+    struct weft_error err;
+    weft_error_clear(&err);
+    int rc = plan_rollback_dispatch(&env, &w->re->ri, w->attempt, w->entry,
+                                    json_object_get(g, "changes"),
+                                    batch_plan(w->s, SCRIPT_ROLLBACK), &err);
+    json_decref(g);
+    if (rc == WEFT_EINVAL) {
+        dead_letter(w, err.msg);
+        return;
+    }
+    if (rc) {
+        work_done(w);
+        return;
+    }
+    batch_add(w, SCRIPT_ROLLBACK);
+}
+
+/* The rollback is ready: its job needs the changes the run recorded. */
+static void rollback_ready(struct work *w)
+{
+    char krun[KEYS_MAX];
+    keys_run(&w->s->cfg.keys, KEYS_RUN, w->run, krun);
+    if (rconn_cmd(w->s->cmd, on_rollback_changes, w, "HGET %s gitState",
+                  krun) != 0)
+        work_done(w);
+}
+
+static void rollback_result(struct work *w)
+{
+    struct wire_result res;
+    struct weft_error err;
+    char why[WEFT_ERROR_MSG_MAX + 32];
+    weft_error_clear(&err);
+    memset(&res, 0, sizeof(res));
+    if (w->deadline) {
+        res.status = WIRE_TIMEOUT;
+        res.message = weft_strdup("no result before the rollback's deadline "
+                                  "(the worker went silent)");
+    } else if (w->body == NULL ||
+               wire_result_decode(w->body, w->bodylen, &res, &err) != 0) {
+        snprintf(why, sizeof(why), "undecodable result: %s", err.msg);
+        res.status = WIRE_ERROR;
+        res.message = weft_strdup(why);
+    }
+    w->timed_out = res.status == WIRE_TIMEOUT;
+    struct plan_env env = env_of(w->s);
+    int rc = plan_rollback_result(&env, &w->re->ri, w->attempt, w->entry, &res,
+                                  batch_plan(w->s, SCRIPT_ROLLBACK));
+    wire_result_deinit(&res);
+    if (rc) {
+        work_done(w);
+        return;
+    }
+    batch_add(w, SCRIPT_ROLLBACK);
+}
+
 /* ---- cancel ----------------------------------------------------------- */
 
 static void cancel_apply(struct work *w)
@@ -1400,10 +1508,15 @@ static void work_run(struct work *w)
         return;
     switch (w->kind) {
     case WORK_RESULT:
-        result_apply(w);
+        if (is_rollback(w))
+            rollback_result(w);
+        else
+            result_apply(w);
         break;
     case WORK_READY:
-        if (w->state == NULL)
+        if (is_rollback(w))
+            rollback_ready(w);
+        else if (w->state == NULL)
             ready_begin(w);
         else
             ready_apply(w);

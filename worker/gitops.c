@@ -730,10 +730,10 @@ static json_t *str_or_null(const char *s)
 static int result_new(struct gctx *g)
 {
     g->res = json_pack("{s:s, s:n, s:n, s:n, s:n, s:n, s:b, s:[], s:[], "
-                       "s:b, s:n}",
+                       "s:b, s:n, s:n}",
                        "operation", g->req->operation, "branch", "base",
                        "remote", "head", "commit", "changed", 0, "files",
-                       "conflicts", "truncated", 0, "previous");
+                       "conflicts", "truncated", 0, "previous", "pushed");
     return g->res ? GITOPS_OK : fail(g, GITOPS_RETRY, "out of memory");
 }
 
@@ -974,6 +974,8 @@ static int op_push(struct gctx *g, struct names *n)
     }
     gitrun_deinit(&r);
     set_previous(g, n->branch, had ? before : NULL, !had, n->head);
+    if (rc == 0) /* what the remote branch points at now (rollback's lease) */
+        set_str(g, "pushed", local);
     if (rc == 0 && flag != '=')
         json_object_set_new(g->res, "changed", json_true());
     return rc;
@@ -1164,6 +1166,398 @@ static int op_pull(struct gctx *g, struct names *n)
     return files_between(g, before, after);
 }
 
+/* ---- rollback -------------------------------------------------------------
+ * The run's recorded changes (gitState.changes, one per git step that
+ * created or moved a branch, in the order their results were applied)
+ * are folded into one target per branch: a branch any step created is
+ * deleted; one that existed goes back to the commit the first change
+ * recorded before it. Local branches are restored with update-ref, after
+ * HEAD is detached if it is on one of them, then HEAD goes back to the
+ * branch it was on before the run's first git step (uncommitted changes
+ * to tracked files are discarded: they are the run's). Remote branches
+ * the run pushed are deleted or reset with --force-with-lease against
+ * the commit the run pushed last, so a branch someone else has pushed to
+ * since is left alone and reported. Every target is idempotent: a branch
+ * already gone or already back is reported as such, so a rollback that
+ * runs twice (a reclaimed job) changes nothing the second time. */
+
+struct target {
+    const char *ref;    /* branch name (checked) */
+    const char *remote; /* NULL: the local branch */
+    bool created;       /* a step of the run created it */
+    const char *before; /* its commit before the run; NULL if created */
+    const char *lease;  /* remote: the commit the run pushed last */
+};
+
+static bool oid_syntax(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 40 && n != 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* Optional string member: NULL when absent or null; *bad set when it is
+ * there with another type. */
+static const char *opt_str(const json_t *o, const char *k, bool *bad)
+{
+    const json_t *v = json_object_get(o, k);
+    if (v == NULL || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v)) {
+        *bad = true;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* Folds req->changes into targets (at most GITOPS_CHANGES_MAX; the caller
+ * provides room) after checking every name and commit id, and finds the
+ * branch HEAD was on before the run (*head, NULL when unknown). */
+static int collect_targets(struct gctx *g, struct target *t, size_t *nt,
+                           const char **head)
+{
+    const json_t *changes = g->req->changes;
+    size_t i;
+    const json_t *c;
+    int rc;
+
+    *nt = 0;
+    *head = NULL;
+    if (!json_is_array(changes))
+        return fail(g, GITOPS_FATAL, "rollback: the job has no 'changes' list");
+    if (json_array_size(changes) > GITOPS_CHANGES_MAX)
+        return fail(g, GITOPS_FATAL, "rollback: more than %d changes",
+                    GITOPS_CHANGES_MAX);
+    json_array_foreach(changes, i, c)
+    {
+        bool bad = false;
+        if (!json_is_object(c))
+            return fail(g, GITOPS_FATAL,
+                        "rollback: change %zu is not an object", i);
+        const char *ref = opt_str(c, "ref", &bad);
+        const char *remote = opt_str(c, "remote", &bad);
+        const char *before = opt_str(c, "before", &bad);
+        const char *pushed = opt_str(c, "pushed", &bad);
+        const char *h = opt_str(c, "head", &bad);
+        const json_t *cr = json_object_get(c, "created");
+        if (bad || ref == NULL || (cr != NULL && !json_is_boolean(cr)))
+            return fail(g, GITOPS_FATAL,
+                        "rollback: change %zu needs a string 'ref' and "
+                        "strings or nulls for 'remote', 'before', 'pushed', "
+                        "'head'",
+                        i);
+        if ((rc = check_name(g, "branch", ref)) != 0 ||
+            (remote && (rc = check_remote_syntax(g, remote)) != 0) ||
+            (h && (rc = check_name(g, "head", h)) != 0))
+            return rc;
+        if ((before && !oid_syntax(before)) || (pushed && !oid_syntax(pushed)))
+            return fail(g, GITOPS_FATAL,
+                        "rollback: change %zu has a commit id that is not "
+                        "one",
+                        i);
+        if (i == 0)
+            *head = h;
+        size_t k;
+        for (k = 0; k < *nt; k++) {
+            if (strcmp(t[k].ref, ref) == 0 &&
+                (t[k].remote == NULL
+                     ? remote == NULL
+                     : remote && strcmp(t[k].remote, remote) == 0))
+                break;
+        }
+        if (k == *nt) {
+            t[k].ref = ref;
+            t[k].remote = remote;
+            t[k].created = false;
+            t[k].before = before;
+            t[k].lease = NULL;
+            (*nt)++;
+        }
+        if (json_is_true(cr)) {
+            t[k].created = true;
+            t[k].before = NULL;
+        }
+        if (pushed)
+            t[k].lease = pushed;
+    }
+    return GITOPS_OK;
+}
+
+/* Appends {ref, remote, action, from, to} to the result's `restored`. */
+static void restored(struct gctx *g, const struct target *t, const char *action,
+                     const char *from, const char *to)
+{
+    json_array_append_new(json_object_get(g->res, "restored"),
+                          json_pack("{s:s, s:o, s:s, s:o, s:o}", "ref", t->ref,
+                                    "remote", str_or_null(t->remote), "action",
+                                    action, "from", str_or_null(from), "to",
+                                    str_or_null(to)));
+    if (strcmp(action, "deleted") == 0 || strcmp(action, "reset") == 0)
+        json_object_set_new(g->res, "changed", json_true());
+}
+
+/* Appends {ref, remote, error} to the result's `failed` and returns code,
+ * the worst seen so far in *worst. */
+static void not_restored(struct gctx *g, const struct target *t, int code,
+                         int *worst, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void not_restored(struct gctx *g, const struct target *t, int code,
+                         int *worst, const char *fmt, ...)
+{
+    char msg[GITOPS_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_array_append_new(json_object_get(g->res, "failed"),
+                          json_pack("{s:s, s:o, s:o}", "ref", t->ref, "remote",
+                                    str_or_null(t->remote), "error",
+                                    jstr(msg, strlen(msg), true)));
+    /* Retryable wins: another attempt may restore what failed for a
+     * passing reason, and redoes nothing that is done. */
+    if (code == GITOPS_RETRY || *worst == GITOPS_OK)
+        *worst = code;
+}
+
+/* A failure another process's lock caused (a git step of the run still
+ * dying, a person's git): it may pass, so it is retried. */
+static int lock_or(const char *why, int code)
+{
+    return strstr(why, ".lock") != NULL ? GITOPS_RETRY : code;
+}
+
+/* Runs git and returns its stderr tail as a message in out. */
+static int git_msg(struct gctx *g, const char *const *args, char *out, size_t n)
+{
+    struct gitrun r;
+    gitrun_init(&r);
+    run_git(g, 0, args, &r);
+    size_t l = r.errlen;
+    while (l > 0 && (r.err[l - 1] == '\n' || r.err[l - 1] == ' '))
+        l--;
+    snprintf(out, n, "%.*s", (int)l, r.err);
+    int code = r.code;
+    gitrun_deinit(&r);
+    return code;
+}
+
+static void rollback_local(struct gctx *g, const struct target *t, int *worst)
+{
+    char ref[GITOPS_NAME_MAX + 16], oid[GITOPS_OID_MAX + 1], why[1024];
+    int exists = branch_oid(g, t->ref, oid);
+
+    snprintf(ref, sizeof(ref), "refs/heads/%s", t->ref);
+    if (exists < 0 || exists > 1) {
+        not_restored(g, t, GITOPS_RETRY, worst, "git did not run");
+        return;
+    }
+    if (t->created) {
+        if (!exists) {
+            restored(g, t, "absent", NULL, NULL);
+            return;
+        }
+        if (git_msg(g,
+                    (const char *const[]){"update-ref", "-m", "weft rollback",
+                                          "-d", ref, oid, NULL},
+                    why, sizeof(why)) != 0) {
+            not_restored(g, t, lock_or(why, GITOPS_FATAL), worst,
+                         "cannot delete: %s", why);
+            return;
+        }
+        restored(g, t, "deleted", oid, NULL);
+        return;
+    }
+    if (t->before == NULL) {
+        not_restored(g, t, GITOPS_FATAL, worst,
+                     "no commit was recorded before the run moved it");
+        return;
+    }
+    if (exists && strcmp(oid, t->before) == 0) {
+        restored(g, t, "unchanged", oid, oid);
+        return;
+    }
+    char spec[GITOPS_OID_MAX + 16], have[GITOPS_OID_MAX + 1];
+    snprintf(spec, sizeof(spec), "%s", t->before);
+    if (rev_of(g, spec, have) != 1) {
+        not_restored(g, t, GITOPS_FATAL, worst,
+                     "commit %s is not in the repository", t->before);
+        return;
+    }
+    if (git_msg(g,
+                (const char *const[]){"update-ref", "-m", "weft rollback", ref,
+                                      t->before, NULL},
+                why, sizeof(why)) != 0) {
+        not_restored(g, t, lock_or(why, GITOPS_FATAL), worst,
+                     "cannot reset: %s", why);
+        return;
+    }
+    restored(g, t, "reset", exists ? oid : NULL, t->before);
+}
+
+static void rollback_remote(struct gctx *g, const struct target *t, int *worst)
+{
+    char cur[GITOPS_OID_MAX + 1], lease[GITOPS_NAME_MAX + GITOPS_OID_MAX + 64];
+    char spec[GITOPS_NAME_MAX + GITOPS_OID_MAX + 32];
+    struct gitrun r;
+    char flag = 0;
+    size_t keep = g->msg.len;
+    int exists = check_remote_exists(g, t->remote);
+    int found = exists == GITOPS_OK ? remote_oid(g, t->remote, t->ref, cur) : 0;
+
+    /* Those report into the step's message; this target's error goes to
+     * `failed` instead. */
+    if (g->msg.len > keep) {
+        g->msg.len = keep;
+        g->msg.data[keep] = '\0';
+    }
+    if (exists != GITOPS_OK) {
+        not_restored(g, t, exists, worst,
+                     exists == GITOPS_FATAL
+                         ? "no remote '%s' in the repository"
+                         : "cannot list the remotes for '%s'",
+                     t->remote);
+        return;
+    }
+    if (found < 0 || found > 1) {
+        not_restored(g, t, GITOPS_RETRY, worst, "cannot reach remote '%s'",
+                     t->remote);
+        return;
+    }
+    if (t->created && !found) {
+        restored(g, t, "absent", NULL, NULL);
+        return;
+    }
+    if (!t->created && t->before == NULL) {
+        not_restored(g, t, GITOPS_FATAL, worst,
+                     "no commit was recorded before the run pushed it");
+        return;
+    }
+    if (!t->created && found && strcmp(cur, t->before) == 0) {
+        restored(g, t, "unchanged", cur, cur);
+        return;
+    }
+    if (found && t->lease && strcmp(cur, t->lease) != 0) {
+        not_restored(g, t, GITOPS_FATAL, worst,
+                     "moved since the run pushed it (now %s, the run pushed "
+                     "%s); left alone",
+                     cur, t->lease);
+        return;
+    }
+    if (!t->created) {
+        char have[GITOPS_OID_MAX + 1];
+        if (rev_of(g, t->before, have) != 1) {
+            not_restored(g, t, GITOPS_FATAL, worst,
+                         "commit %s is not in the repository", t->before);
+            return;
+        }
+    }
+    /* The lease: the remote branch must still be where we just saw it
+     * (absent: must still not exist). */
+    snprintf(lease, sizeof(lease), "--force-with-lease=refs/heads/%s:%s",
+             t->ref, found ? cur : "");
+    snprintf(spec, sizeof(spec), "%s:refs/heads/%s",
+             t->created ? "" : t->before, t->ref);
+    gitrun_init(&r);
+    GIT(g, &r, "push", "--porcelain", lease, "--", t->remote, spec);
+    for (const char *p = r.out.data; p && *p;) {
+        const char *e = strchr(p, '\n');
+        if (p[0] != '\0' && p[1] == '\t' && strchr(" +-*=!", p[0]))
+            flag = p[0];
+        p = e ? e + 1 : NULL;
+    }
+    size_t l = r.errlen;
+    while (l > 0 && (r.err[l - 1] == '\n' || r.err[l - 1] == ' '))
+        l--;
+    if (flag == '!')
+        not_restored(g, t, GITOPS_FATAL, worst, "the remote refused: %.*s",
+                     (int)l, r.err);
+    else if (r.code != 0)
+        not_restored(g, t, GITOPS_RETRY, worst, "push failed: %.*s", (int)l,
+                     r.err);
+    else
+        restored(g, t, t->created ? "deleted" : "reset", found ? cur : NULL,
+                 t->created ? NULL : t->before);
+    gitrun_deinit(&r);
+}
+
+static int op_rollback(struct gctx *g, struct names *n)
+{
+    struct target *t = weft_calloc(GITOPS_CHANGES_MAX, sizeof(*t));
+    const char *head = NULL;
+    size_t nt = 0;
+    int worst = GITOPS_OK, rc;
+    bool local = false, on_target = false;
+
+    if (t == NULL)
+        return fail(g, GITOPS_RETRY, "out of memory");
+    if ((rc = collect_targets(g, t, &nt, &head)) != 0)
+        goto out;
+    json_object_set_new(g->res, "restored", json_array());
+    json_object_set_new(g->res, "failed", json_array());
+    for (size_t i = 0; i < nt; i++) {
+        if (t[i].remote != NULL)
+            continue;
+        local = true;
+        on_target |= strcmp(n->head, t[i].ref) == 0;
+    }
+    if (local && on_target) {
+        /* update-ref must not move or delete the branch under HEAD. */
+        char why[1024];
+        if (git_msg(
+                g, (const char *const[]){"switch", "--quiet", "--detach", NULL},
+                why, sizeof(why)) != 0) {
+            rc = fail(g, lock_or(why, GITOPS_FATAL),
+                      "rollback: cannot detach HEAD: %s", why);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < nt; i++) {
+        if (t[i].remote == NULL)
+            rollback_local(g, &t[i], &worst);
+    }
+    if (local) {
+        char cur[GITOPS_NAME_MAX + 1], oid[GITOPS_OID_MAX + 1], why[1024];
+        head_of(g, cur, oid);
+        if (head != NULL && strcmp(cur, head) != 0) {
+            if (branch_oid(g, head, oid) != 1)
+                buf_printf(&g->msg,
+                           "HEAD was on '%s', which is gone; it "
+                           "stays detached",
+                           head);
+            else if (git_msg(g,
+                             (const char *const[]){"switch", "--quiet",
+                                                   "--discard-changes", "--",
+                                                   head, NULL},
+                             why, sizeof(why)) != 0)
+                worst =
+                    fail(g, lock_or(why, GITOPS_FATAL),
+                         "rollback: cannot switch back to '%s': %s", head, why);
+        }
+    }
+    for (size_t i = 0; i < nt; i++) {
+        if (t[i].remote != NULL)
+            rollback_remote(g, &t[i], &worst);
+    }
+    rc = worst;
+    if (rc != GITOPS_OK) {
+        size_t nf = json_array_size(json_object_get(g->res, "failed"));
+        if (nf > 0)
+            fail(g, rc, "rollback: %zu of %zu branches not restored: %s", nf,
+                 nt,
+                 json_string_value(json_object_get(
+                     json_array_get(json_object_get(g->res, "failed"), 0),
+                     "error")));
+    }
+out:
+    weft_free(t);
+    return rc;
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 /* Which names an operation uses, and where its branch comes from. */
@@ -1194,6 +1588,9 @@ static const struct opdef ops[] = {
     {"rebase", op_rebase, BD_CURRENT, true, true, false},
     {"fetch", op_fetch, BD_OPTIONAL, false, true, true},
     {"pull", op_pull, BD_CURRENT, false, true, true},
+    /* Not a workflow operation: the scheduler's job for a run that ends
+     * failed or cancelled with `rollback: true`. */
+    {"rollback", op_rollback, BD_NONE, false, false, false},
 };
 
 /* Checks every name given or defaulted from the context, before anything
@@ -1228,6 +1625,18 @@ static int check_names(struct gctx *g, const struct opdef *op, struct names *n)
         n->remote = q->remote ? q->remote : "origin";
         if ((rc = check_remote_syntax(g, n->remote)) != 0)
             return rc;
+    }
+    if (op->run == op_rollback) {
+        /* The recorded changes' names, checked before the repository is
+         * touched; op_rollback folds them again. */
+        struct target *t = weft_calloc(GITOPS_CHANGES_MAX, sizeof(*t));
+        size_t nt;
+        const char *head;
+        if (t == NULL)
+            return fail(g, GITOPS_RETRY, "out of memory");
+        rc = collect_targets(g, t, &nt, &head);
+        weft_free(t);
+        return rc;
     }
     return GITOPS_OK;
 }

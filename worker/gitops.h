@@ -33,6 +33,9 @@
 /* Longest commit or merge message: it is passed as one argv string and
  * Linux limits one argument to 128 KiB (MAX_ARG_STRLEN). */
 #define GITOPS_MESSAGE_MAX (64 * 1024)
+/* Changes a rollback job may list: gitState.changes is capped at this
+ * too (common/lua/lib.lua GIT_CHANGES_MAX), one per git step result. */
+#define GITOPS_CHANGES_MAX 1000
 /* Transports git may use (GIT_ALLOW_PROTOCOL). A task's repoRoot is
  * untrusted: `ext::` runs commands and is never allowed. */
 #define GITOPS_PROTOCOLS "file:git:http:https:ssh"
@@ -47,7 +50,7 @@ enum gitops_exit {
 /* One operation. Every string is borrowed and may be NULL (absent). */
 struct gitops_req {
     const char *operation;   /* branch, checkout, commit, push, merge, rebase,
-                                fetch, pull */
+                                fetch, pull; rollback (scheduler only) */
     const char *branch;      /* step's `branch`; NULL: the operation's
                                 default */
     const char *base;        /* step's `base`; NULL: base_branch */
@@ -59,6 +62,10 @@ struct gitops_req {
     /* When set, dir is a clone cache: if it holds no repository yet, the
      * repository at this URL is cloned into it first. */
     const char *clone_url;
+    /* rollback: the run's recorded changes, a JSON array of {step, op,
+     * ref, remote, created, before, pushed, head} (docs/git.md,
+     * "Rollback"); borrowed. */
+    const json_t *changes;
 };
 
 /* Runs req: blocks on git commands and changes this process's

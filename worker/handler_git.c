@@ -99,6 +99,7 @@ static int read_job(const struct wire_job *spec, struct gitjob *gj, char *msg,
     q->base = str_field(git, "base", &bad);
     q->message = str_field(git, "message", &bad);
     q->remote = str_field(git, "remote", &bad);
+    q->changes = json_object_get(git, "changes"); /* rollback */
     if (bad != NULL) {
         snprintf(msg, n, "git: '%s' must render to a string", bad);
         return -1;

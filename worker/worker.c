@@ -35,6 +35,7 @@
 #include <jansson.h>
 
 #include "alloc.h"
+#include "dlq.h"
 #include "log.h"
 #include "num.h"
 #include "rconn.h"
@@ -67,8 +68,9 @@
 #define WORKER_FIELD_MAX 1024
 /* A stream id is "<ms>-<seq>", two 64-bit decimals and a dash. */
 #define WORKER_ID_MAX 41
-/* Arguments of the longest command built here (the result XADD: 17). */
-#define WORKER_CMD_ARGS 20
+/* Arguments of the longest command built here (the DLQ XADD: 3, five
+ * bookkeeping pairs, the job's seven fields: 27). */
+#define WORKER_CMD_ARGS 32
 /* Room for a rejection reason: a wire decoder message plus a prefix. */
 #define WORKER_REASON_MAX (WEFT_ERROR_MSG_MAX + 64)
 
@@ -523,12 +525,13 @@ static void ack_entry(struct worker *w, unsigned qi, const char *id)
     rconn_argv(w->cmd, NULL, NULL, 3, del, NULL);
 }
 
-/* Builds the `result` XADD for the events stream. The strings must stay
- * valid until the command is sent. */
+/* Builds the `result` XADD for the events stream; trace (nullable) is
+ * the job's traceparent, so the result stays in the run's trace. The
+ * strings must stay valid until the command is sent. */
 static void result_cmd(struct worker *w, struct cmd *c, const char *run,
                        size_t runlen, const char *step, size_t steplen,
                        const char *attempt, enum wire_status st,
-                       const char *body, size_t bodylen)
+                       const char *trace, const char *body, size_t bodylen)
 {
     cmd_adds(c, "XADD");
     cmd_adds(c, w->events_key);
@@ -545,6 +548,10 @@ static void result_cmd(struct worker *w, struct cmd *c, const char *run,
     cmd_adds(c, wire_status_name(st));
     cmd_adds(c, "worker");
     cmd_adds(c, w->name);
+    if (trace != NULL && trace[0] != '\0') {
+        cmd_adds(c, "trace");
+        cmd_adds(c, trace);
+    }
     cmd_adds(c, "body");
     cmd_add(c, body, bodylen);
 }
@@ -576,28 +583,35 @@ static void entry_reject(struct worker *w, const struct entry *e,
     const char *run = NULL, *step = NULL;
     size_t runlen = 0, steplen = 0;
     uint32_t attempt = 0;
-    char attempt_s[16];
+    char attempt_s[16], at[24];
     char *body = NULL;
     size_t bodylen = 0;
 
     memset(cmds, 0, sizeof(cmds));
-    /* The copy an operator inspects (`weft dlq`). */
+    /* The dead letter (docs/protocol.md, "Dead letters"): bookkeeping,
+     * then the job's fields as they were, so `weft dlq requeue` can put
+     * it back. Fields dropped as junk are not copied. */
     struct cmd *d = &cmds[n++];
+    snprintf(at, sizeof(at), "%" PRId64, now_ms());
     cmd_adds(d, "XADD");
     cmd_adds(d, w->dlq_key);
     cmd_adds(d, "*");
-    cmd_adds(d, "queue");
-    cmd_adds(d, w->queues[e->qi]);
-    cmd_adds(d, "entry");
+    cmd_adds(d, DLQ_F_ORIGIN);
+    cmd_adds(d, w->qkeys[e->qi]);
+    cmd_adds(d, DLQ_F_ENTRY);
     cmd_adds(d, e->id);
-    cmd_adds(d, "run");
-    cmd_add(d, e->val[EF_RUN] ? e->val[EF_RUN] : "", e->len[EF_RUN]);
-    cmd_adds(d, "step");
-    cmd_add(d, e->val[EF_STEP] ? e->val[EF_STEP] : "", e->len[EF_STEP]);
-    cmd_adds(d, "reason");
+    cmd_adds(d, DLQ_F_REASON);
     cmd_adds(d, reason);
-    cmd_adds(d, "body");
-    cmd_add(d, e->val[EF_BODY] ? e->val[EF_BODY] : "", e->len[EF_BODY]);
+    cmd_adds(d, DLQ_F_BY);
+    cmd_adds(d, w->name);
+    cmd_adds(d, DLQ_F_AT);
+    cmd_adds(d, at);
+    for (int f = 0; f < EF_COUNT; f++) {
+        if (e->val[f] == NULL)
+            continue;
+        cmd_adds(d, efield_names[f]);
+        cmd_add(d, e->val[f], e->len[f]);
+    }
 
     /* A signed body names the step with authority; plain fields are
      * what is left when the body was not trusted or not decodable. */
@@ -620,7 +634,7 @@ static void entry_reject(struct worker *w, const struct entry *e,
     if (run != NULL && encode_simple_result(st, reason, &body, &bodylen) == 0) {
         snprintf(attempt_s, sizeof(attempt_s), "%" PRIu32, attempt);
         result_cmd(w, &cmds[n++], run, runlen, step, steplen, attempt_s, st,
-                   body, bodylen);
+                   spec != NULL ? spec->trace : NULL, body, bodylen);
     }
     const char *ackv[] = {"XACK", w->qkeys[e->qi], KEYS_GROUP_WORKERS, e->id};
     const char *delv[] = {"XDEL", w->qkeys[e->qi], e->id};
@@ -1118,8 +1132,8 @@ static void job_send_report(struct job *j)
     memset(cmds, 0, sizeof(cmds));
     snprintf(attempt, sizeof(attempt), "%" PRIu32, j->spec.attempt);
     result_cmd(w, &cmds[0], j->spec.run, strlen(j->spec.run), j->spec.step,
-               strlen(j->spec.step), attempt, j->status, j->report,
-               j->report_len);
+               strlen(j->spec.step), attempt, j->status, j->spec.trace,
+               j->report, j->report_len);
     cmd_adds(&cmds[1], "XACK");
     cmd_adds(&cmds[1], w->qkeys[j->qi]);
     cmd_adds(&cmds[1], KEYS_GROUP_WORKERS);

@@ -4,9 +4,9 @@
 # between lib.lua and epilogue.lua, which applies it to each transition
 # of a batch. Run as: cmake -DOUT=... -DDIR=... -P embed.cmake
 set(SCRIPTS create_run dispatch start finish activate cancel fire_delayed
-    reject trim unindex park resolve retry)
+    reject trim unindex park resolve retry dead_letter dlq_move rollback)
 set(PRELUDED create_run dispatch start finish activate cancel reject park
-    resolve retry)
+    resolve retry rollback)
 file(READ ${DIR}/lib.lua prelude)
 file(READ ${DIR}/epilogue.lua epilogue)
 set(body "/* Generated from common/lua by embed.cmake: do not edit. */\n#include <stddef.h>\n")

@@ -48,6 +48,7 @@ if brk and P.bres then
     brk_record(brk, member(P.step, P.attempt), P.bres, P.step, P.message)
 end
 if P.outcome == 'failed' and (tonumber(P.retry_at) or 0) > 0 then
+    note_git_change(P.step, P.attempt)
     redis.call('HSET', K_STEPS, P.step, 'pending', P.step .. ':error',
                P.message or '')
     redis.call('ZADD', K_DELAYED, P.retry_at,

@@ -29,6 +29,17 @@ local P, RUN, HIST_MAX, out
 local TERMINAL = {success = true, failed = true, skipped = true,
                   cancelled = true}
 
+-- weft's own step that rolls a run's git changes back (rollback.lua,
+-- docs/git.md "Rollback"); workflows cannot use ids starting with '.'.
+local ROLLBACK_STEP = '.rollback'
+-- Records kept in gitState.changes (worker/gitops.h GITOPS_CHANGES_MAX):
+-- one per git step result, so only a pathological run gets near it.
+local GIT_CHANGES_MAX = 1000
+-- When the end of a run stops running jobs, its rollback waits this long
+-- (ms) so that a git step being killed (SIGTERM, SIGKILL 2 s later) is
+-- gone before the rollback touches the repository.
+local ROLLBACK_GRACE_MS = 5000
+
 local function hist(kind, step, status, extra)
     local args = {'XADD', K_HIST, 'MAXLEN', '~', HIST_MAX, '*',
                   'type', kind, 'step', step or '', 'status', status or '',
@@ -307,12 +318,6 @@ local function stop_step(step, status)
     hist('step', step, status)
 end
 
-local function json_field(key, field)
-    local v = redis.call('HGET', key, field)
-    if v then return cjson.decode(v) end
-    return nil
-end
-
 local function set_retention()
     local ttl = tonumber(P.ttl) or 0
     if ttl > 0 then
@@ -320,6 +325,40 @@ local function set_retention()
             redis.call('EXPIRE', k, ttl)
         end
     end
+end
+
+local function json_field(key, field)
+    local v = redis.call('HGET', key, field)
+    if v then return cjson.decode(v) end
+    return nil
+end
+
+-- A run with `rollback: true` (P.rollback) ended failed or cancelled:
+-- the git changes its steps recorded are to be undone. The durable mark
+-- is a ready event for weft's own step ROLLBACK_STEP, like any step's:
+-- a scheduler turns it into the rollback job (rollback.lua) at once or
+-- after a crash. The run's status stays what it is.
+local function request_rollback()
+    local g = json_field(K_RUN, 'gitState')
+    local ch = type(g) == 'table' and g.changes or nil
+    if type(ch) ~= 'table' or #ch == 0 then
+        hist('rollback', '', 'skipped', {'reason', 'no git changes recorded'})
+        return
+    end
+    local attempt = attempt_of(ROLLBACK_STEP) + 1
+    redis.call('HSET', K_STEPS, ROLLBACK_STEP, 'pending',
+               ROLLBACK_STEP .. ':first', attempt)
+    if #out.cancel > 0 then
+        -- Jobs are being stopped: the timer's ready event comes later.
+        local due = NOW + ROLLBACK_GRACE_MS
+        redis.call('ZADD', K_DELAYED, due, member(ROLLBACK_STEP, attempt))
+        hist('rollback', '', 'pending', {'changes', #ch, 'due', due})
+        return
+    end
+    local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
+                          'step', ROLLBACK_STEP, 'attempt', attempt)
+    out.ready[#out.ready + 1] = {ROLLBACK_STEP, attempt, id}
+    hist('rollback', '', 'pending', {'changes', #ch})
 end
 
 local function end_run(status, err)
@@ -336,9 +375,53 @@ local function end_run(status, err)
         end
     end
     hist('run', '', status, err and {'error', err} or nil)
+    if status ~= 'success' and P.rollback then request_rollback() end
     redis.call('HINCRBY', K_STATS, 'runs_' .. status, 1)
     set_retention()
     out.run = status
+end
+
+-- Appends to gitState g what the git step's result (P.git) says it
+-- created or moved, so a rollback can undo it: gitState's other keys
+-- describe the last git step only (each result replaces them), this list
+-- keeps every step's. Returns whether g changed.
+local function add_git_change(g, step, attempt)
+    local git = P.git
+    if type(git) ~= 'table' or type(git.previous) ~= 'table' then
+        return false
+    end
+    local pv = git.previous
+    if type(pv.ref) ~= 'string' or
+        not (git.changed == true or pv.created == true) then
+        return false
+    end
+    local c = {step = step, attempt = attempt, op = git.operation,
+               ref = pv.ref, created = pv.created == true}
+    if type(pv.commit) == 'string' then c.before = pv.commit end
+    if type(pv.head) == 'string' then c.head = pv.head end
+    if git.operation == 'push' and type(git.remote) == 'string' then
+        c.remote = git.remote
+        if type(git.pushed) == 'string' then c.pushed = git.pushed end
+    end
+    local ch = g.changes
+    if type(ch) ~= 'table' then ch = {} end
+    if #ch >= GIT_CHANGES_MAX then
+        g.changes_truncated = true
+    else
+        ch[#ch + 1] = c
+    end
+    g.changes = ch
+    return true
+end
+
+-- A git step's attempt failed and will be retried: what it changed all
+-- the same (a branch created before the failure) is kept for a rollback.
+local function note_git_change(step, attempt)
+    if type(P.git) ~= 'table' then return end
+    local g = json_field(K_RUN, 'gitState') or {}
+    if add_git_change(g, step, attempt) then
+        redis.call('HSET', K_RUN, 'gitState', cjson.encode(g))
+    end
 end
 
 -- Records what a finished step produced in the run's context.
@@ -366,7 +449,10 @@ local function record_outcome(step, status)
     end
     if type(P.git) == 'table' then
         local g = json_field(K_RUN, 'gitState') or {}
-        for k, v in pairs(P.git) do g[k] = v end
+        for k, v in pairs(P.git) do
+            if k ~= 'changes' and k ~= 'changes_truncated' then g[k] = v end
+        end
+        add_git_change(g, step, P.attempt)
         redis.call('HSET', K_RUN, 'gitState', cjson.encode(g))
     end
 end

@@ -1,9 +1,12 @@
 -- reject.lua - a task cannot start (no route matches, its workflow is
 -- missing or invalid, the task is malformed): it is recorded as a failed
--- run with the reason, so `weft status` and the history say why.
+-- run with the reason, so `weft status` and the history say why, and the
+-- task entry is copied to the DLQ for operators (docs/protocol.md, "Dead
+-- letters"), both in this one transition.
 -- Compare-and-set: the run does not exist yet.
--- Plan: run, entry (task entry to ack), tk (index of weft:tasks), error,
---   task (JSON text), workflow.
+-- Plan: run, entry (task entry to ack), tk (index of weft:tasks), dk
+--   (index of weft:dlq), by (the scheduler's name), dlq_max (most fields
+--   copied), error, task (JSON text), workflow.
 if redis.call('EXISTS', K_RUN) == 0 then
     redis.call('HSET', K_RUN, 'status', 'failed', 'created', NOW, 'finished',
                NOW, 'error', P.error, 'task', P.task or '{}', 'workflow',
@@ -13,6 +16,21 @@ if redis.call('EXISTS', K_RUN) == 0 then
     redis.call('HINCRBY', K_STATS, 'runs_failed', 1)
     set_retention()
     out.run = 'failed'
+    if P.dk and P.entry and P.entry ~= '' then
+        local args = {'XADD', KEYS[P.dk], '*', 'dlq_origin', KEYS[P.tk],
+                      'dlq_entry', P.entry, 'dlq_reason', P.error, 'dlq_by',
+                      P.by or '', 'dlq_at', NOW}
+        local e = redis.call('XRANGE', KEYS[P.tk], P.entry, P.entry)[1]
+        if e then
+            local f, max = e[2], 2 * (tonumber(P.dlq_max) or 64)
+            for i = 1, math.min(#f, max) do args[#args + 1] = f[i] end
+            if #f > max then
+                args[#args + 1] = 'dlq_truncated'
+                args[#args + 1] = '1'
+            end
+        end
+        redis.call(unpack(args))
+    end
 end
 ack(KEYS[P.tk], 'schedulers', P.entry)
 return out

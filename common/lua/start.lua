@@ -4,7 +4,8 @@
 -- superseded) and the worker drops it without running it.
 -- Plan: run, step, attempt, worker, deadline (ms, 0 = none).
 -- Returns 'ok' or the reason the job must not run.
-if not run_active() then
+-- The rollback runs after its run ended; its own status is the check.
+if P.step ~= ROLLBACK_STEP and not run_active() then
     return 'run ' .. (redis.call('HGET', K_RUN, 'status') or 'missing')
 end
 local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')

@@ -11,6 +11,12 @@
 int runs_submit(redisContext *c, const char *yaml, const char *task,
                 const char *run)
 {
+    return runs_submit_traced(c, yaml, task, run, NULL);
+}
+
+int runs_submit_traced(redisContext *c, const char *yaml, const char *task,
+                       const char *run, const char *trace)
+{
     struct diag d;
     diag_init(&d, "test.yml");
     struct wf *wf = NULL;
@@ -22,12 +28,17 @@ int runs_submit(redisContext *c, const char *yaml, const char *task,
         return -1;
     redisReply *a = redisCommand(c, "SET weft:def:%s %b NX", wf->digest,
                                  wf->canonical, (size_t)wf->canonical_len);
-    redisReply *b =
-        a ? redisCommand(c,
+    redisReply *b = NULL;
+    if (a && trace)
+        b = redisCommand(c,
+                         "XADD weft:tasks * run %s digest %s workflow %s "
+                         "task %s trace %s",
+                         run, wf->digest, wf->name, task, trace);
+    else if (a)
+        b = redisCommand(c,
                          "XADD weft:tasks * run %s digest %s workflow %s "
                          "task %s",
-                         run, wf->digest, wf->name, task)
-          : NULL;
+                         run, wf->digest, wf->name, task);
     rc = a && b && b->type == REDIS_REPLY_STRING ? 0 : -1;
     if (rc)
         fprintf(stderr, "submit failed: %s\n", c->errstr);

@@ -14,6 +14,10 @@
  * task (JSON text). 0, or -1 with the reason on stderr. */
 int runs_submit(redisContext *c, const char *yaml, const char *task,
                 const char *run);
+/* The same with a W3C traceparent on the task entry (its `trace` field):
+ * the run joins that trace. */
+int runs_submit_traced(redisContext *c, const char *yaml, const char *task,
+                       const char *run, const char *trace);
 
 /* Follows run's history until a run entry with a final status; returns
  * that status in out (size bytes) and out, or "timeout" / "error". */

@@ -131,9 +131,9 @@ static const char *wait_dlq(int timeout_s)
             for (size_t i = 0; i < entries->elements; i++) {
                 redisReply *e = entries->element[i];
                 snprintf(last, sizeof(last), "%s", e->element[0]->str);
-                const char *q = entry_field(e->element[1], "queue");
-                const char *why = entry_field(e->element[1], "reason");
-                if (q && why && strcmp(q, QUEUE) == 0) {
+                const char *q = entry_field(e->element[1], "dlq_origin");
+                const char *why = entry_field(e->element[1], "dlq_reason");
+                if (q && why && strcmp(q, "weft:q:" QUEUE) == 0) {
                     snprintf(reason, sizeof(reason), "%s", why);
                     freeReplyObject(r);
                     return reason;

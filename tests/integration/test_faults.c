@@ -617,7 +617,7 @@ Test(faults, malformed_timer_and_breaker_events_are_dead_lettered)
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *f = r->element[i]->element[1];
         for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            if (strcmp(f->element[k]->str, "reason") != 0)
+            if (strcmp(f->element[k]->str, "dlq_reason") != 0)
                 continue;
             const char *why = f->element[k + 1]->str;
             kind +=

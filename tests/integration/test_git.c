@@ -926,3 +926,200 @@ Test(git, credentials_in_a_url_never_reach_the_result)
     cr_assert_not(msg_has(&ev, "s3cret"), "%s", ev.res.message);
     wire_result_deinit(&ev.res);
 }
+
+/* ---- rollback ----------------------------------------------------------- */
+
+/* The change a step's result records, as finish.lua writes it into
+ * gitState.changes (common/lua/lib.lua): appended to changes. */
+static void add_change(json_t *changes, const struct event *ev)
+{
+    const json_t *p = json_object_get(ev->res.result, "previous");
+    const char *op = rstr(ev, "operation");
+    cr_assert(json_is_object(p));
+    json_t *c = json_pack(
+        "{s:s, s:O, s:O, s:O, s:O}", "op", op, "ref", json_object_get(p, "ref"),
+        "created", json_object_get(p, "created"), "before",
+        json_object_get(p, "commit"), "head", json_object_get(p, "head"));
+    if (strcmp(op, "push") == 0) {
+        json_object_set(c, "remote", json_object_get(ev->res.result, "remote"));
+        json_object_set(c, "pushed", json_object_get(ev->res.result, "pushed"));
+    }
+    json_array_append_new(changes, c);
+}
+
+static void rollback_step(const json_t *changes, const char *want,
+                          struct event *ev)
+{
+    json_t *g =
+        json_pack("{s:s, s:O}", "operation", "rollback", "changes", changes);
+    char *text = json_dumps(g, JSON_COMPACT);
+    step(text, want, ev);
+    free(text);
+    json_decref(g);
+}
+
+/* The action of the restored entry for ref on remote (NULL: local). */
+static const char *action_of(const struct event *ev, const char *ref,
+                             const char *remote_name)
+{
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(ev->res.result, "restored"), i, e)
+    {
+        const json_t *r = json_object_get(e, "remote");
+        if (strcmp(json_string_value(json_object_get(e, "ref")), ref) == 0 &&
+            (remote_name ? json_is_string(r) &&
+                               strcmp(json_string_value(r), remote_name) == 0
+                         : json_is_null(r)))
+            return json_string_value(json_object_get(e, "action"));
+    }
+    return "(none)";
+}
+
+static bool remote_has(const char *branch)
+{
+    char *out = NULL;
+    char ref[128];
+    snprintf(ref, sizeof(ref), "refs/heads/%s", branch);
+    cr_assert_eq(git(&out, remote, "for-each-ref", ref, NULL), 0);
+    bool has = out != NULL && out[0] != '\0';
+    free(out);
+    return has;
+}
+
+Test(git, rollback_deletes_created_branches_and_resets_moved_ones)
+{
+    struct event ev;
+    json_t *changes = json_array();
+    char base[64];
+
+    snprintf(base, sizeof(base), "%s",
+             git_line(repo, "rev-parse", "main", NULL));
+    start_worker();
+    /* The run: a feature branch, a commit, a push; then main moved and
+     * pushed too. */
+    step("{\"operation\":\"branch\",\"branch\":\"feature\"}", "success", &ev);
+    add_change(changes, &ev);
+    wire_result_deinit(&ev.res);
+    write_file(repo, "f.txt", "feature\n");
+    step("{\"operation\":\"commit\",\"message\":\"feature\"}", "success", &ev);
+    add_change(changes, &ev);
+    wire_result_deinit(&ev.res);
+    step("{\"operation\":\"push\"}", "success", &ev);
+    cr_assert_str_eq(rstr(&ev, "pushed"),
+                     git_line(repo, "rev-parse", "feature", NULL));
+    add_change(changes, &ev);
+    wire_result_deinit(&ev.res);
+    step("{\"operation\":\"merge\",\"branch\":\"feature\",\"base\":\"main\"}",
+         "success", &ev);
+    add_change(changes, &ev);
+    wire_result_deinit(&ev.res);
+    step("{\"operation\":\"push\",\"branch\":\"main\"}", "success", &ev);
+    add_change(changes, &ev);
+    wire_result_deinit(&ev.res);
+    cr_assert_str_neq(git_line(remote, "rev-parse", "main", NULL), base);
+    /* Uncommitted work the run left behind. */
+    write_file(repo, "a.txt", "scribbled\n");
+
+    rollback_step(changes, "success", &ev);
+    cr_assert_str_eq(action_of(&ev, "feature", NULL), "deleted");
+    cr_assert_str_eq(action_of(&ev, "main", NULL), "reset");
+    cr_assert_str_eq(action_of(&ev, "feature", "origin"), "deleted");
+    cr_assert_str_eq(action_of(&ev, "main", "origin"), "reset");
+    cr_assert_eq(json_array_size(json_object_get(ev.res.result, "failed")), 0);
+    cr_assert(rbool(&ev, "changed"));
+    cr_assert_str_eq(rstr(&ev, "head"), "main");
+    wire_result_deinit(&ev.res);
+    /* Locally: feature gone, main where it was, on main, clean. */
+    char *out = NULL;
+    cr_assert_eq(git(&out, repo, "branch", "--list", "feature", NULL), 0);
+    cr_assert_str_eq(out ? out : "", "");
+    free(out);
+    cr_assert_str_eq(git_line(repo, "rev-parse", "main", NULL), base);
+    cr_assert_str_eq(branch_of(repo), "main");
+    cr_assert(clean(repo));
+    /* On the remote too. */
+    cr_assert_not(remote_has("feature"));
+    cr_assert_str_eq(git_line(remote, "rev-parse", "main", NULL), base);
+
+    /* Again (a reclaimed job): nothing left to do, nothing done. */
+    rollback_step(changes, "success", &ev);
+    cr_assert_str_eq(action_of(&ev, "feature", NULL), "absent");
+    cr_assert_str_eq(action_of(&ev, "main", NULL), "unchanged");
+    cr_assert_str_eq(action_of(&ev, "feature", "origin"), "absent");
+    cr_assert_str_eq(action_of(&ev, "main", "origin"), "unchanged");
+    cr_assert_not(rbool(&ev, "changed"));
+    wire_result_deinit(&ev.res);
+    json_decref(changes);
+}
+
+Test(git, rollback_leaves_a_remote_branch_someone_else_pushed_to)
+{
+    struct event ev;
+    json_t *changes = json_array();
+    char other[160];
+
+    start_worker();
+    step("{\"operation\":\"branch\",\"branch\":\"shared\"}", "success", &ev);
+    add_change(changes, &ev);
+    wire_result_deinit(&ev.res);
+    write_file(repo, "s.txt", "mine\n");
+    step("{\"operation\":\"commit\",\"message\":\"mine\"}", "success", &ev);
+    add_change(changes, &ev);
+    wire_result_deinit(&ev.res);
+    step("{\"operation\":\"push\"}", "success", &ev);
+    add_change(changes, &ev);
+    wire_result_deinit(&ev.res);
+    /* Someone builds on the pushed branch. */
+    snprintf(other, sizeof(other), "%s/other", tmp);
+    const char *clone[] = {git_bin(), "clone", "-q",  "-b",
+                           "shared",  remote,  other, NULL};
+    cr_assert_eq(procs_run(clone, genv, NULL, NULL), 0);
+    commit_file(other, "o.txt", "theirs\n", "theirs");
+    git_ok(other, "push", "-q", "origin", "shared", NULL);
+    char theirs[64];
+    snprintf(theirs, sizeof(theirs), "%s",
+             git_line(other, "rev-parse", "HEAD", NULL));
+
+    rollback_step(changes, "fatal", &ev);
+    cr_assert(msg_has(&ev, "moved since the run pushed it"), "%s",
+              ev.res.message);
+    cr_assert_str_eq(action_of(&ev, "shared", NULL), "deleted");
+    const json_t *f =
+        json_array_get(json_object_get(ev.res.result, "failed"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(f, "ref")), "shared");
+    cr_assert_str_eq(json_string_value(json_object_get(f, "remote")), "origin");
+    wire_result_deinit(&ev.res);
+    /* Their work is untouched; ours is gone locally. */
+    cr_assert_str_eq(git_line(remote, "rev-parse", "shared", NULL), theirs);
+    cr_assert_str_eq(branch_of(repo), "main");
+    json_decref(changes);
+}
+
+Test(git, rollback_refuses_bad_changes_before_touching_anything)
+{
+    struct event ev;
+    start_worker();
+    const char *bad[] = {
+        "{\"operation\":\"rollback\"}",
+        "{\"operation\":\"rollback\",\"changes\":{}}",
+        "{\"operation\":\"rollback\",\"changes\":[{\"ref\":\"-f\","
+        "\"created\":true}]}",
+        "{\"operation\":\"rollback\",\"changes\":[{\"ref\":\"x\","
+        "\"remote\":\"file:///tmp\",\"created\":true}]}",
+        "{\"operation\":\"rollback\",\"changes\":[{\"ref\":\"main\","
+        "\"before\":\"HEAD~1\"}]}",
+        "{\"operation\":\"rollback\",\"changes\":[{\"ref\":7}]}",
+        "{\"operation\":\"rollback\",\"changes\":[{\"ref\":\"main\","
+        "\"created\":\"yes\"}]}",
+    };
+    const char *main_oid = git_line(repo, "rev-parse", "main", NULL);
+    char keep[64];
+    snprintf(keep, sizeof(keep), "%s", main_oid);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        step(bad[i], "fatal", &ev);
+        wire_result_deinit(&ev.res);
+    }
+    cr_assert_str_eq(git_line(repo, "rev-parse", "main", NULL), keep);
+    cr_assert_str_eq(branch_of(repo), "main");
+}

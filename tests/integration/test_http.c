@@ -254,7 +254,9 @@ static void start_scheduler(const char *url, const char *token,
     cr_assert_fail("scheduler did not start");
 }
 
-static void start_worker(void)
+/* Starts a worker on the default queue; extra1 and extra2 (nullable) are
+ * more flags. */
+static void start_worker_with(const char *extra1, const char *extra2)
 {
     char bin[512], http[64], envurl[256];
     worker_port = free_port();
@@ -262,10 +264,19 @@ static void start_worker(void)
     snprintf(envurl, sizeof(envurl), "REDIS_URL=%s", fx.url);
     snprintf(worker_log, sizeof(worker_log), "%s/worker.log", fx.dir);
     const char *argv[] = {procs_binary("worker/weft-worker", bin, sizeof(bin)),
-                          http, "--queues=default", NULL};
+                          http,
+                          "--queues=default",
+                          extra1,
+                          extra2,
+                          NULL};
     const char *env[] = {envurl, "WEFT_HMAC_KEY=" KEY, NULL};
     worker_pid = procs_spawn(argv, env, worker_log);
     cr_assert_gt(worker_pid, 0);
+}
+
+static void start_worker(void)
+{
+    start_worker_with(NULL, NULL);
 }
 
 static void wait_ready(int port)
@@ -1083,6 +1094,138 @@ Test(http_ops, queues_breakers_and_dlq)
     cr_assert_eq(json_array_size(json_object_get(v, "entries")), 0);
     json_decref(v);
     resp_free(&r);
+    r = post(path, NULL);
+    expect_error(&r, 404, "not_found");
+    resp_free(&r);
+    system_down();
+}
+
+/* Polls Redis until `cmd` answers the integer want (15 s at most). */
+static void wait_int(long long want, const char *what, const char *fmt, ...)
+{
+    for (int i = 0; i < 1500; i++) {
+        va_list ap;
+        va_start(ap, fmt);
+        redisReply *r = redisvCommand(rc, fmt, ap);
+        va_end(ap);
+        cr_assert_not_null(r);
+        long long got = -1;
+        if (r->type == REDIS_REPLY_INTEGER)
+            got = r->integer;
+        else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                 r->element[0]->type == REDIS_REPLY_INTEGER)
+            got = r->element[0]->integer; /* XPENDING's summary */
+        freeReplyObject(r);
+        if (got == want)
+            return;
+        sleep_ms(10);
+    }
+    show_log(worker_log);
+    cr_assert_fail("%s never became %lld", what, want);
+}
+
+static long long int_of(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A real job dead-lettered by the worker (past its delivery limit) comes
+ * back from the DLQ through the API: the entry carries the signed job,
+ * so it is requeueable (it used to answer 422: the worker did not copy
+ * `sig`), and the job, whose step has since moved on to a second attempt
+ * and succeeded, is dropped by the worker as stale: nothing changes. */
+Test(http_ops, requeues_a_job_the_worker_dead_lettered)
+{
+    redis_up();
+    start_scheduler(fx.url, TOKEN, NULL);
+    wait_ready(sched_port);
+    const char *yaml = "name: once\n"
+                       "steps:\n"
+                       "  - id: a\n"
+                       "    type: noop\n"
+                       "    retry: {max: 1, delay: 0}\n";
+    char run[160];
+    snprintf(run, sizeof(run), "%s", submit(yaml, NULL));
+    /* A worker that dies with the job, over and over: claimed by a ghost
+     * consumer and delivered 5 times. */
+    wait_int(1, "the job on weft:q:default", "XLEN weft:q:default");
+    freeReplyObject(cmd("XGROUP CREATE weft:q:default workers 0 MKSTREAM"));
+    redisReply *rd = cmd("XREADGROUP GROUP workers ghost COUNT 1 STREAMS "
+                         "weft:q:default >");
+    cr_assert_eq(rd->type, REDIS_REPLY_ARRAY);
+    char job_id[64];
+    snprintf(job_id, sizeof(job_id), "%s",
+             rd->element[0]->element[1]->element[0]->element[0]->str);
+    freeReplyObject(rd);
+    freeReplyObject(cmd("XCLAIM weft:q:default workers ghost 0 %s "
+                        "RETRYCOUNT 5",
+                        job_id));
+    start_worker_with("--visibility=200", "--delivery-limit=3");
+    wait_ready(worker_port);
+    /* Attempt 1 went to the DLQ and failed as retryable; attempt 2 ran. */
+    json_decref(wait_status(run, "success"));
+    char steps[256];
+    snprintf(steps, sizeof(steps), "weft:run:%s:steps", run);
+    redisReply *att = cmd("HGET %s a:attempt", steps);
+    cr_assert_str_eq(att->str, "2");
+    freeReplyObject(att);
+
+    struct resp r = get("/v1/dlq");
+    cr_assert_eq(r.status, 200);
+    json_t *v = json_of(&r);
+    cr_assert_eq(json_integer_value(json_object_get(v, "length")), 1);
+    json_t *e = json_array_get(json_object_get(v, "entries"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "kind")), "job");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "origin")),
+                     "weft:q:default");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "reason")),
+                     "delivery limit exceeded");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "run")), run);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "step")), "a");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "attempt")), "1");
+    cr_assert(json_is_true(json_object_get(e, "requeueable")), "%s", r.body);
+    cr_assert_gt(json_integer_value(json_object_get(e, "at")), 0);
+    json_t *fields = json_object_get(e, "fields");
+    cr_assert_str_eq(json_string_value(json_object_get(fields, "dlq_entry")),
+                     job_id);
+    cr_assert_eq(json_string_length(json_object_get(fields, "sig")), 64);
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/dlq/%s/requeue",
+             json_string_value(json_object_get(e, "id")));
+    json_decref(v);
+    resp_free(&r);
+
+    char hist[256];
+    snprintf(hist, sizeof(hist), "weft:run:%s:history", run);
+    long long hist_before = int_of("XLEN %s", hist);
+    r = post(path, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    v = json_of(&r);
+    cr_assert_str_eq(json_string_value(json_object_get(v, "stream")),
+                     "weft:q:default");
+    cr_assert_str_eq(json_string_value(json_object_get(v, "kind")), "job");
+    cr_assert_not_null(json_string_value(json_object_get(v, "id")));
+    json_decref(v);
+    resp_free(&r);
+    /* The DLQ let go of it; the worker claims the job, finds its attempt
+     * superseded, and acknowledges it without running it. */
+    cr_assert_eq(int_of("XLEN weft:dlq"), 0);
+    wait_int(0, "weft:q:default", "XLEN weft:q:default");
+    wait_int(0, "pending jobs", "XPENDING weft:q:default workers");
+    redisReply *st = cmd("HMGET %s a a:attempt", steps);
+    cr_assert_str_eq(st->element[0]->str, "success");
+    cr_assert_str_eq(st->element[1]->str, "2");
+    freeReplyObject(st);
+    cr_assert_eq(int_of("XLEN %s", hist), hist_before,
+                 "the stale job changed the run's history");
+    /* A second requeue of the same entry finds it gone. */
     r = post(path, NULL);
     expect_error(&r, 404, "not_found");
     resp_free(&r);

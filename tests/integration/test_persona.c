@@ -50,6 +50,7 @@ static char ws_root[96]; /* the worker's --workspaces */
 struct result {
     char step[160];
     char status[32];
+    char trace[64]; /* the event's `trace` field */
     struct wire_result res;
 };
 static struct result held[HELD_MAX];
@@ -202,6 +203,8 @@ static bool read_event(int ms, struct result *r)
             snprintf(r->step, sizeof(r->step), "%s", v->str);
         else if (strcmp(k, "status") == 0)
             snprintf(r->status, sizeof(r->status), "%s", v->str);
+        else if (strcmp(k, "trace") == 0)
+            snprintf(r->trace, sizeof(r->trace), "%s", v->str);
         else if (strcmp(k, "body") == 0)
             cr_assert_eq(wire_result_decode(v->str, v->len, &r->res, NULL), 0);
     }
@@ -660,6 +663,8 @@ Test(persona, runs_in_the_workspace_with_its_environment)
                 "{\"PERSONA_FLAVOUR\":\"vanilla\",\"TRACEPARENT\":\"" TRACE
                 "\",\"WEFT_RUN_ID\":\"r1\",\"WEFT_STEP_ID\":\"e1\","
                 "\"WEFT_TEST_SECRET\":\"from-the-worker\"}");
+    /* The result goes back in the job's trace: job -> persona -> result. */
+    cr_assert_str_eq(r.trace, TRACE);
     char want[160];
     snprintf(want, sizeof(want), "%s/r1", ws_root);
     cr_assert_str_eq(json_string_value(json_object_get(r.res.result, "cwd")),

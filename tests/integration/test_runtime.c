@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,7 +413,7 @@ Test(runtime, malformed_tasks_are_dead_lettered_with_the_reason)
         redisReply *f = r->element[i]->element[1];
         int has_reason = 0;
         for (size_t k = 0; k + 1 < f->elements; k += 2)
-            if (strcmp(f->element[k]->str, "reason") == 0 &&
+            if (strcmp(f->element[k]->str, "dlq_reason") == 0 &&
                 f->element[k + 1]->len > 0)
                 has_reason = 1;
         cr_assert(has_reason);
@@ -420,18 +421,66 @@ Test(runtime, malformed_tasks_are_dead_lettered_with_the_reason)
     freeReplyObject(r);
 }
 
+/* Polls the log file of process i (up to 20 s) for a line holding every
+ * needle. */
+static void wait_log_line(int i, const char *const needles[])
+{
+    char path[256], line[4096];
+    snprintf(path, sizeof(path), "%s/proc-%d.log", fx.dir, i);
+    for (int round = 0; round < 2000; round++) {
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof(line), f)) {
+            bool all = true;
+            for (size_t k = 0; needles[k] && all; k++)
+                all = strstr(line, needles[k]) != NULL;
+            if (all) {
+                fclose(f);
+                return;
+            }
+        }
+        if (f)
+            fclose(f);
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_fail("no line with %s... in %s", needles[0], path);
+}
+
 Test(runtime, a_retried_step_succeeds_on_a_later_attempt)
 {
     start_system(1, 1);
-    submit("steps:\n"
-           "  - id: flaky\n"
-           "    type: noop\n"
-           "    retry: {max: 3, delay: 0.05}\n"
-           "    params: {fail_until: 3}\n",
-           "{}", "retry-1");
+    /* The task carries a traceparent: the run joins that trace, and every
+     * job, result and log line of it can be found by the trace id. */
+    cr_assert_eq(runs_submit_traced(
+                     rc,
+                     "steps:\n"
+                     "  - id: flaky\n"
+                     "    type: noop\n"
+                     "    retry: {max: 3, delay: 0.05}\n"
+                     "    params: {fail_until: 3}\n",
+                     "{}", "retry-1",
+                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                 0);
     cr_assert_str_eq(wait_run("retry-1", 30), "success");
     assert_step("retry-1", "flaky", "success");
     cr_assert_str_eq(step_field("retry-1", "flaky:attempt"), "3");
+    redisReply *t = cmd("HGET weft:run:retry-1 trace");
+    cr_assert_str_eq(t->str, "4bf92f3577b34da6a3ce929d0e0e4736");
+    freeReplyObject(t);
+    /* task -> scheduler ("run starting") -> job (the worker's line) ->
+     * result (the scheduler's line for each attempt's result). */
+    const char *tid = "4bf92f3577b34da6a3ce929d0e0e4736";
+    wait_log_line(0, (const char *const[]){"\"run starting\"", tid, NULL});
+    wait_log_line(1,
+                  (const char *const[]){"\"job finished\"", "\"attempt\":\"1\"",
+                                        "\"trace\":\"00-", tid, NULL});
+    for (int a = 1; a <= 3; a++) {
+        char att[32];
+        snprintf(att, sizeof(att), "\"attempt\":\"%d\"", a);
+        wait_log_line(0, (const char *const[]){"\"result applied\"",
+                                               "\"step\":\"flaky\"", att,
+                                               "\"trace\":\"00-", tid, NULL});
+    }
 }
 
 Test(runtime, exhausted_retries_fail_the_run_with_the_reason)

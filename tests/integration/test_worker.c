@@ -438,16 +438,30 @@ Test(worker, rejects_a_forged_signature_to_the_dlq)
     redisReply *r = cmd("XRANGE weft:dlq - +");
     cr_assert_eq(r->elements, 1);
     const redisReply *f = r->element[0]->element[1];
-    bool saw_reason = false, saw_body = false;
+    bool saw_reason = false, saw_body = false, saw_sig = false;
+    bool saw_origin = false, saw_by = false, saw_at = false, saw_run = false;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        if (strcmp(f->element[i]->str, "reason") == 0)
-            saw_reason = strcmp(f->element[i + 1]->str, "bad signature") == 0;
-        if (strcmp(f->element[i]->str, "body") == 0)
+        const char *k = f->element[i]->str, *v = f->element[i + 1]->str;
+        if (strcmp(k, "dlq_reason") == 0)
+            saw_reason = strcmp(v, "bad signature") == 0;
+        if (strcmp(k, "dlq_origin") == 0)
+            saw_origin = strcmp(v, "weft:q:default") == 0;
+        if (strcmp(k, "dlq_by") == 0)
+            saw_by = strlen(v) > 0;
+        if (strcmp(k, "dlq_at") == 0)
+            saw_at = strtoll(v, NULL, 10) > 1600000000000LL;
+        if (strcmp(k, "run") == 0)
+            saw_run = strcmp(v, "r1") == 0;
+        if (strcmp(k, "sig") == 0)
+            saw_sig = strcmp(v, sig) == 0;
+        if (strcmp(k, "body") == 0)
             saw_body = f->element[i + 1]->len == len &&
                        memcmp(f->element[i + 1]->str, body, len) == 0;
     }
     freeReplyObject(r);
     cr_expect(saw_reason);
+    cr_expect(saw_origin && saw_by && saw_at, "the bookkeeping fields");
+    cr_expect(saw_run && saw_sig, "the job's own fields, as they were");
     cr_expect(saw_body, "the DLQ keeps the original body");
     weft_free(body);
     /* Never started: the step is still queued, the entry gone. */
@@ -523,7 +537,7 @@ Test(worker, dead_letters_garbage_entries_and_keeps_serving)
         const redisReply *f = r->element[i]->element[1];
         bool has_reason = false;
         for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            if (strcmp(f->element[k]->str, "reason") == 0)
+            if (strcmp(f->element[k]->str, "dlq_reason") == 0)
                 has_reason = f->element[k + 1]->len > 0;
         }
         cr_expect(has_reason, "DLQ entry %zu has no reason", i);

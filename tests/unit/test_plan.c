@@ -1198,3 +1198,144 @@ Test(plan, set_takes_keys_up_to_the_limit, .init = setup)
     cr_assert_null(set);
     cr_assert(strstr(why, "limit") != NULL, "%s", why);
 }
+
+/* ---- rollback ---- */
+
+static const char *gitflow = "name: g\n"
+                             "rollback: true\n"
+                             "steps:\n"
+                             "  - id: br\n"
+                             "    type: git-operation\n"
+                             "    operation: branch\n"
+                             "    branch: x\n"
+                             "    queue: repo-a\n"
+                             "    retries: 2\n";
+
+Test(plan, rollback_flag_rides_on_every_transition_of_its_runs, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(gitflow), *plain = load(chain);
+    struct runinfo ri = runinfo_of(wf), rp = runinfo_of(plain);
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_cancel(&env, &ri, "1-0", "x", &p), 0);
+    cr_assert_eq(plan_cancel(&env, &rp, "1-1", "x", &p), 0);
+    cr_assert(json_is_true(json_object_get(plan_get(&p, 0), "rollback")));
+    cr_assert_null(json_object_get(plan_get(&p, 1), "rollback"));
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    runinfo_done(&rp);
+    wf_free(wf);
+    wf_free(plain);
+}
+
+Test(plan, a_retried_git_attempt_still_reports_what_it_changed, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(gitflow);
+    struct runinfo ri = runinfo_of(wf);
+    json_t *result = json_pack("{s:s, s:{s:s, s:b}}", "operation", "branch",
+                               "previous", "ref", "x", "created", 1);
+    struct wire_result res = {.status = WIRE_ERROR, .result = result};
+    struct plan p;
+    plan_init(&p);
+    const struct wf_step *br = wf_find_step(wf, "br", 2);
+    cr_assert_eq(plan_finish(&env, &ri, br, 1, "5-0", &res, NULL, &p, NULL), 0);
+    json_t *t = plan_get(&p, 0);
+    cr_assert_gt(json_integer_value(json_object_get(t, "retry_at")), 0);
+    cr_assert(json_equal(json_object_get(t, "git"), result));
+    plan_deinit(&p);
+    json_decref(result);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, rollback_job_goes_to_the_first_changed_steps_queue, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(gitflow);
+    struct runinfo ri = runinfo_of(wf);
+    json_t *changes =
+        json_pack("[{s:s, s:s, s:b}]", "step", "br", "ref", "x", "created", 1);
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_rollback_dispatch(&env, &ri, 1, "7-0", changes, &p, NULL),
+                 0);
+    json_t *t = plan_get(&p, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(t, "phase")),
+                     "dispatch");
+    cr_assert_str_eq(json_string_value(json_object_get(t, "step")),
+                     PLAN_ROLLBACK_STEP);
+    json_t *job = json_object_get(t, "job");
+    uint32_t q = (uint32_t)json_integer_value(json_object_get(job, "q"));
+    cr_assert_str_eq(p.keys[q - 1], "weft:q:repo-a");
+    /* The signed body: a git job, operation rollback, the changes. */
+    struct wire_job j;
+    cr_assert_eq(wire_job_decode(p.bodies[0], p.blens[0], &j, NULL), 0);
+    cr_assert_str_eq(j.step, PLAN_ROLLBACK_STEP);
+    cr_assert_str_eq(j.type, "git-operation");
+    cr_assert_eq(j.timeout_ms, (uint64_t)PLAN_ROLLBACK_TIMEOUT_S * 1000);
+    cr_assert_str_eq(json_string_value(json_object_get(j.git, "operation")),
+                     "rollback");
+    cr_assert(json_equal(json_object_get(j.git, "changes"), changes));
+    cr_assert_eq(strncmp(j.trace, "00-0af7651916cd43dd8448eb211c80319c-", 36),
+                 0);
+    wire_job_deinit(&j);
+    /* Nothing to roll back is refused. */
+    json_t *none = json_array();
+    struct weft_error err;
+    cr_assert_eq(plan_rollback_dispatch(&env, &ri, 1, "7-1", none, &p, &err),
+                 WEFT_EINVAL);
+    cr_assert_eq(plan_size(&p), 1, "a failed builder adds nothing");
+    json_decref(none);
+    plan_deinit(&p);
+    json_decref(changes);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
+Test(plan, rollback_result_summarises_and_retries_only_passing_failures,
+     .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load(gitflow);
+    struct runinfo ri = runinfo_of(wf);
+    json_t *result =
+        json_pack("{s:[{s:s, s:n, s:s, s:n, s:n}, {s:s, s:s, s:s, s:s, s:s}, "
+                  "{s:s, s:n, s:s, s:n, s:n}]}",
+                  "restored", "ref", "feature", "remote", "action", "deleted",
+                  "from", "to", "ref", "main", "remote", "origin", "action",
+                  "reset", "from", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+                  "to", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "ref", "x",
+                  "remote", "action", "absent", "from", "to");
+    struct wire_result ok = {.status = WIRE_SUCCESS, .result = result};
+    struct wire_result down = {.status = WIRE_ERROR};
+    struct wire_result bad = {.status = WIRE_FATAL};
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_rollback_result(&env, &ri, 1, "8-0", &ok, &p), 0);
+    cr_assert_eq(plan_rollback_result(&env, &ri, 1, "8-1", &down, &p), 0);
+    cr_assert_eq(plan_rollback_result(&env, &ri, 1, "8-2", &bad, &p), 0);
+    json_t *t = plan_get(&p, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(t, "outcome")),
+                     "success");
+    cr_assert_str_eq(json_string_value(json_object_get(t, "restored")),
+                     "deleted feature, reset origin/main to aaaaaaaa");
+    cr_assert_null(json_object_get(t, "retry_at"));
+    t = plan_get(&p, 1);
+    cr_assert_str_eq(json_string_value(json_object_get(t, "outcome")),
+                     "failed");
+    cr_assert_eq(json_integer_value(json_object_get(t, "retry_at")),
+                 env.now_ms + 5000);
+    cr_assert_eq(json_integer_value(json_object_get(t, "attempts")),
+                 PLAN_ROLLBACK_ATTEMPTS);
+    cr_assert_null(json_object_get(plan_get(&p, 2), "retry_at"));
+    plan_deinit(&p);
+    json_decref(result);
+    runinfo_done(&ri);
+    wf_free(wf);
+}

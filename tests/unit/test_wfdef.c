@@ -487,6 +487,30 @@ Test(wfdef, digest_ignores_formatting_aliases_and_key_order)
     wf_free(b);
 }
 
+Test(wfdef, rollback_is_a_workflow_flag_that_survives_the_canonical_form)
+{
+    struct wf *a = load_ok("steps: [{id: s, type: noop}]\n");
+    cr_assert(!a->rollback);
+    struct wf *b = load_ok("rollback: true\nsteps: [{id: s, type: noop}]\n");
+    cr_assert(b->rollback);
+    cr_assert_str_neq(a->digest, b->digest);
+    struct diag d;
+    diag_init(&d, "canonical");
+    struct wf *c = NULL;
+    cr_assert_eq(wf_load_canonical(b->canonical, b->canonical_len, &c, &d), 0);
+    diag_deinit(&d);
+    cr_assert(c->rollback);
+    cr_assert_str_eq(c->digest, b->digest);
+    wf_free(a);
+    wf_free(b);
+    wf_free(c);
+    expect_error("rollback: 1\nsteps: [{id: s, type: noop}]\n",
+                 "1:11: error: 'rollback' must be a boolean, got a number");
+    expect_error("steps: [{id: .x, type: noop}]\n",
+                 "1:14: error: invalid step id '.x': ids starting with '.' are "
+                 "reserved for weft");
+}
+
 Test(wfdef, digest_changes_with_content)
 {
     struct wf *a = load_ok("steps: [{id: s, type: noop, timeout: 10}]\n");

@@ -71,12 +71,14 @@ def handle(r, a, key, qkey, entry_id, f):
     body, sig = f.get(b"body", b""), f.get(b"sig", b"").decode("ascii", "replace")
     good = hmac.new(key, body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(good, sig):
-        # Forged or corrupt: dead-letter a copy with the reason and, when
-        # the plain fields name a step, fail it as `invalid` (no retry).
-        p.xadd(f"{a.prefix}:dlq", {
-            "queue": a.queue, "entry": entry_id, "run": f.get(b"run", b""),
-            "step": f.get(b"step", b""), "reason": "bad signature",
-            "body": body})
+        # Forged or corrupt: dead-letter it (bookkeeping fields, then the
+        # job's own fields as they were; protocol.md "Dead letters") and,
+        # when the plain fields name a step, fail it as `invalid` (no retry).
+        dead = {"dlq_origin": qkey, "dlq_entry": entry_id,
+                "dlq_reason": "bad signature", "dlq_by": a.name,
+                "dlq_at": now_ms()}
+        dead.update(f)
+        p.xadd(f"{a.prefix}:dlq", dead)
         if f.get(b"run") and f.get(b"step") and f.get(b"attempt", b"").isdigit():
             res = msgpack.packb({"v": 1, "status": "invalid",
                                  "message": "bad signature"})
