@@ -12,12 +12,12 @@ if not run_active() or redis.call('HGET', K_STEPS, P.step) ~= 'pending' or
     return out
 end
 redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':attempt',
-           P.attempt, P.step .. ':started', NOW, P.step .. ':branch',
+           P.attempt, P.step .. ':started', NOW_S, P.step .. ':branch',
            P.branch or '')
 hist('step', P.step, 'running', {'branch', P.branch or ''})
 for _, id in ipairs(P.skip or {}) do stop_step(id, 'skipped') end
 if P.nkids == 0 then
-    redis.call('HSET', K_STEPS, P.step, 'success', P.step .. ':finished', NOW)
+    redis.call('HSET', K_STEPS, P.step, 'success', P.step .. ':finished', NOW_S)
     hist('step', P.step, 'success')
     if P.skey then
         redis.call('HSET', K_STATE, P.skey .. '_status', cjson.encode('success'))

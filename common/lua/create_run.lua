@@ -11,8 +11,8 @@ if redis.call('EXISTS', K_RUN) == 1 then
     out.created = false
     return out
 end
-local h = {'HSET', K_RUN, 'status', 'running', 'created', NOW, 'started', NOW,
-           'top_left', P.top}
+local h = {'HSET', K_RUN, 'status', 'running', 'created', NOW_S, 'started', NOW_S,
+           'top_left', S(P.top)}
 for k, v in pairs(P.header) do
     h[#h + 1] = k
     h[#h + 1] = v
@@ -31,13 +31,13 @@ for i, id in ipairs(P.steps) do
 end
 for i, d in ipairs(P.deps) do
     args[#args + 1] = d[1]
-    args[#args + 1] = d[2]
+    args[#args + 1] = S(d[2])
     if #args >= 2 * CHUNK or i == #P.deps then
         redis.call('HSET', K_DEPS, unpack(args))
         args = {}
     end
 end
-redis.call('ZADD', K_RUNS, NOW, RUN)
+redis.call('ZADD', K_RUNS, NOW_S, RUN)
 -- The workflow's timeout (ms): fire_delayed turns it into a `timeout`
 -- event of kind `run`; end_run removes it.
 if (tonumber(P.timeout) or 0) > 0 then

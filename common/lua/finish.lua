@@ -64,7 +64,7 @@ local status = P.outcome
 if P.expect == 'pending' then
     redis.call('HSET', K_STEPS, P.step .. ':attempt', P.attempt)
 end
-redis.call('HSET', K_STEPS, P.step, status, P.step .. ':finished', NOW)
+redis.call('HSET', K_STEPS, P.step, status, P.step .. ':finished', NOW_S)
 if P.message then
     redis.call('HSET', K_STEPS, P.step .. ':error', P.message)
 end

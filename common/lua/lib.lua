@@ -22,6 +22,18 @@ local K_EVENTS, K_RUNS, K_DELAYED, K_DEADLINES, K_STATS = KEYS[1], KEYS[2],
     KEYS[3], KEYS[4], KEYS[5]
 local US = ARGV[1]
 local NOW = math.floor(tonumber(US) / 1000)
+-- Numbers handed to redis.call are formatted with "%.17g", about 1 us
+-- each: the hot paths pass integers as text, formatted once (S).
+local NUMS = {}
+local function S(n)
+    local s = NUMS[n]
+    if s == nil then
+        s = string.format('%d', n)
+        NUMS[n] = s
+    end
+    return s
+end
+local NOW_S = S(NOW)
 -- Set by the epilogue for each transition.
 local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST
 local P, RUN, HIST_MAX, out
@@ -41,11 +53,15 @@ local GIT_CHANGES_MAX = 1000
 local ROLLBACK_GRACE_MS = 5000
 
 local function hist(kind, step, status, extra)
-    local args = {'XADD', K_HIST, 'MAXLEN', '~', HIST_MAX, '*',
+    local args = {'XADD', K_HIST, 'MAXLEN', '~', S(HIST_MAX), '*',
                   'type', kind, 'step', step or '', 'status', status or '',
-                  'ts', NOW, 'us', US}
+                  'ts', NOW_S, 'us', US}
     if extra then
-        for i = 1, #extra do args[#args + 1] = extra[i] end
+        for i = 1, #extra do
+            local v = extra[i]
+            if type(v) == 'number' then v = S(v) end
+            args[#args + 1] = v
+        end
     end
     redis.call(unpack(args))
 end
@@ -66,17 +82,17 @@ local function attempt_of(step)
 end
 
 local function member(step, attempt)
-    return RUN .. '|' .. step .. '|' .. attempt
+    return RUN .. '|' .. step .. '|' .. S(attempt)
 end
 
 -- Puts a pre-rendered job on its queue and marks the step queued. A job
 -- with a queue timeout (job.qt, ms) gets a deadline that start.lua clears.
 local function emit_job(step, attempt, job)
     redis.call('XADD', KEYS[job.q], '*', 'run', RUN, 'step', step,
-               'attempt', attempt, 'type', job.type, 'persona',
+               'attempt', S(attempt), 'type', job.type, 'persona',
                job.persona or '', 'body', ARGV[job.a], 'sig', job.sig)
-    redis.call('HSET', K_STEPS, step, 'queued', step .. ':attempt', attempt,
-               step .. ':queued', NOW)
+    redis.call('HSET', K_STEPS, step, 'queued', step .. ':attempt', S(attempt),
+               step .. ':queued', NOW_S)
     if job.brk or job.via then
         redis.call('HDEL', K_STEPS, step .. ':waiting')
         if job.via then
@@ -113,7 +129,7 @@ local function brk_wake(b)
     local ms = redis.call('ZRANGE', wk, 0, -1)
     local args = {}
     for i, m in ipairs(ms) do
-        args[#args + 1] = NOW
+        args[#args + 1] = NOW_S
         args[#args + 1] = m
         if #args >= 1000 or i == #ms then
             redis.call('ZADD', K_DELAYED, 'XX', 'LT', unpack(args))
@@ -125,11 +141,11 @@ end
 
 local function brk_open(b, step, failures)
     local key = KEYS[b.k]
-    redis.call('HSET', key, 'state', 'open', 'opened', NOW, 'until',
+    redis.call('HSET', key, 'state', 'open', 'opened', NOW_S, 'until',
                NOW + b.cool, 'changed', NOW, 'failures', failures,
                'threshold', b.n, 'window_ms', b.win, 'cooldown_ms', b.cool)
     redis.call('HDEL', key, 'probe', 'probe_at')
-    redis.call('HINCRBY', key, 'trips', 1)
+    redis.call('HINCRBY', key, 'trips', '1')
     brk_hist(b, step, 'open', {'failures', failures, 'until', NOW + b.cool})
 end
 
@@ -143,13 +159,13 @@ local function brk_admit(b, m, step)
         local due = tonumber(h[2]) or 0
         if NOW < due then return false, due end
         redis.call('HSET', key, 'state', 'half_open', 'probe', m,
-                   'probe_at', NOW, 'changed', NOW)
+                   'probe_at', NOW_S, 'changed', NOW_S)
         brk_hist(b, step, 'half_open', {'probe', m})
         return true
     elseif h[1] == 'half_open' then
         local due = (tonumber(h[4]) or 0) + b.cool
         if h[3] and h[3] ~= m and NOW < due then return false, due end
-        redis.call('HSET', key, 'probe', m, 'probe_at', NOW)
+        redis.call('HSET', key, 'probe', m, 'probe_at', NOW_S)
         return true
     end
     return true
@@ -165,7 +181,7 @@ local function brk_record(b, m, res, step, err)
                          'probe')
     local st = h[1] or 'closed'
     if res == 'fail' then
-        redis.call('HSET', key, 'last_failure', NOW, 'last_error',
+        redis.call('HSET', key, 'last_failure', NOW_S, 'last_error',
                    string.sub(err or '', 1, 256))
         if st == 'half_open' then
             brk_open(b, step, tonumber(h[2]) or 0)
@@ -185,7 +201,7 @@ local function brk_record(b, m, res, step, err)
     elseif res == 'ok' then
         if st == 'half_open' then
             redis.call('HSET', key, 'state', 'closed', 'failures', 0,
-                       'window_start', NOW, 'changed', NOW)
+                       'window_start', NOW_S, 'changed', NOW_S)
             redis.call('HDEL', key, 'probe', 'probe_at', 'until')
             brk_hist(b, step, 'closed')
             brk_wake(b)
@@ -264,13 +280,13 @@ local function make_ready(item, fresh)
         return
     end
     local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
-                          'step', step, 'attempt', attempt)
+                          'step', step, 'attempt', S(attempt))
     out.ready[#out.ready + 1] = {step, attempt, id}
 end
 
 local function release(list)
     for _, item in ipairs(list or {}) do
-        if redis.call('HINCRBY', K_DEPS, item.id, -1) == 0 then
+        if redis.call('HINCRBY', K_DEPS, item.id, '-1') == 0 then
             make_ready(item)
         end
     end
@@ -282,7 +298,7 @@ end
 local function wait_begin(step, kind)
     redis.call('HSET', K_STEPS, step, 'waiting_for_human', step .. ':wait',
                kind)
-    redis.call('HINCRBY', K_RUN, 'waiting', 1)
+    redis.call('HINCRBY', K_RUN, 'waiting', '1')
     redis.call('HSET', K_RUN, 'status', 'waiting_for_human')
     out.run = 'waiting_for_human'
 end
@@ -291,7 +307,7 @@ end
 -- no step waits. A run that ended meanwhile keeps its status.
 local function wait_end(step)
     redis.call('HDEL', K_STEPS, step .. ':wait', step .. ':deadline')
-    if redis.call('HINCRBY', K_RUN, 'waiting', -1) > 0 then return end
+    if redis.call('HINCRBY', K_RUN, 'waiting', '-1') > 0 then return end
     redis.call('HDEL', K_RUN, 'waiting')
     if redis.call('HGET', K_RUN, 'status') == 'waiting_for_human' then
         redis.call('HSET', K_RUN, 'status', 'running')
@@ -312,7 +328,7 @@ local function stop_step(step, status)
         if P.chan then redis.call('PUBLISH', P.chan, m) end
         status = 'cancelled'
     end
-    redis.call('HSET', K_STEPS, step, status, step .. ':finished', NOW)
+    redis.call('HSET', K_STEPS, step, status, step .. ':finished', NOW_S)
     redis.call('ZREM', K_DEADLINES, member(step, attempt),
                member(step, attempt) .. '|queue')
     hist('step', step, status)
@@ -322,7 +338,7 @@ local function set_retention()
     local ttl = tonumber(P.ttl) or 0
     if ttl > 0 then
         for _, k in ipairs({K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST}) do
-            redis.call('EXPIRE', k, ttl)
+            redis.call('EXPIRE', k, S(ttl))
         end
     end
 end
@@ -362,7 +378,7 @@ local function request_rollback()
 end
 
 local function end_run(status, err)
-    redis.call('HSET', K_RUN, 'status', status, 'finished', NOW)
+    redis.call('HSET', K_RUN, 'status', status, 'finished', NOW_S)
     redis.call('ZREM', K_DEADLINES, RUN .. '|run')
     if err then redis.call('HSET', K_RUN, 'error', err) end
     if status ~= 'success' then
@@ -376,7 +392,7 @@ local function end_run(status, err)
     end
     hist('run', '', status, err and {'error', err} or nil)
     if status ~= 'success' and P.rollback then request_rollback() end
-    redis.call('HINCRBY', K_STATS, 'runs_' .. status, 1)
+    redis.call('HINCRBY', K_STATS, 'runs_' .. status, '1')
     set_retention()
     out.run = status
 end
@@ -475,9 +491,9 @@ local function propagate(status, ok, deps)
                 gstatus = 'success'
             else
                 if status == 'failed' then
-                    redis.call('HINCRBY', K_DEPS, g.id .. ':failed', 1)
+                    redis.call('HINCRBY', K_DEPS, g.id .. ':failed', '1')
                 end
-                if redis.call('HINCRBY', K_DEPS, g.id .. ':left', -1) > 0 then
+                if redis.call('HINCRBY', K_DEPS, g.id .. ':left', '-1') > 0 then
                     return
                 end
                 if redis.call('HEXISTS', K_DEPS, g.id .. ':failed') == 1 then
@@ -489,12 +505,12 @@ local function propagate(status, ok, deps)
         elseif not ok then
             for _, d in ipairs(g.desc or {}) do stop_step(d, 'cancelled') end
             gstatus = 'failed'
-        elseif redis.call('HINCRBY', K_DEPS, g.id .. ':left', -1) > 0 then
+        elseif redis.call('HINCRBY', K_DEPS, g.id .. ':left', '-1') > 0 then
             return
         else
             gstatus = 'success'
         end
-        redis.call('HSET', K_STEPS, g.id, gstatus, g.id .. ':finished', NOW)
+        redis.call('HSET', K_STEPS, g.id, gstatus, g.id .. ':finished', NOW_S)
         hist('step', g.id, gstatus)
         if g.skey then
             redis.call('HSET', K_STATE, g.skey .. '_status',
@@ -509,7 +525,7 @@ local function propagate(status, ok, deps)
         end_run('failed', P.run_error or 'a step failed')
         return
     end
-    if redis.call('HINCRBY', K_RUN, 'top_left', -1) <= 0 then
+    if redis.call('HINCRBY', K_RUN, 'top_left', '-1') <= 0 then
         end_run('success')
     end
 end

@@ -12,7 +12,7 @@ if not run_active() or redis.call('HGET', K_STEPS, P.step) ~= 'pending' or
     return out
 end
 local s = P.step
-redis.call('HSET', K_STEPS, s .. ':attempt', P.attempt, s .. ':started', NOW)
+redis.call('HSET', K_STEPS, s .. ':attempt', P.attempt, s .. ':started', NOW_S)
 redis.call('HDEL', K_STEPS, s .. ':message', s .. ':approvers', s .. ':error',
            s .. ':finished', s .. ':by')
 local extra = {'attempt', P.attempt, 'wait', 'approval'}

@@ -8,18 +8,18 @@
 --   (index of weft:dlq), by (the scheduler's name), dlq_max (most fields
 --   copied), error, task (JSON text), workflow.
 if redis.call('EXISTS', K_RUN) == 0 then
-    redis.call('HSET', K_RUN, 'status', 'failed', 'created', NOW, 'finished',
-               NOW, 'error', P.error, 'task', P.task or '{}', 'workflow',
+    redis.call('HSET', K_RUN, 'status', 'failed', 'created', NOW_S, 'finished',
+               NOW_S, 'error', P.error, 'task', P.task or '{}', 'workflow',
                P.workflow or '')
-    redis.call('ZADD', K_RUNS, NOW, RUN)
+    redis.call('ZADD', K_RUNS, NOW_S, RUN)
     hist('run', '', 'failed', {'error', P.error})
-    redis.call('HINCRBY', K_STATS, 'runs_failed', 1)
+    redis.call('HINCRBY', K_STATS, 'runs_failed', '1')
     set_retention()
     out.run = 'failed'
     if P.dk and P.entry and P.entry ~= '' then
         local args = {'XADD', KEYS[P.dk], '*', 'dlq_origin', KEYS[P.tk],
                       'dlq_entry', P.entry, 'dlq_reason', P.error, 'dlq_by',
-                      P.by or '', 'dlq_at', NOW}
+                      P.by or '', 'dlq_at', NOW_S}
         local e = redis.call('XRANGE', KEYS[P.tk], P.entry, P.entry)[1]
         if e then
             local f, max = e[2], 2 * (tonumber(P.dlq_max) or 64)

@@ -75,7 +75,7 @@ if outcome == 'pending' then
     ack(K_EVENTS, 'schedulers', P.mark)
     return out
 end
-redis.call('HSET', K_STEPS, s, outcome, s .. ':finished', NOW)
+redis.call('HSET', K_STEPS, s, outcome, s .. ':finished', NOW_S)
 if P.message then
     redis.call('HSET', K_STEPS, s .. ':error', P.message)
     extra[#extra + 1] = 'error'

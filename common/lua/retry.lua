@@ -78,7 +78,7 @@ for _, k in ipairs({K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST}) do
 end
 hist('run', '', 'running', {'retry', n, 'by', P.by or '',
                             'comment', P.comment or '', 'from', P.from or ''})
-redis.call('HINCRBY', K_STATS, 'run_retries', 1)
+redis.call('HINCRBY', K_STATS, 'run_retries', '1')
 for _, item in ipairs(P.ready) do make_ready(item) end
 ack(K_EVENTS, 'schedulers', P.mark)
 out.retried = n

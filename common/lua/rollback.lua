@@ -24,7 +24,7 @@ if P.phase == 'dispatch' then
                    'attempt', P.attempt, 'type', job.type, 'persona', '',
                    'body', ARGV[job.a], 'sig', job.sig)
         redis.call('HSET', K_STEPS, P.step, 'queued', P.step .. ':attempt',
-                   P.attempt, P.step .. ':queued', NOW)
+                   P.attempt, P.step .. ':queued', NOW_S)
         hist('rollback', '', 'queued', {'attempt', P.attempt})
         out.ok = true
     else
@@ -51,7 +51,7 @@ if P.outcome == 'failed' and (tonumber(P.retry_at) or 0) > 0 and
     out.retry = true
     return out
 end
-redis.call('HSET', K_STEPS, P.step, P.outcome, P.step .. ':finished', NOW)
+redis.call('HSET', K_STEPS, P.step, P.outcome, P.step .. ':finished', NOW_S)
 if P.message then
     redis.call('HSET', K_STEPS, P.step .. ':error', P.message)
 end

@@ -13,11 +13,11 @@ local st = v[1]
 if (tonumber(v[2]) or 0) ~= P.attempt then return 'superseded' end
 if st ~= 'queued' and st ~= 'running' then return st or 'missing' end
 redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':worker', P.worker,
-           P.step .. ':started', NOW)
+           P.step .. ':started', NOW_S)
 -- Started: the step's queue timeout (if any) no longer applies.
 redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt) .. '|queue')
 if (tonumber(P.deadline) or 0) > 0 then
-    redis.call('ZADD', K_DEADLINES, P.deadline,
+    redis.call('ZADD', K_DEADLINES, S(P.deadline),
                member(P.step, P.attempt))
 end
 hist('step', P.step, 'running', {'attempt', P.attempt, 'worker', P.worker})
