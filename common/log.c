@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "alloc.h"
+#include "jsondump.h"
 #include "error.h"
 
 static const char *proc_name = "weft";
@@ -58,7 +59,7 @@ void log_write(enum log_level level, const char *msg, ...)
         json_object_set_new(o, k, v ? json_string(v) : json_null());
     }
     va_end(ap);
-    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *line = jsondump_str(o, NULL);
     if (line) {
         fputs(line, stdout);
         fputc('\n', stdout);

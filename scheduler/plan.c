@@ -5,10 +5,13 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
 #include "alloc.h"
+#include "jsondump.h"
 #include "buf.h"
 #include "dlq.h"
 #include "tmpl.h"
@@ -94,7 +97,7 @@ int plan_argv(const struct plan *p, const char *now_us, json_t *only,
     const char **av = weft_calloc((size_t)total, sizeof(*av));
     size_t *al = weft_calloc((size_t)total, sizeof(*al));
     json_t *one = only ? json_pack("[O]", only) : NULL;
-    char *doc = json_dumps(one ? one : p->doc, JSON_COMPACT);
+    char *doc = jsondump_str(one ? one : p->doc, NULL);
     json_decref(one);
     if (av == NULL || al == NULL || doc == NULL) {
         weft_free(av);
@@ -156,7 +159,7 @@ static int set_new(json_t *o, const char *k, json_t *v)
 
 static char *dumps(json_t *v)
 {
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    return jsondump_str(v, NULL);
 }
 
 /* A JSON string holding v's compact JSON text; NULL on OOM. */
@@ -302,14 +305,33 @@ static char *dup_string_or(json_t *v, const char *fallback)
     return fallback ? weft_strdup(fallback) : NULL;
 }
 
+/* 64 random bits for span ids and jitter: splitmix64, seeded once from
+ * the system's generator. Neither needs to be unpredictable, and
+ * RAND_bytes per job cost 3% of the scheduler's time. */
+static uint64_t random_u64(void)
+{
+    static uint64_t state;
+    static int seeded;
+    if (!seeded) {
+        if (RAND_bytes((unsigned char *)&state, sizeof(state)) != 1)
+            state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+        seeded = 1;
+    }
+    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 static void new_span(const char *trace, char *out, size_t size)
 {
-    unsigned char span[8] = {0};
-    RAND_bytes(span, sizeof(span));
-    int n = snprintf(out, size, "00-%s-", trace ? trace : "");
-    for (int i = 0; i < 8 && (size_t)n + 2 < size; i++)
-        n += snprintf(out + n, size - (size_t)n, "%02x", span[i]);
-    snprintf(out + n, size - (size_t)n, "-01");
+    static const char hex[] = "0123456789abcdef";
+    uint64_t span = random_u64();
+    char digits[17];
+    for (int i = 15; i >= 0; i--, span >>= 4)
+        digits[i] = hex[span & 15];
+    digits[16] = '\0';
+    snprintf(out, size, "00-%s-%s-01", trace ? trace : "", digits);
 }
 
 bool plan_breaker_of(const struct plan_env *env, const struct wf_step *s,
@@ -819,9 +841,7 @@ int64_t plan_backoff_ms(const struct wf_retry *r, uint32_t next, double rnd)
 
 static double random_unit(void)
 {
-    uint32_t x = 0;
-    RAND_bytes((unsigned char *)&x, sizeof(x));
-    return x / 4294967296.0;
+    return (double)(random_u64() >> 11) / 9007199254740992.0; /* 2^53 */
 }
 
 /* How an attempt's outcome counts on its breaker: "fail" for an error or
