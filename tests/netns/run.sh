@@ -44,6 +44,10 @@ now_ms() { date +%s%3N; }
 ns() { echo "$TAG-$1"; }
 # on NODE CMD...: runs CMD in NODE's namespace.
 on() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
+# start NODE CMD... &: the same for a background process. It execs, so $!
+# is the process itself (with `on`, $! would be a subshell, and killing
+# it would leave the process running after the test).
+start() { local n=$1; shift; exec ip netns exec "$(ns "$n")" "$@"; }
 # rcli ARGS...: redis-cli from the redis host, against the bridge address.
 rcli() { on redis redis-cli -h "$REDIS_IP" -p 6379 "$@"; }
 
@@ -121,7 +125,7 @@ done
 ok "network: bridge + ${#NODES[@]} hosts on $SUBNET.0/24 (namespaces $TAG-*)"
 
 # --- the processes --------------------------------------------------------
-on redis redis-server --bind "$REDIS_IP" --port 6379 --protected-mode no \
+start redis redis-server --bind "$REDIS_IP" --port 6379 --protected-mode no \
     --save "" --appendonly no --dir "$OUT" >"$OUT/redis.log" 2>&1 &
 PID[redis]=$!
 for _ in $(seq 50); do
@@ -146,10 +150,10 @@ else
 fi
 
 for i in 1 2; do
-    on "s$i" "$SCHED_BIN" --name "s$i" --claim-idle 2000 \
+    start "s$i" "$SCHED_BIN" --name "s$i" --claim-idle 2000 \
         >"$OUT/s$i.log" 2>&1 &
     PID[s$i]=$!
-    on "w$i" "$WORKER_BIN" --queues default --name "w$i" \
+    start "w$i" "$WORKER_BIN" --queues default --name "w$i" \
         --visibility "$VIS_MS" --concurrency 8 >"$OUT/w$i.log" 2>&1 &
     PID[w$i]=$!
 done
