@@ -564,7 +564,10 @@ int main(int argc, char **argv)
 
     long long *lat = malloc(sizeof(*lat) * (size_t)nchains * 9);
     double per_step;
+    struct phase ph;
+    phase_begin(&ph);
     int n = chains(nchains, 10, lat, &per_step);
+    phase_end(&ph, "chains", nchains * 10L);
     printf("latency: %d sequential 10-step chains: step-to-step p50 %lld "
            "us, p99 %lld us (%d samples); mean %.0f us/step\n",
            nchains, pct(lat, n, 50), pct(lat, n, 99), n, per_step);
