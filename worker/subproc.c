@@ -15,6 +15,20 @@
  * for at most SUBPROC_LINGER_MS, in case a descendant that left the
  * group (setsid) still holds them.
  *
+ * The worker may also die with SIGKILL, when nothing of it runs to clean
+ * up. The child itself has PR_SET_PDEATHSIG, but that does not pass to
+ * its own children (a persona's tools, git under a git step), which
+ * would keep running, and keep changing the workspace, while the job is
+ * run again elsewhere. So each child's group holds a warden: a process
+ * that does nothing but wait for EOF on a pipe (the lifeline) whose only
+ * writer is the worker, then SIGKILLs its own group. The kernel closes
+ * the lifeline when the worker dies, however it dies. The warden is
+ * forked twice over from the child before exec (no one's child: a
+ * persona that waits for all its children, as a shell's `wait` does,
+ * never waits for it), blocks every signal (a SIGTERM to the group on
+ * timeout leaves it on guard through the grace period) and dies with the
+ * group's SIGKILL when the child exits.
+ *
  * The worker is single-threaded, so descriptors are made close-on-exec
  * right as they are created (pipe2, pidfd) and no other thread can fork
  * between. The child resets the signal mask and the dispositions the
@@ -55,6 +69,8 @@
 #define SUBPROC_CLOSE_FDS_MAX 65536
 /* Exit status of a child that could not exec (the shell's convention). */
 #define SUBPROC_EXEC_FAILED 127
+/* The warden's name in ps and top (at most 15 bytes: the kernel's comm). */
+#define SUBPROC_WARDEN_NAME "weft-warden"
 
 extern char **environ;
 
@@ -68,6 +84,8 @@ struct subproc {
     struct event *exit_ev;  /* pidfd readable, or the poll timer */
     struct event *grace_ev; /* SIGKILL after subproc_kill's grace */
     struct event *linger_ev;
+
+    int life_fd; /* write end of the warden's lifeline; -1 once closed */
 
     int in_fd; /* -1 once closed */
     struct event *in_ev;
@@ -202,9 +220,73 @@ static void child_complain(const char *what, const char *detail)
     (void)r;
 }
 
-/* Runs in the forked child; never returns. */
+/* Closes every descriptor from low up (a forked child's; async-signal-safe
+ * calls only). */
+static void close_from(int low)
+{
+    if (close_range((unsigned)low, ~0u, 0) != 0) {
+        /* Before Linux 5.9: one by one, up to the descriptor limit. */
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > SUBPROC_CLOSE_FDS_MAX)
+            max = SUBPROC_CLOSE_FDS_MAX;
+        for (int fd = low; fd < (int)max; fd++)
+            close(fd);
+    }
+}
+
+/* The warden (see the top of the file), in the child's process group;
+ * never returns. life: the read end of the lifeline. */
+static void warden_run(int life)
+{
+    sigset_t all;
+    char b;
+    ssize_t n;
+
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    prctl(PR_SET_NAME, SUBPROC_WARDEN_NAME);
+    /* Hold nothing of the worker's: no pipe of another child (its reader
+     * would never see EOF), no directory that someone wants to remove. */
+    if (dup2(life, 0) < 0)
+        _exit(SUBPROC_EXEC_FAILED);
+    close_from(1);
+    if (chdir("/") != 0)
+        _exit(SUBPROC_EXEC_FAILED);
+    do {
+        n = read(0, &b, 1);
+    } while (n > 0 || (n < 0 && errno == EINTR));
+    /* EOF: the worker is gone (or done with the child, whose group is
+     * already dead then). The warden goes with its group. */
+    kill(0, SIGKILL);
+    _exit(0);
+}
+
+/* Starts the warden from the child (after setpgid, before exec): the child
+ * forks a go-between that forks the warden and exits at once, so that
+ * the warden is no one's child. 0, or -1 when a fork failed. */
+static int warden_start(int life)
+{
+    pid_t mid = fork();
+    int st;
+    if (mid < 0)
+        return -1;
+    if (mid == 0) {
+        pid_t w = fork();
+        if (w == 0)
+            warden_run(life);
+        _exit(w < 0 ? 1 : 0);
+    }
+    while (waitpid(mid, &st, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* Runs in the forked child; never returns. life: the read end of the
+ * warden's lifeline. */
 static void child_run(const struct subproc_opts *o, char **envp, int in,
-                      int out, int errfd, pid_t parent)
+                      int out, int errfd, int life, pid_t parent)
 {
     static const int reset[] = {SIGPIPE, SIGINT,  SIGTERM, SIGHUP,
                                 SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
@@ -224,20 +306,19 @@ static void child_run(const struct subproc_opts *o, char **envp, int in,
         sigaction(reset[i], &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* In the group already, so the warden is born into it. */
+    if (warden_start(life) != 0) {
+        if (dup2(errfd, 2) >= 0)
+            child_complain("cannot start the process group's warden", "");
+        _exit(SUBPROC_EXEC_FAILED);
+    }
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
         _exit(SUBPROC_EXEC_FAILED);
-    /* Only 0-2 go on. O_CLOEXEC would do for exec, but not for child_fn
-     * (a copy holding a sibling subproc's stdin pipe would keep that
-     * sibling from seeing EOF), nor for what some library opened without
-     * it. */
-    if (close_range(3, ~0u, 0) != 0) {
-        /* Before Linux 5.9: one by one, up to the descriptor limit. */
-        long max = sysconf(_SC_OPEN_MAX);
-        if (max < 0 || max > SUBPROC_CLOSE_FDS_MAX)
-            max = SUBPROC_CLOSE_FDS_MAX;
-        for (int fd = 3; fd < (int)max; fd++)
-            close(fd);
-    }
+    /* Only 0-2 go on (the lifeline does not: the worker must be its only
+     * writer). O_CLOEXEC would do for exec, but not for child_fn (a copy
+     * holding a sibling subproc's stdin pipe would keep that sibling from
+     * seeing EOF), nor for what some library opened without it. */
+    close_from(3);
     if (o->cwd != NULL && chdir(o->cwd) != 0) {
         child_complain("cannot enter working directory ", o->cwd);
         _exit(SUBPROC_EXEC_FAILED);
@@ -267,6 +348,9 @@ static void subproc_free(struct subproc *p)
     free_event(&p->out_ev);
     free_event(&p->err_ev);
     close_fd(&p->pidfd);
+    /* The group was killed when the child exited; a warden still there
+     * sees EOF and ends what is left. */
+    close_fd(&p->life_fd);
     close_fd(&p->in_fd);
     close_fd(&p->out_fd);
     close_fd(&p->err_fd);
@@ -556,6 +640,7 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
                   struct weft_error *err)
 {
     int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1};
+    int life[2] = {-1, -1};
     struct subproc *p = NULL;
     char **envp = NULL;
     pid_t parent = getpid();
@@ -576,7 +661,7 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
     p->base = base;
     p->cb = done_cb;
     p->ud = ud;
-    p->pidfd = p->in_fd = p->out_fd = p->err_fd = -1;
+    p->pidfd = p->life_fd = p->in_fd = p->out_fd = p->err_fd = -1;
     p->outmax = opts->stdout_max > 0 ? opts->stdout_max : SUBPROC_STDOUT_MAX;
     if (opts->stdin_len > 0) {
         p->in_buf = weft_malloc(opts->stdin_len);
@@ -585,7 +670,8 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
         memcpy(p->in_buf, opts->stdin_data, opts->stdin_len);
         p->in_len = opts->stdin_len;
     }
-    if (make_pipe(in) != 0 || make_pipe(o) != 0 || make_pipe(e) != 0) {
+    if (make_pipe(in) != 0 || make_pipe(o) != 0 || make_pipe(e) != 0 ||
+        make_pipe(life) != 0) {
         rc = weft_error_set(err, WEFT_EIO, 0, 0, "subproc: pipe: %s",
                             strerror(errno));
         goto fail;
@@ -615,13 +701,16 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
         goto fail;
     }
     if (p->pid == 0)
-        child_run(opts, envp, in[0], o[1], e[1], parent);
+        child_run(opts, envp, in[0], o[1], e[1], life[0], parent);
     /* Also from the parent, so that a kill right after this call cannot
      * miss the group. EACCES (the child already exec'd) is fine. */
     setpgid(p->pid, p->pid);
     close_fd(&in[0]);
     close_fd(&o[1]);
     close_fd(&e[1]);
+    close_fd(&life[0]);
+    p->life_fd = life[1];
+    life[1] = -1;
     weft_free(envp);
     envp = NULL;
 
@@ -647,6 +736,8 @@ fail:
     close_fd(&o[1]);
     close_fd(&e[0]);
     close_fd(&e[1]);
+    close_fd(&life[0]);
+    close_fd(&life[1]);
     weft_free(envp);
     if (p != NULL)
         subproc_free(p);
