@@ -520,8 +520,23 @@ Test(subproc, warden_stands_in_the_group_while_the_child_runs, .init = setup)
     got_free(&g);
 }
 
+/* The warden is the caller's child, reaped before done_cb: nothing is
+ * left for PID 1 to reap (in a container, PID 1 is the worker). */
+Test(subproc, leaves_no_child_unreaped, .init = setup)
+{
+    const char *argv[] = {"sh", "-c", "sleep 100 & echo started", NULL};
+    struct subproc_opts o = {.argv = argv};
+    struct got g;
+    run(&o, &g);
+    cr_assert_str_eq(g.out, "started\n");
+    errno = 0;
+    cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a child was left");
+    cr_assert_eq(errno, ECHILD);
+    got_free(&g);
+}
+
 /* A child that waits for all its children (a shell's `wait`) is not held
- * by the warden: it is no one's child. */
+ * by the warden: it is not the child's child. */
 Test(subproc, warden_is_not_a_child_of_the_child, .init = setup)
 {
     const char *argv[] = {"sh", "-c", "sleep 0.1 & wait; echo done", NULL};
