@@ -15,6 +15,22 @@
  * for at most SUBPROC_LINGER_MS, in case a descendant that left the
  * group (setsid) still holds them.
  *
+ * The worker may also die with SIGKILL, when nothing of it runs to clean
+ * up. The child itself has PR_SET_PDEATHSIG, but that does not pass to
+ * its own children (a persona's tools, git under a git step), which
+ * would keep running, and keep changing the workspace, while the job is
+ * run again elsewhere. So each child's group holds a warden: a process
+ * that does nothing but wait for EOF on a pipe (the lifeline) whose only
+ * writer is the worker, then SIGKILLs its own group. The kernel closes
+ * the lifeline when the worker dies, however it dies. The warden is the
+ * worker's own child (not the child's: a persona that waits for all its
+ * children, as a shell's `wait` does, never waits for it; and no zombie
+ * is left for PID 1 to reap, which in a container is the worker itself),
+ * forked right after the child into the child's group. It blocks every
+ * signal (a SIGTERM to the group on timeout leaves it on guard through
+ * the grace period) and dies with the group's SIGKILL when the child
+ * exits; done_cb waits until it is reaped too.
+ *
  * The worker is single-threaded, so descriptors are made close-on-exec
  * right as they are created (pipe2, pidfd) and no other thread can fork
  * between. The child resets the signal mask and the dispositions the
@@ -55,6 +71,8 @@
 #define SUBPROC_CLOSE_FDS_MAX 65536
 /* Exit status of a child that could not exec (the shell's convention). */
 #define SUBPROC_EXEC_FAILED 127
+/* The warden's name in ps and top (at most 15 bytes: the kernel's comm). */
+#define SUBPROC_WARDEN_NAME "weft-warden"
 
 extern char **environ;
 
@@ -68,6 +86,11 @@ struct subproc {
     struct event *exit_ev;  /* pidfd readable, or the poll timer */
     struct event *grace_ev; /* SIGKILL after subproc_kill's grace */
     struct event *linger_ev;
+
+    int life_fd;  /* write end of the warden's lifeline; -1 once closed */
+    pid_t warden; /* 0 once reaped */
+    int wpidfd;   /* -1 when polling */
+    struct event *warden_ev; /* its pidfd readable, or the poll timer */
 
     int in_fd; /* -1 once closed */
     struct event *in_ev;
@@ -202,6 +225,51 @@ static void child_complain(const char *what, const char *detail)
     (void)r;
 }
 
+/* Closes every descriptor from low up (a forked child's; async-signal-safe
+ * calls only). */
+static void close_from(int low)
+{
+    if (close_range((unsigned)low, ~0u, 0) != 0) {
+        /* Before Linux 5.9: one by one, up to the descriptor limit. */
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > SUBPROC_CLOSE_FDS_MAX)
+            max = SUBPROC_CLOSE_FDS_MAX;
+        for (int fd = low; fd < (int)max; fd++)
+            close(fd);
+    }
+}
+
+/* The warden (see the top of the file), forked from the worker; never
+ * returns. life: the read end of the lifeline; pgid: the child's group. */
+static void warden_run(int life, pid_t pgid)
+{
+    sigset_t all;
+    char b;
+    ssize_t n;
+
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    /* Also done by the parent: whichever comes first. */
+    setpgid(0, pgid);
+    if (getpgrp() != pgid)
+        _exit(SUBPROC_EXEC_FAILED);
+    prctl(PR_SET_NAME, SUBPROC_WARDEN_NAME);
+    /* Hold nothing of the worker's: no pipe of another child (its reader
+     * would never see EOF), no directory that someone wants to remove. */
+    if (dup2(life, 0) < 0)
+        _exit(SUBPROC_EXEC_FAILED);
+    close_from(1);
+    if (chdir("/") != 0)
+        _exit(SUBPROC_EXEC_FAILED);
+    do {
+        n = read(0, &b, 1);
+    } while (n > 0 || (n < 0 && errno == EINTR));
+    /* EOF: the worker is gone (or done with the child, whose group is
+     * already dead then). The warden goes with its group. */
+    kill(0, SIGKILL);
+    _exit(0);
+}
+
 /* Runs in the forked child; never returns. */
 static void child_run(const struct subproc_opts *o, char **envp, int in,
                       int out, int errfd, pid_t parent)
@@ -226,18 +294,11 @@ static void child_run(const struct subproc_opts *o, char **envp, int in,
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
         _exit(SUBPROC_EXEC_FAILED);
-    /* Only 0-2 go on. O_CLOEXEC would do for exec, but not for child_fn
-     * (a copy holding a sibling subproc's stdin pipe would keep that
-     * sibling from seeing EOF), nor for what some library opened without
-     * it. */
-    if (close_range(3, ~0u, 0) != 0) {
-        /* Before Linux 5.9: one by one, up to the descriptor limit. */
-        long max = sysconf(_SC_OPEN_MAX);
-        if (max < 0 || max > SUBPROC_CLOSE_FDS_MAX)
-            max = SUBPROC_CLOSE_FDS_MAX;
-        for (int fd = 3; fd < (int)max; fd++)
-            close(fd);
-    }
+    /* Only 0-2 go on (the lifeline does not: the worker must be its only
+     * writer). O_CLOEXEC would do for exec, but not for child_fn (a copy
+     * holding a sibling subproc's stdin pipe would keep that sibling from
+     * seeing EOF), nor for what some library opened without it. */
+    close_from(3);
     if (o->cwd != NULL && chdir(o->cwd) != 0) {
         child_complain("cannot enter working directory ", o->cwd);
         _exit(SUBPROC_EXEC_FAILED);
@@ -258,8 +319,11 @@ static void child_run(const struct subproc_opts *o, char **envp, int in,
 
 /* ---- completion ------------------------------------------------------- */
 
+static void warden_stop_wait(struct subproc *p);
+
 static void subproc_free(struct subproc *p)
 {
+    warden_stop_wait(p);
     free_event(&p->exit_ev);
     free_event(&p->grace_ev);
     free_event(&p->linger_ev);
@@ -267,6 +331,9 @@ static void subproc_free(struct subproc *p)
     free_event(&p->out_ev);
     free_event(&p->err_ev);
     close_fd(&p->pidfd);
+    free_event(&p->warden_ev);
+    close_fd(&p->wpidfd);
+    close_fd(&p->life_fd);
     close_fd(&p->in_fd);
     close_fd(&p->out_fd);
     close_fd(&p->err_fd);
@@ -275,8 +342,8 @@ static void subproc_free(struct subproc *p)
     weft_free(p);
 }
 
-/* Calls done_cb and frees p once the child is reaped and both output
- * pipes are closed. */
+/* Calls done_cb and frees p once the child and its warden are reaped and
+ * both output pipes are closed. */
 static void maybe_finish(struct subproc *p)
 {
     struct subproc_result r;
@@ -284,7 +351,7 @@ static void maybe_finish(struct subproc *p)
     char empty[1] = {'\0'};
     size_t errlen;
 
-    if (!p->exited || p->out_fd >= 0 || p->err_fd >= 0)
+    if (!p->exited || p->warden > 0 || p->out_fd >= 0 || p->err_fd >= 0)
         return;
     errlen =
         p->err_total < SUBPROC_STDERR_TAIL ? p->err_total : SUBPROC_STDERR_TAIL;
@@ -368,9 +435,13 @@ static void child_exited(struct subproc *p, int st)
     close_fd(&p->pidfd);
     free_event(&p->grace_ev);
     close_stdin(p);
-    /* Leftovers of the group. The pgid cannot be reused while any member
-     * lives, so this reaches only the child's own descendants. */
+    /* Leftovers of the group, the warden with them. The pgid cannot be
+     * reused while any member lives, so this reaches only the child's own
+     * descendants and the warden, which is also told by name in case it
+     * could not join (it is our child: its pid is ours until reaped). */
     kill(-p->pid, SIGKILL);
+    if (p->warden > 0)
+        kill(p->warden, SIGKILL);
     if (p->out_fd >= 0 || p->err_fd >= 0) {
         p->linger_ev = evtimer_new(p->base, on_linger, p);
         if (p->linger_ev == NULL || evtimer_add(p->linger_ev, &tv) != 0) {
@@ -402,6 +473,37 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *ud)
     (void)fd;
     (void)what;
     try_reap(ud);
+}
+
+/* Reaps the warden if it has exited (killed with the group, or by
+ * anyone: the child is then unguarded, as it would be without one). */
+static void on_warden_ev(evutil_socket_t fd, short what, void *ud)
+{
+    struct subproc *p = ud;
+    pid_t r;
+    (void)fd;
+    (void)what;
+    do {
+        r = waitpid(p->warden, NULL, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return;
+    /* r < 0: ECHILD, reaped elsewhere (SIGCHLD ignored). */
+    p->warden = 0;
+    free_event(&p->warden_ev);
+    close_fd(&p->wpidfd);
+    maybe_finish(p);
+}
+
+/* Kills and reaps the warden at once (paths where the loop will not). */
+static void warden_stop_wait(struct subproc *p)
+{
+    if (p->warden <= 0)
+        return;
+    kill(p->warden, SIGKILL);
+    while (waitpid(p->warden, NULL, 0) < 0 && errno == EINTR)
+        ;
+    p->warden = 0;
 }
 
 /* ---- pipes ------------------------------------------------------------ */
@@ -530,23 +632,26 @@ static void on_stderr(evutil_socket_t fd, short what, void *ud)
 
 /* ---- public ----------------------------------------------------------- */
 
-/* Arms the exit watch: the pidfd, or the polling timer. */
-static int watch_exit(struct subproc *p)
+/* Arms an exit watch on pid (the child's or the warden's): its pidfd in
+ * *pidfd, or a polling timer; cb gets p. */
+static int watch_pid(struct subproc *p, pid_t pid, int *pidfd,
+                     struct event **ev, event_callback_fn cb)
 {
     struct timeval poll = {0, SUBPROC_POLL_MS * 1000};
 #ifdef SYS_pidfd_open
     /* pidfds are close-on-exec by definition. */
-    p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+    *pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
 #endif
-    if (p->pidfd >= 0) {
-        p->exit_ev =
-            event_new(p->base, p->pidfd, EV_READ | EV_PERSIST, on_exit_ev, p);
-        if (p->exit_ev == NULL || event_add(p->exit_ev, NULL) != 0)
+    if (*pidfd >= 0) {
+        *ev = event_new(p->base, *pidfd, EV_READ | EV_PERSIST, cb, p);
+        if (*ev == NULL || event_add(*ev, NULL) != 0)
             return -1;
         return 0;
     }
-    p->exit_ev = event_new(p->base, -1, EV_PERSIST, on_exit_ev, p);
-    if (p->exit_ev == NULL || event_add(p->exit_ev, &poll) != 0)
+    *ev = event_new(p->base, -1, EV_PERSIST, cb, p);
+    if (*ev == NULL || event_add(*ev, &poll) != 0)
         return -1;
     return 0;
 }
@@ -556,6 +661,7 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
                   struct weft_error *err)
 {
     int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1};
+    int life[2] = {-1, -1};
     struct subproc *p = NULL;
     char **envp = NULL;
     pid_t parent = getpid();
@@ -576,7 +682,8 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
     p->base = base;
     p->cb = done_cb;
     p->ud = ud;
-    p->pidfd = p->in_fd = p->out_fd = p->err_fd = -1;
+    p->pidfd = p->wpidfd = p->life_fd = -1;
+    p->in_fd = p->out_fd = p->err_fd = -1;
     p->outmax = opts->stdout_max > 0 ? opts->stdout_max : SUBPROC_STDOUT_MAX;
     if (opts->stdin_len > 0) {
         p->in_buf = weft_malloc(opts->stdin_len);
@@ -585,7 +692,8 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
         memcpy(p->in_buf, opts->stdin_data, opts->stdin_len);
         p->in_len = opts->stdin_len;
     }
-    if (make_pipe(in) != 0 || make_pipe(o) != 0 || make_pipe(e) != 0) {
+    if (make_pipe(in) != 0 || make_pipe(o) != 0 || make_pipe(e) != 0 ||
+        make_pipe(life) != 0) {
         rc = weft_error_set(err, WEFT_EIO, 0, 0, "subproc: pipe: %s",
                             strerror(errno));
         goto fail;
@@ -619,16 +727,36 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
     /* Also from the parent, so that a kill right after this call cannot
      * miss the group. EACCES (the child already exec'd) is fine. */
     setpgid(p->pid, p->pid);
+    /* The child is not reaped before this returns, so its group exists
+     * for the warden to join. */
+    p->warden = fork();
+    if (p->warden == 0)
+        warden_run(life[0], p->pid);
+    if (p->warden < 0) {
+        p->warden = 0;
+        rc = weft_error_set(err, WEFT_EIO, 0, 0, "subproc: fork: %s",
+                            strerror(errno));
+        kill_group(p, SIGKILL);
+        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        goto fail;
+    }
+    setpgid(p->warden, p->pid);
     close_fd(&in[0]);
     close_fd(&o[1]);
     close_fd(&e[1]);
+    close_fd(&life[0]);
+    p->life_fd = life[1];
+    life[1] = -1;
     weft_free(envp);
     envp = NULL;
 
-    if (watch_exit(p) != 0 || event_add(p->out_ev, NULL) != 0 ||
-        event_add(p->err_ev, NULL) != 0 ||
+    if (watch_pid(p, p->pid, &p->pidfd, &p->exit_ev, on_exit_ev) != 0 ||
+        watch_pid(p, p->warden, &p->wpidfd, &p->warden_ev, on_warden_ev) != 0 ||
+        event_add(p->out_ev, NULL) != 0 || event_add(p->err_ev, NULL) != 0 ||
         (p->in_len > 0 && event_add(p->in_ev, NULL) != 0)) {
-        /* The child runs but cannot be watched: stop it and wait. */
+        /* The child runs but cannot be watched: stop it and wait (the
+         * warden too, in subproc_free). */
         kill_group(p, SIGKILL);
         while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
             ;
@@ -647,6 +775,8 @@ fail:
     close_fd(&o[1]);
     close_fd(&e[0]);
     close_fd(&e[1]);
+    close_fd(&life[0]);
+    close_fd(&life[1]);
     weft_free(envp);
     if (p != NULL)
         subproc_free(p);

@@ -83,10 +83,12 @@ struct subproc_result {
  * descendant that left the group may hold them). */
 typedef void (*subproc_done_cb)(const struct subproc_result *res, void *ud);
 
-/* Starts the child in its own process group (pgid = its pid), killed
- * with SIGKILL if the worker dies. 0 and *out (which stays valid until
- * done_cb returns), or a negative code with err filled and done_cb never
- * called: WEFT_EINVAL (no argv, an env entry without '='), WEFT_EIO
+/* Starts the child in its own process group (pgid = its pid). If the
+ * worker dies, however it dies, the whole group is killed with SIGKILL
+ * (the child and what it started in its group: a warden process, the
+ * caller's child, in the group sees to it, subproc.c). 0 and *out (which stays
+ * valid until done_cb returns), or a negative code with err filled and done_cb
+ * never called: WEFT_EINVAL (no argv, an env entry without '='), WEFT_EIO
  * (pipe, fork), WEFT_ENOMEM. Runs on base's thread; any number of
  * subprocs on any number of bases may coexist (no signal handler). */
 int subproc_start(struct event_base *base, const struct subproc_opts *opts,

@@ -3,6 +3,9 @@
 -- the job's attempt; otherwise the job is stale (skipped, cancelled,
 -- superseded) and the worker drops it without running it.
 -- Plan: run, step, attempt, worker, deadline (ms, 0 = none).
+-- The deadline is the attempt's: a reclaim (the step already running)
+-- keeps the one its first start set, so a job taken over from a dead
+-- worker does not get its timeout anew, however many times it is.
 -- Returns 'ok' or the reason the job must not run.
 -- The rollback runs after its run ended; its own status is the check.
 if P.step ~= ROLLBACK_STEP and not run_active() then
@@ -17,8 +20,13 @@ redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':worker', P.worker,
 -- Started: the step's queue timeout (if any) no longer applies.
 redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt) .. '|queue')
 if (tonumber(P.deadline) or 0) > 0 then
-    redis.call('ZADD', K_DEADLINES, S(P.deadline),
-               member(P.step, P.attempt))
+    if st == 'running' then
+        redis.call('ZADD', K_DEADLINES, 'NX', S(P.deadline),
+                   member(P.step, P.attempt))
+    else
+        redis.call('ZADD', K_DEADLINES, S(P.deadline),
+                   member(P.step, P.attempt))
+    end
 end
 hist('step', P.step, 'running', {'attempt', P.attempt, 'worker', P.worker})
 return 'ok'

@@ -34,11 +34,39 @@
  *      logged) are submitted throughout the chaos; the breaker opens once,
  *      and every such run submitted after it opened fails fast without a
  *      job, a request or a `queued` entry.
+ *   9. a hung persona is killed at its timeout: beside the main runs,
+ *      runs of a workflow whose persona step never answers (a `timeout`
+ *      of 2 s, one retry, then `on_failure: continue`; one run in three
+ *      ignores SIGTERM, so only the SIGKILL after the worker's grace
+ *      ends it) are submitted throughout the chaos. Every such run
+ *      succeeds after exactly two attempts, each ended as timed out (by
+ *      its worker's timer, or by the scheduler's deadline when its
+ *      workers died) no later than the attempt's deadline allows; every
+ *      persona process and the child it started (each logs its pid) is
+ *      gone at the end and was never seen alive past its timeout (plus
+ *      the grace when it ignores SIGTERM) and a margin, even when the
+ *      worker running it was killed with SIGKILL (the worker's warden
+ *      kills the group then); and no process with the children's
+ *      command line is left anywhere.
+ *  10. an escalated run resumes after `weft resolve`: beside the main
+ *      runs, runs of a workflow whose first step fails once with
+ *      `on_failure: escalate` are submitted throughout the chaos; the
+ *      driver watches for the step waiting for a human and answers it
+ *      with the real CLI (`weft resolve RUN gate --retry|--skip --set
+ *      answer=... [--set count=N]`, the two answers in turn; one run in
+ *      three is answered twice at once). Every such run succeeds; its
+ *      history holds one escalation, one applied answer (the one given,
+ *      by the driver), a duplicate answer only as a `control` entry, and
+ *      one `run running resumed=gate`; the step ends as answered
+ *      (`success` at attempt 2, or `skipped`), the values set are in the
+ *      state and the step after it read them; and every `weft resolve`
+ *      exited 0 or 1 (nothing waiting any more, or Redis away).
  *
  * It prints the figures (runs completed / started, duplicate
  * transitions, lost steps, reclaim latency after a worker kill, time to
- * recover after a scheduler kill and after a Redis restart), then
- * "N passed, M failed" and exits 0 only when every check passed.
+ * recover after a scheduler kill and after a Redis restart; then those of
+ * the side runs of checks 8-10), then "N passed, M failed" and exits 0
+ * only when every check passed.
  *
  * Timestamps: history entries carry `us`, the realtime clock in
  * microseconds of the process that made the transition; every process
@@ -53,6 +81,7 @@
  * Usage: chaos [--runs N] [--seed S] [--chaos-ms MS] [--restart-max-ms MS]
  *              [--delivery-limit N] [--drain-s S] [--no-redis-kill] [--keep]
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -138,8 +167,45 @@ static const double redis_at[REDIS_EVENTS] = {0.25, 0.5, 0.75};
  * than the time from a scheduler's clock reading to its script running. */
 #define BRK_EVERY     15
 #define BRK_MARGIN_MS 2000
-#define BRK_REGISTRY  WEFT_SOURCE_ROOT "/tests/data/personas/chaos.yml"
 #define BRK_THRESHOLD 3 /* chaos.yml: failures */
+/* The personas of checks 8 and 9. */
+#define REGISTRY WEFT_SOURCE_ROOT "/tests/data/personas/chaos.yml"
+
+/* The hung persona check (9): a hang run every HANG_EVERY main runs (from
+ * the HANG_OFFSET-th), one in HANG_STUBBORN_EVERY ignoring SIGTERM. The
+ * hang workflow (built in main) takes its step's timeout and attempts
+ * from these. */
+#define HANG_EVERY          20
+#define HANG_OFFSET         5
+#define HANG_STUBBORN_EVERY 3
+#define HANG_TIMEOUT_MS     2000
+#define HANG_ATTEMPTS       2
+/* worker/handler_persona.c PERSONA_KILL_GRACE_MS: a persona that outlives
+ * the SIGTERM gets SIGKILL this long after it. */
+#define HANG_GRACE_MS 5000
+/* worker/worker.c WORKER_DEADLINE_SLACK_MS: the scheduler's deadline of
+ * an attempt is its first start + its timeout + this. */
+#define HANG_SLACK_MS 5000
+/* Allowance past those limits: a scheduler down when the deadline comes
+ * (back within --restart-max-ms, or the other's claim idle), Redis
+ * restarting, a loaded machine, sanitizers. */
+#define HANG_MARGIN_MS 5000
+/* Liveness of the hung processes is polled this often. */
+#define HANG_POLL_MS 50
+/* After the drain, how long the hung processes may take to be gone (they
+ * should be already: their jobs are all acknowledged). */
+#define HANG_GONE_WAIT_MS 5000
+
+/* The escalation check (10): an escalation run every ESC_EVERY main runs
+ * (from the ESC_OFFSET-th); one in ESC_DUP_EVERY answered twice at once.
+ * Waiting steps are looked for every ESC_POLL_MS; a `weft resolve` that
+ * has not ended after CLI_TIMEOUT_MS is killed (and counted against the
+ * check). */
+#define ESC_EVERY      10
+#define ESC_OFFSET     5
+#define ESC_DUP_EVERY  3
+#define ESC_POLL_MS    100
+#define CLI_TIMEOUT_MS 30000
 
 /* ---- the workflow -------------------------------------------------------- */
 
@@ -373,12 +439,12 @@ static int proc_start(struct proc *p)
         argv[n++] = procs_binary("scheduler/weft-scheduler", bin, sizeof(bin));
         argv[n++] = name;
         argv[n++] = "--claim-idle=" CLAIM_IDLE_MS;
-        argv[n++] = "--personas=" BRK_REGISTRY;
+        argv[n++] = "--personas=" REGISTRY;
     } else {
         argv[n++] = procs_binary("worker/weft-worker", bin, sizeof(bin));
         argv[n++] = name;
-        argv[n++] = "--queues=default,down";
-        argv[n++] = "--personas=" BRK_REGISTRY;
+        argv[n++] = "--queues=default,down,hang";
+        argv[n++] = "--personas=" REGISTRY;
         argv[n++] = workspaces_arg;
         argv[n++] = "--visibility=" VISIBILITY_MS;
         argv[n++] = "--grace=" GRACE_MS;
@@ -455,20 +521,15 @@ static void teardown(bool keep)
     redis_fixture_stop(&fx);
 }
 
+/* Removes the whole directory: logs, the side checks' files, the
+ * workers' workspaces. */
 static void remove_logs(void)
 {
-    char path[96];
     if (events_log != NULL)
         fclose(events_log);
     events_log = NULL;
-    snprintf(path, sizeof(path), "%s/events.log", logdir);
-    unlink(path);
-    for (int i = 0; i < N_PROCS; i++) {
-        char log[128];
-        proc_log_path(&procs[i], log, sizeof(log));
-        unlink(log);
-    }
-    rmdir(logdir);
+    const char *argv[] = {"/bin/rm", "-rf", logdir, NULL};
+    procs_run(argv, NULL, NULL, NULL);
 }
 
 /* The watchdog: kill every child and leave. Async-signal-safe only. */
@@ -653,10 +714,424 @@ static int poll_runs(void)
     return done;
 }
 
+/* ---- side runs of checks 9 and 10 ---------------------------------------- */
+
+/* Runs of one side workflow: ids "<prefix>-<k>", their last seen header
+ * status. */
+struct side {
+    const char *prefix;
+    char digest[65];
+    int n, cap;
+    char (*status)[16];
+};
+
+static struct side hang_runs = {.prefix = "hang"};
+static struct side esc_runs = {.prefix = "esc"};
+
+static void side_run_id(const struct side *sd, int k, char *out, size_t len)
+{
+    snprintf(out, len, "%s-%d", sd->prefix, k);
+}
+
+static void side_init(struct side *sd, int every)
+{
+    sd->cap = nruns / every + 1;
+    sd->status = calloc((size_t)sd->cap, sizeof(*sd->status));
+    if (sd->status == NULL)
+        fatal("out of memory");
+}
+
+static void side_submit(struct side *sd, const char *task)
+{
+    char run[32];
+    if (sd->n == sd->cap)
+        return;
+    side_run_id(sd, sd->n++, run, sizeof(run));
+    freeReplyObject(RQ("XADD weft:tasks * run %s digest %s task %s", run,
+                       sd->digest, task));
+}
+
+/* Refreshes the statuses of unfinished runs; true when all ended. */
+static bool side_poll(struct side *sd)
+{
+    bool all = true;
+    for (int k = 0; k < sd->n; k++) {
+        if (terminal_run(sd->status[k]))
+            continue;
+        char run[32];
+        side_run_id(sd, k, run, sizeof(run));
+        redisReply *r = rq("HGET weft:run:%s status", run);
+        if (r == NULL)
+            return false;
+        if (r->type == REDIS_REPLY_STRING)
+            snprintf(sd->status[k], sizeof(sd->status[k]), "%s", r->str);
+        freeReplyObject(r);
+        all = all && terminal_run(sd->status[k]);
+    }
+    return all;
+}
+
+/* k from "<prefix>-<k>", or -1. */
+static int side_index(const struct side *sd, const char *run)
+{
+    size_t n = strlen(sd->prefix);
+    if (strncmp(run, sd->prefix, n) != 0 || run[n] != '-')
+        return -1;
+    char *end;
+    long k = strtol(run + n + 1, &end, 10);
+    if (end == run + n + 1 || *end != '\0' || k < 0 || k >= sd->n)
+        return -1;
+    return (int)k;
+}
+
+/* ---- the hung persona (check 9) ------------------------------------------ */
+
+static bool hang_stubborn(int k)
+{
+    return k % HANG_STUBBORN_EVERY == 0;
+}
+
+static void hang_submit(void)
+{
+    side_submit(&hang_runs, hang_stubborn(hang_runs.n)
+                                ? "{\"stubborn\": true}"
+                                : "{\"stubborn\": false}");
+}
+
+/* A process a hung persona logged: itself or its child. */
+struct hproc {
+    int run; /* hang run index */
+    int attempt;
+    bool child;
+    pid_t pid;
+    long long ticks;    /* its start time in /proc/PID/stat */
+    long long us;       /* when it was logged (running by then) */
+    pid_t worker;       /* the persona's parent when it logged */
+    long long alive_us; /* last seen alive; 0 never */
+    long long gone_us;  /* first seen gone; 0 not yet */
+};
+
+static struct hproc *hprocs;
+static int nhprocs, hprocs_cap;
+static long hang_log_off; /* bytes of the pid log already read */
+static char hang_tag[32]; /* the children's `sleep` argument */
+static long long hang_next_poll;
+
+static void hang_log_path(char *out, size_t n)
+{
+    snprintf(out, n, "%s/hang-pids.log", logdir);
+}
+
+/* True while pid is the process that started at ticks and is neither a
+ * zombie nor dead. */
+static bool pid_alive(pid_t pid, long long ticks)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The name, in parentheses, may hold anything: fields follow the
+     * last ')'. The state is field 3, the start time field 22. */
+    const char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
+        return false;
+    p += 2;
+    for (int i = 0; i < 19 && p != NULL; i++) {
+        p = strchr(p, ' ');
+        if (p != NULL)
+            p++;
+    }
+    return p != NULL && strtoll(p, NULL, 10) == ticks;
+}
+
+static void hproc_add(int run, int attempt, bool child, long long pid,
+                      long long ticks, long long us, long long worker)
+{
+    if (nhprocs == hprocs_cap) {
+        hprocs_cap = hprocs_cap ? hprocs_cap * 2 : 64;
+        hprocs = realloc(hprocs, (size_t)hprocs_cap * sizeof(*hprocs));
+        if (hprocs == NULL)
+            fatal("out of memory");
+    }
+    struct hproc *h = &hprocs[nhprocs++];
+    memset(h, 0, sizeof(*h));
+    h->run = run;
+    h->attempt = attempt;
+    h->child = child;
+    h->pid = (pid_t)pid;
+    h->ticks = ticks;
+    h->us = us;
+    h->worker = (pid_t)worker;
+}
+
+/* Reads the lines the hung personas appended since the last call:
+ * "<run> <step> <attempt> <pid> <start> <child pid> <start> <us>
+ * <worker pid>". */
+static void hang_read_log(void)
+{
+    char path[96], line[512];
+    hang_log_path(path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    if (fseek(f, hang_log_off, SEEK_SET) != 0) {
+        fclose(f);
+        return;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        size_t len = strlen(line);
+        if (line[len - 1] != '\n')
+            break; /* still being written: read again later */
+        hang_log_off += (long)len;
+        char *tok[9];
+        int nt = 0;
+        for (char *p = line; nt < 9;) {
+            while (*p == ' ')
+                p++;
+            if (*p == '\n' || *p == '\0')
+                break;
+            tok[nt++] = p;
+            p += strcspn(p, " \n");
+            if (*p == '\0')
+                break;
+            *p++ = '\0';
+        }
+        int k = nt == 9 ? side_index(&hang_runs, tok[0]) : -1;
+        if (k < 0) {
+            printf("chaos: bad line in %s: %s", path, line);
+            continue;
+        }
+        int attempt = (int)strtol(tok[2], NULL, 10);
+        long long us = strtoll(tok[7], NULL, 10);
+        long long worker = strtoll(tok[8], NULL, 10);
+        hproc_add(k, attempt, false, strtoll(tok[3], NULL, 10),
+                  strtoll(tok[4], NULL, 10), us, worker);
+        hproc_add(k, attempt, true, strtoll(tok[5], NULL, 10),
+                  strtoll(tok[6], NULL, 10), us, worker);
+    }
+    fclose(f);
+}
+
+/* Notes which logged processes are still alive. */
+static void hang_poll(void)
+{
+    hang_read_log();
+    long long now = real_us();
+    for (int i = 0; i < nhprocs; i++) {
+        struct hproc *h = &hprocs[i];
+        if (h->gone_us != 0)
+            continue;
+        if (pid_alive(h->pid, h->ticks))
+            h->alive_us = now;
+        else
+            h->gone_us = now;
+    }
+}
+
+/* How long a hung process may live: its timeout, the grace when it
+ * ignores SIGTERM, and the margin (ms). */
+static long long hang_life_limit_ms(int run)
+{
+    return HANG_TIMEOUT_MS + (hang_stubborn(run) ? HANG_GRACE_MS : 0) +
+           HANG_MARGIN_MS;
+}
+
+/* Kills the processes whose command line is the hung children's,
+ * wherever they are (the pid log misses a child whose persona died
+ * before logging it); returns how many there were. */
+static int hang_sweep(void)
+{
+    char want[64];
+    int wlen =
+        snprintf(want, sizeof(want), "sleep%c%s%c", '\0', hang_tag, '\0');
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int found = 0;
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[64];
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (end == e->d_name || *end != '\0' || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        if (n != (size_t)wlen || memcmp(buf, want, n) != 0)
+            continue;
+        found++;
+        kill((pid_t)pid, SIGKILL);
+    }
+    closedir(d);
+    return found;
+}
+
+/* ---- the escalations (check 10) ------------------------------------------ */
+
+/* The answer to escalation run k: --retry for even k, else --skip; one
+ * in ESC_DUP_EVERY twice at once; --set count=k (a JSON number) beside
+ * answer=esc-k (a string) for half of each answer. */
+static bool esc_retry(int k)
+{
+    return k % 2 == 0;
+}
+
+static bool esc_dup(int k)
+{
+    return k % ESC_DUP_EVERY == 1;
+}
+
+static bool esc_count(int k)
+{
+    return k % 4 >= 2;
+}
+
+struct esc {
+    bool answered; /* a weft resolve for it exited 0 */
+    int calls;     /* weft resolve runs */
+    pid_t cli[2];  /* running ones */
+    long long cli_until[2];
+};
+
+static struct esc *escs;
+static long long esc_next_poll;
+static int cli_sent, cli_refused, cli_other; /* exits 0, 1, anything else */
+
+static void esc_submit(void)
+{
+    char task[48];
+    snprintf(task, sizeof(task), "{\"n\": %d}", esc_runs.n);
+    side_submit(&esc_runs, task);
+}
+
+static pid_t esc_spawn(int k)
+{
+    char bin[512], run[32], answer[48], count[48], log[96];
+    const char *argv[16];
+    int n = 0;
+    side_run_id(&esc_runs, k, run, sizeof(run));
+    snprintf(answer, sizeof(answer), "answer=%s", run);
+    snprintf(count, sizeof(count), "count=%d", k);
+    argv[n++] = procs_binary("cli/weft", bin, sizeof(bin));
+    argv[n++] = "resolve";
+    argv[n++] = run;
+    argv[n++] = "gate";
+    argv[n++] = esc_retry(k) ? "--retry" : "--skip";
+    argv[n++] = "--set";
+    argv[n++] = answer;
+    if (esc_count(k)) {
+        argv[n++] = "--set";
+        argv[n++] = count;
+    }
+    argv[n++] = "--by";
+    argv[n++] = "chaos";
+    argv[n] = NULL;
+    const char *env[] = {env_url, NULL};
+    snprintf(log, sizeof(log), "%s/resolve.log", logdir);
+    pid_t pid = procs_spawn(argv, env, log);
+    if (pid <= 0)
+        fatal("cannot start weft resolve");
+    escs[k].calls++;
+    event("resolve %s pid %d", run, (int)pid);
+    return pid;
+}
+
+/* Reaps the weft resolve processes that ended (or kills those that
+ * hang: every one is bounded); returns how many still run. */
+static int esc_reap(void)
+{
+    int running = 0;
+    for (int k = 0; k < esc_runs.n; k++) {
+        for (int c = 0; c < 2; c++) {
+            struct esc *e = &escs[k];
+            int st;
+            if (e->cli[c] <= 0)
+                continue;
+            pid_t r = waitpid(e->cli[c], &st, WNOHANG);
+            if (r == 0 && mono_ms() < e->cli_until[c]) {
+                running++;
+                continue;
+            }
+            if (r == 0) {
+                kill(e->cli[c], SIGKILL);
+                waitpid(e->cli[c], &st, 0);
+                printf("chaos: weft resolve for esc-%d ran %d s: killed\n", k,
+                       CLI_TIMEOUT_MS / 1000);
+            }
+            e->cli[c] = 0;
+            if (r < 0)
+                continue;
+            if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+                cli_sent++;
+                e->answered = true;
+            } else if (WIFEXITED(st) && WEXITSTATUS(st) == 1) {
+                cli_refused++;
+            } else {
+                cli_other++;
+                printf("chaos: weft resolve for esc-%d: %s %d\n", k,
+                       WIFSIGNALED(st) ? "signal" : "exit",
+                       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            }
+        }
+    }
+    return running;
+}
+
+/* Answers the escalation runs whose step waits: a weft resolve each
+ * (two for the duplicates' first answer), none while one runs. */
+static void esc_tick(void)
+{
+    esc_reap();
+    long long now = mono_ms();
+    if (now < esc_next_poll)
+        return;
+    esc_next_poll = now + ESC_POLL_MS;
+    for (int k = 0; k < esc_runs.n; k++) {
+        struct esc *e = &escs[k];
+        if (e->answered || e->cli[0] > 0 || e->cli[1] > 0 ||
+            terminal_run(esc_runs.status[k]))
+            continue;
+        char run[32];
+        side_run_id(&esc_runs, k, run, sizeof(run));
+        redisReply *r = rq("HGET weft:run:%s:steps gate", run);
+        if (r == NULL)
+            return;
+        bool waiting = r->type == REDIS_REPLY_STRING &&
+                       strcmp(r->str, "waiting_for_human") == 0;
+        freeReplyObject(r);
+        if (!waiting)
+            continue;
+        int n = esc_dup(k) && e->calls == 0 ? 2 : 1;
+        for (int c = 0; c < n; c++) {
+            e->cli[c] = esc_spawn(k);
+            e->cli_until[c] = mono_ms() + CLI_TIMEOUT_MS;
+        }
+    }
+}
+
+/* What the side runs need from the main loop, every tick. */
+static void side_tick(void)
+{
+    if (mono_ms() >= hang_next_poll) {
+        hang_poll();
+        hang_next_poll = mono_ms() + HANG_POLL_MS;
+    }
+    esc_tick();
+}
+
 /* ---- chaos events -------------------------------------------------------- */
 
 struct kill_ev {
     int proc;
+    pid_t pid;
     long long us; /* just before the SIGKILL */
     /* scheduler kills: the messages the dead consumer held */
     int nheld, nleft;
@@ -783,6 +1258,7 @@ static void chaos_kill(void)
     struct kill_ev *k = &kills[nkills++];
     memset(k, 0, sizeof(*k));
     k->proc = i;
+    k->pid = p->pid;
     k->us = real_us();
     event("kill %s pid %d", p->name, (int)p->pid);
     proc_kill(p);
@@ -1008,6 +1484,8 @@ enum {
     C_NO_EXITS,
     C_CLEAN_STOP,
     C_BREAKER,
+    C_HANG,
+    C_ESCALATE,
     N_CHECKS
 };
 
@@ -1021,6 +1499,8 @@ static struct check checks[N_CHECKS] = {
     [C_CLEAN_STOP] = {"every process exits 0 on SIGTERM", 0},
     [C_BREAKER] = {"a failing persona's breaker opens and stops its requests",
                    0},
+    [C_HANG] = {"a hung persona is killed at its timeout", 0},
+    [C_ESCALATE] = {"an escalated run resumes after weft resolve", 0},
 };
 
 static bool problem(int c)
@@ -1460,6 +1940,401 @@ static void print_context(const char *what, int skip, long long from_us,
            (double)(to_us - from_us) / 1000.0, sk, wk, rr);
 }
 
+/* ---- checks 9 and 10 ------------------------------------------------------
+ */
+
+/* A history entry of a side run: the fields the checks read, borrowed
+ * from the XRANGE reply. */
+struct sent {
+    long long us;
+    int attempt;
+    const char *type, *step, *status, *error, *action, *by, *resumed;
+};
+
+/* Reads run's history; *reply must be freed after *out (which borrows
+ * from it). Returns the count. */
+static int side_history(const char *run, redisReply **reply, struct sent **out)
+{
+    redisReply *r = RQ("XRANGE weft:run:%s:history - +", run);
+    struct sent *h = NULL;
+    int n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        h = calloc(r->elements, sizeof(*h));
+        if (h == NULL)
+            fatal("out of memory");
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+            continue;
+        const redisReply *f = e->element[1];
+        struct sent *x = &h[n++];
+        const char *us = field(f, "us"), *att = field(f, "attempt");
+        x->us = us ? strtoll(us, NULL, 10) : 0;
+        x->attempt = att ? (int)strtol(att, NULL, 10) : 0;
+        x->type = field(f, "type");
+        x->step = field(f, "step");
+        x->status = field(f, "status");
+        x->error = field(f, "error");
+        x->action = field(f, "action");
+        x->by = field(f, "by");
+        x->resumed = field(f, "resumed");
+    }
+    *reply = r;
+    *out = h;
+    return n;
+}
+
+static bool str_is(const char *s, const char *want)
+{
+    return s != NULL && strcmp(s, want) == 0;
+}
+
+static void print_side_history(const char *run, const struct sent *h, int n)
+{
+    printf("    history of %s:\n", run);
+    for (int i = 0; i < n; i++)
+        printf("      us=%lld %s %s %s attempt=%d%s%s%s%s\n", h[i].us,
+               h[i].type ? h[i].type : "?", h[i].step ? h[i].step : "",
+               h[i].status ? h[i].status : "?", h[i].attempt,
+               h[i].action ? " action=" : "", h[i].action ? h[i].action : "",
+               h[i].error ? " error=" : "", h[i].error ? h[i].error : "");
+}
+
+/* HMGET of the fields names (NULL-ended, at most 14) of the hash key,
+ * retried over reconnections like rq; the caller frees the reply, whose
+ * element i is names[i]'s value or nil. */
+static redisReply *hmget(const char *key, const char *const *names)
+{
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = "HMGET";
+    argv[n++] = key;
+    while (*names != NULL && n < 16)
+        argv[n++] = *names++;
+    redisReply *r = NULL;
+    for (long long end = mono_ms() + CMD_RETRY_MS; r == NULL;) {
+        if (rc == NULL)
+            rc = connect_redis();
+        if (rc != NULL) {
+            r = redisCommandArgv(rc, n, argv, NULL);
+            if (r == NULL) {
+                redisFree(rc);
+                rc = NULL;
+            }
+        }
+        if (r == NULL && mono_ms() > end)
+            fatal("redis unreachable");
+        if (r == NULL)
+            sleep_ms(50);
+    }
+    if (r->type != REDIS_REPLY_ARRAY || (int)r->elements != n - 2)
+        fatal("unexpected reply to HMGET");
+    return r;
+}
+
+static const char *elem(const redisReply *r, size_t i)
+{
+    return r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str
+                                                     : NULL;
+}
+
+/* Check 9, on the runs (see the top of the file). */
+static void check_hang_runs(void)
+{
+    long long span_limit = HANG_TIMEOUT_MS + HANG_SLACK_MS + HANG_MARGIN_MS;
+    int ok_runs = 0, by_worker = 0, by_deadline = 0, stubborn = 0;
+    double longest = 0;
+    if (hang_runs.n == 0 && problem(C_HANG))
+        printf("  [hang] no hang runs: too few --runs\n");
+    for (int k = 0; k < hang_runs.n; k++) {
+        char run[32], key[64];
+        side_run_id(&hang_runs, k, run, sizeof(run));
+        stubborn += hang_stubborn(k);
+        long before = checks[C_HANG].problems;
+
+        snprintf(key, sizeof(key), "weft:run:%s", run);
+        redisReply *hdr = hmget(key, (const char *[]){"status", NULL});
+        snprintf(key, sizeof(key), "weft:run:%s:steps", run);
+        redisReply *sh = hmget(key, (const char *[]){"hang", "after", NULL});
+        bool fin_ok = str_is(elem(hdr, 0), "success") &&
+                      str_is(elem(sh, 0), "failed") &&
+                      str_is(elem(sh, 1), "success");
+        if (!fin_ok && problem(C_HANG))
+            printf("  [hang] run %s: status %s, hang %s, after %s (want "
+                   "success, failed, success)\n",
+                   run, elem(hdr, 0) ? elem(hdr, 0) : "(none)",
+                   elem(sh, 0) ? elem(sh, 0) : "(none)",
+                   elem(sh, 1) ? elem(sh, 1) : "(none)");
+        freeReplyObject(hdr);
+        freeReplyObject(sh);
+
+        redisReply *hr;
+        struct sent *h;
+        int nh = side_history(run, &hr, &h);
+        long long first_running[HANG_ATTEMPTS + 1] = {0};
+        long long end_us[HANG_ATTEMPTS + 1] = {0};
+        int ends[HANG_ATTEMPTS + 1] = {0}, other = 0;
+        for (int i = 0; i < nh; i++) {
+            if (!str_is(h[i].type, "step") || !str_is(h[i].step, "hang"))
+                continue;
+            int a = h[i].attempt;
+            if (a < 1 || a > HANG_ATTEMPTS) {
+                other++;
+                continue;
+            }
+            if (str_is(h[i].status, "running")) {
+                if (first_running[a] == 0)
+                    first_running[a] = h[i].us;
+            } else if (str_is(h[i].status,
+                              a < HANG_ATTEMPTS ? "retrying" : "failed")) {
+                ends[a]++;
+                end_us[a] = h[i].us;
+                if (h[i].error && strstr(h[i].error, "timed out after"))
+                    by_worker++;
+                else if (h[i].error && strstr(h[i].error, "deadline"))
+                    by_deadline++;
+                else
+                    other++;
+            } else if (!str_is(h[i].status, "queued")) {
+                other++;
+            }
+        }
+        for (int a = 1; a <= HANG_ATTEMPTS; a++) {
+            double span = (double)(end_us[a] - first_running[a]) / 1000.0;
+            if (ends[a] != 1 || first_running[a] == 0) {
+                other++;
+                continue;
+            }
+            if (span > longest)
+                longest = span;
+            if (span > (double)span_limit && problem(C_HANG))
+                printf("  [hang] run %s attempt %d ran %.1f s (limit %.1f "
+                       "s)\n",
+                       run, a, span / 1000.0, (double)span_limit / 1000.0);
+        }
+        if (other > 0 && problem(C_HANG)) {
+            printf("  [hang] run %s: %d unexpected entries (want per attempt "
+                   "queued, running, then one timed-out end)\n",
+                   run, other);
+            print_side_history(run, h, nh);
+        }
+        free(h);
+        freeReplyObject(hr);
+        if (checks[C_HANG].problems == before)
+            ok_runs++;
+    }
+    printf("chaos: hung persona: %d runs (%d ignoring SIGTERM), %d ended as "
+           "expected (two timed-out attempts, then the step after it); "
+           "attempts ended by the worker's timeout %d, by the scheduler's "
+           "deadline %d; longest attempt %.1f s (limit %.1f s)\n",
+           hang_runs.n, stubborn, ok_runs, by_worker, by_deadline,
+           longest / 1000.0, (double)span_limit / 1000.0);
+}
+
+/* The kill -9 of pid that fell in [from_us, to_us], or NULL. */
+static const struct kill_ev *kill_of(pid_t pid, long long from_us,
+                                     long long to_us)
+{
+    for (int i = 0; i < nkills; i++)
+        if (kills[i].pid == pid && kills[i].us >= from_us &&
+            kills[i].us <= to_us)
+            return &kills[i];
+    return NULL;
+}
+
+/* Check 9, on the processes (see the top of the file): called once every
+ * job is acknowledged, so nothing hung may be running any more. */
+static void check_hang_procs(void)
+{
+    long long end = mono_ms() + HANG_GONE_WAIT_MS;
+    for (;;) {
+        hang_poll();
+        int alive = 0;
+        for (int i = 0; i < nhprocs; i++)
+            alive += hprocs[i].gone_us == 0;
+        if (alive == 0 || mono_ms() >= end)
+            break;
+        sleep_ms(HANG_POLL_MS);
+    }
+    double *life = calloc((size_t)nhprocs + 1, sizeof(double));
+    if (life == NULL)
+        fatal("out of memory");
+    int personas = 0, alive = 0, orphaned = 0;
+    double orphan_max = 0;
+    for (int i = 0; i < nhprocs; i++) {
+        const struct hproc *x = &hprocs[i];
+        personas += !x->child;
+        long long seen = x->alive_us > x->us ? x->alive_us : x->us;
+        life[i] = (double)(seen - x->us) / 1000.0;
+        if (x->gone_us == 0) {
+            alive++;
+            if (problem(C_HANG))
+                printf("  [hang] %s %d of hang-%d attempt %d still alive\n",
+                       x->child ? "child" : "persona", (int)x->pid, x->run,
+                       x->attempt);
+            continue;
+        }
+        if (life[i] > (double)hang_life_limit_ms(x->run) && problem(C_HANG))
+            printf("  [hang] %s %d of hang-%d attempt %d seen alive %.1f s "
+                   "after it started (limit %.1f s)\n",
+                   x->child ? "child" : "persona", (int)x->pid, x->run,
+                   x->attempt, life[i] / 1000.0,
+                   (double)hang_life_limit_ms(x->run) / 1000.0);
+        /* Its worker killed with SIGKILL meanwhile: the warden's work. */
+        const struct kill_ev *k = kill_of(x->worker, x->us, x->gone_us);
+        if (k != NULL) {
+            orphaned++;
+            double after = (double)(seen - k->us) / 1000.0;
+            if (after > orphan_max)
+                orphan_max = after;
+        }
+    }
+    int strays = hang_sweep();
+    if (strays > 0 && problem(C_HANG))
+        printf("  [hang] %d processes `sleep %s` left (killed now)\n", strays,
+               hang_tag);
+    printf("chaos: hung persona processes: %d logged (%d personas, %d "
+           "children), %d still alive, %d strays; %d orphaned by a kill -9 "
+           "of their worker, seen alive at most %.0f ms after it\n",
+           nhprocs, personas, nhprocs - personas, alive, strays, orphaned,
+           orphan_max);
+    print_dist("hung process lifetime (logged -> last seen alive; limits "
+               "2 s, 7 s ignoring SIGTERM, + 5 s)",
+               life, (size_t)nhprocs);
+    free(life);
+}
+
+/* Check 10 (see the top of the file). */
+static void check_escalations(void)
+{
+    int ok_runs = 0, retried = 0, skipped = 0, stale = 0, dups = 0;
+    double *lat = calloc((size_t)esc_runs.n + 1, sizeof(double));
+    size_t nlat = 0;
+    if (lat == NULL)
+        fatal("out of memory");
+    if (esc_runs.n == 0 && problem(C_ESCALATE))
+        printf("  [escalate] no escalation runs: too few --runs\n");
+    for (int k = 0; k < esc_runs.n; k++) {
+        char run[32], key[64], want[48], count[24];
+        side_run_id(&esc_runs, k, run, sizeof(run));
+        snprintf(want, sizeof(want), "\"%s\"", run);
+        snprintf(count, sizeof(count), "%d", k);
+        bool retry = esc_retry(k);
+        long before = checks[C_ESCALATE].problems;
+        dups += esc_dup(k);
+
+        snprintf(key, sizeof(key), "weft:run:%s", run);
+        redisReply *hdr = hmget(key, (const char *[]){"status", NULL});
+        snprintf(key, sizeof(key), "weft:run:%s:steps", run);
+        redisReply *sh = hmget(key, (const char *[]){"gate", "gate:attempt",
+                                                     "after", "last", NULL});
+        snprintf(key, sizeof(key), "weft:run:%s:state", run);
+        redisReply *st = hmget(
+            key, (const char *[]){"answer", "count", "after_result", NULL});
+        bool fin_ok = str_is(elem(hdr, 0), "success") &&
+                      str_is(elem(sh, 0), retry ? "success" : "skipped") &&
+                      (!retry || str_is(elem(sh, 1), "2")) &&
+                      str_is(elem(sh, 2), "success") &&
+                      str_is(elem(sh, 3), "success");
+        bool state_ok =
+            str_is(elem(st, 0), want) && str_is(elem(st, 2), want) &&
+            (esc_count(k) ? str_is(elem(st, 1), count) : elem(st, 1) == NULL);
+        if (!fin_ok && problem(C_ESCALATE))
+            printf("  [escalate] run %s (%s): status %s, gate %s attempt %s, "
+                   "after %s, last %s\n",
+                   run, retry ? "--retry" : "--skip",
+                   elem(hdr, 0) ? elem(hdr, 0) : "(none)",
+                   elem(sh, 0) ? elem(sh, 0) : "-",
+                   elem(sh, 1) ? elem(sh, 1) : "-",
+                   elem(sh, 2) ? elem(sh, 2) : "-",
+                   elem(sh, 3) ? elem(sh, 3) : "-");
+        if (!state_ok && problem(C_ESCALATE))
+            printf("  [escalate] run %s: state answer %s, count %s, "
+                   "after_result %s (want %s, %s, %s)\n",
+                   run, elem(st, 0) ? elem(st, 0) : "(absent)",
+                   elem(st, 1) ? elem(st, 1) : "(absent)",
+                   elem(st, 2) ? elem(st, 2) : "(absent)", want,
+                   esc_count(k) ? count : "(absent)", want);
+        freeReplyObject(hdr);
+        freeReplyObject(sh);
+        freeReplyObject(st);
+
+        redisReply *hr;
+        struct sent *h;
+        int nh = side_history(run, &hr, &h);
+        int waits = 0, answers = 0, resumed = 0, successes = 0, bad = 0;
+        int i_wait = -1, i_answer = -1, i_resumed = -1;
+        for (int i = 0; i < nh; i++) {
+            const struct sent *x = &h[i];
+            if (str_is(x->type, "step") && str_is(x->step, "gate")) {
+                if (str_is(x->status, "waiting_for_human")) {
+                    waits++;
+                    i_wait = i;
+                } else if (x->action != NULL) {
+                    answers++;
+                    i_answer = i;
+                    bad += !str_is(x->action, retry ? "retry" : "skip") ||
+                           !str_is(x->by, "chaos") ||
+                           !str_is(x->status, retry ? "pending" : "skipped");
+                } else if (str_is(x->status, "success")) {
+                    successes++;
+                }
+            } else if (str_is(x->type, "run") && x->resumed != NULL) {
+                resumed++;
+                i_resumed = i;
+                bad += !str_is(x->resumed, "gate") ||
+                       !str_is(x->status, "running");
+            } else if (str_is(x->type, "control")) {
+                if (str_is(x->status, "stale") && str_is(x->step, "gate"))
+                    stale++;
+                else
+                    bad++;
+            }
+        }
+        if (waits != 1 || answers != 1 || resumed != 1 ||
+            successes != (retry ? 1 : 0) || bad > 0 || i_wait > i_answer ||
+            i_answer > i_resumed) {
+            if (problem(C_ESCALATE)) {
+                printf("  [escalate] run %s (%s): %d escalations, %d "
+                       "answers, %d resumptions, %d successes of gate, %d "
+                       "wrong entries (want 1, 1, 1, %d, 0, in order)\n",
+                       run, retry ? "--retry" : "--skip", waits, answers,
+                       resumed, successes, bad, retry ? 1 : 0);
+                print_side_history(run, h, nh);
+            }
+        } else {
+            lat[nlat++] = (double)(h[i_answer].us - h[i_wait].us) / 1000.0;
+        }
+        if (esc_dup(k) && escs[k].calls < 2 && problem(C_ESCALATE))
+            printf("  [escalate] run %s: answered %d times, not twice\n", run,
+                   escs[k].calls);
+        free(h);
+        freeReplyObject(hr);
+        if (checks[C_ESCALATE].problems == before) {
+            ok_runs++;
+            retry ? retried++ : skipped++;
+        }
+    }
+    if (cli_other > 0) {
+        checks[C_ESCALATE].problems += cli_other;
+        printf("  [escalate] %d weft resolve runs ended other than with 0 "
+               "or 1\n",
+               cli_other);
+    }
+    printf("chaos: escalations: %d runs, %d resumed as answered (%d after "
+           "--retry, %d after --skip); weft resolve ran %d times: %d sent, %d "
+           "found nothing waiting or no Redis, %d otherwise; %d answered "
+           "twice at once, %d second answers recorded as stale\n",
+           esc_runs.n, ok_runs, retried, skipped,
+           cli_sent + cli_refused + cli_other, cli_sent, cli_refused, cli_other,
+           dups, stale);
+    print_dist("escalation -> answer applied (the driver polls every 100 ms, "
+               "then runs weft resolve)",
+               lat, nlat);
+    free(lat);
+}
+
 static void print_figures(void)
 {
     qsort(stamps, nstamps, sizeof(*stamps), cmp_stamp);
@@ -1554,6 +2429,25 @@ static void print_figures(void)
 /* ---- main -----------------------------------------------------------------
  */
 
+/* Loads a workflow, stores its definition (weft:def:<digest>) and copies
+ * its digest to digest_out (65 bytes). */
+static void store_workflow(const char *yaml, const char *name, char *digest_out)
+{
+    struct diag d;
+    struct wf *wf = NULL;
+    diag_init(&d, name);
+    if (wf_load_buffer(yaml, strlen(yaml), name, &wf, &d) != 0) {
+        diag_print(&d, stderr);
+        diag_deinit(&d);
+        fatal("a workflow of the suite does not load");
+    }
+    diag_deinit(&d);
+    snprintf(digest_out, 65, "%s", wf->digest);
+    freeReplyObject(RQ("SET weft:def:%s %b", wf->digest, wf->canonical,
+                       (size_t)wf->canonical_len));
+    wf_free(wf);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: chaos [--runs N] [--seed S] [--chaos-ms MS] "
@@ -1636,6 +2530,13 @@ int main(int argc, char **argv)
     brk_submit_us = calloc((size_t)nruns / BRK_EVERY + 1, sizeof(long long));
     if (run_status == NULL || brk_submit_us == NULL)
         return 1;
+    side_init(&hang_runs, HANG_EVERY);
+    side_init(&esc_runs, ESC_EVERY);
+    escs = calloc((size_t)esc_runs.cap, sizeof(*escs));
+    if (escs == NULL)
+        return 1;
+    /* A fraction of seconds of its own: no other `sleep` has it. */
+    snprintf(hang_tag, sizeof(hang_tag), "1000.%d", (int)getpid());
     snprintf(workspaces_arg, sizeof(workspaces_arg), "--workspaces=%s/ws",
              logdir);
 
@@ -1648,20 +2549,7 @@ int main(int argc, char **argv)
     snprintf(env_url, sizeof(env_url), "REDIS_URL=%s", fx.url);
 
     /* The definition every run pins. */
-    struct diag d;
-    struct wf *wf = NULL;
-    diag_init(&d, "chaos.yml");
-    if (wf_load_buffer(workflow_yaml, strlen(workflow_yaml), "chaos", &wf,
-                       &d) != 0) {
-        diag_print(&d, stderr);
-        diag_deinit(&d);
-        fatal("the chaos workflow does not load");
-    }
-    diag_deinit(&d);
-    snprintf(digest, sizeof(digest), "%s", wf->digest);
-    freeReplyObject(RQ("SET weft:def:%s %b", wf->digest, wf->canonical,
-                       (size_t)wf->canonical_len));
-    wf_free(wf);
+    store_workflow(workflow_yaml, "chaos", digest);
     /* The breaker check's workflow and its persona's service, down. */
     {
         char yaml[1024], path[96];
@@ -1675,23 +2563,57 @@ int main(int argc, char **argv)
                  "    params: {mode: gate, log: \"%s/down-requests.log\","
                  " down: \"%s/down\"}\n",
                  logdir, logdir);
-        diag_init(&d, "breaker.yml");
-        if (wf_load_buffer(yaml, strlen(yaml), "breaker", &wf, &d) != 0) {
-            diag_print(&d, stderr);
-            diag_deinit(&d);
-            fatal("the breaker workflow does not load");
-        }
-        diag_deinit(&d);
-        snprintf(brk_digest, sizeof(brk_digest), "%s", wf->digest);
-        freeReplyObject(RQ("SET weft:def:%s %b", wf->digest, wf->canonical,
-                           (size_t)wf->canonical_len));
-        wf_free(wf);
+        store_workflow(yaml, "breaker", brk_digest);
         snprintf(path, sizeof(path), "%s/down-down", logdir);
         FILE *f = fopen(path, "w");
         if (f == NULL)
             fatal("cannot create the down file");
         fclose(f);
     }
+    /* The hung persona check's workflow: two attempts that time out, then
+     * the step after it. */
+    {
+        char yaml[1024];
+        snprintf(yaml, sizeof(yaml),
+                 "name: hang\n"
+                 "steps:\n"
+                 "  - id: hang\n"
+                 "    type: persona-request\n"
+                 "    persona: hang\n"
+                 "    timeout: %d\n"
+                 "    retry: {max: %d, backoff: fixed, delay: 0.05}\n"
+                 "    on_failure: continue\n"
+                 "    params:\n"
+                 "      mode: hang\n"
+                 "      pidlog: \"%s/hang-pids.log\"\n"
+                 "      sleep: \"%s\"\n"
+                 "      ignore_term: \"{{task.stubborn}}\"\n"
+                 "  - id: after\n"
+                 "    type: noop\n"
+                 "    dependencies: [hang]\n"
+                 "    params: {result: r-after}\n",
+                 HANG_TIMEOUT_MS / 1000, HANG_ATTEMPTS - 1, logdir, hang_tag);
+        store_workflow(yaml, "hang", hang_runs.digest);
+    }
+    /* The escalation check's workflow: `gate` fails once and escalates;
+     * `after` reads what the answer set. */
+    store_workflow("name: escalate\n"
+                   "steps:\n"
+                   "  - id: gate\n"
+                   "    type: noop\n"
+                   "    on_failure: escalate\n"
+                   "    params: {fail_until: 2, result: r-gate, delay_ms: 50}\n"
+                   "  - id: after\n"
+                   "    type: noop\n"
+                   "    dependencies: [gate]\n"
+                   "    params:\n"
+                   "      result: \"{{context.state.get('answer')}}\"\n"
+                   "      delay_ms: 50\n"
+                   "  - id: last\n"
+                   "    type: noop\n"
+                   "    dependencies: [after]\n"
+                   "    params: {result: r-last}\n",
+                   "escalate", esc_runs.digest);
 
     for (int i = 0; i < N_PROCS; i++) {
         procs[i].scheduler = i < N_SCHED;
@@ -1718,6 +2640,10 @@ int main(int argc, char **argv)
                (now - t0) >= (long long)submitted * SUBMIT_SPACING_MS) {
             if (submitted % BRK_EVERY == 0)
                 brk_submit();
+            if (submitted % HANG_EVERY == HANG_OFFSET)
+                hang_submit();
+            if (submitted % ESC_EVERY == ESC_OFFSET)
+                esc_submit();
             submit(submitted++);
         }
         if (redis_done < redis_planned &&
@@ -1732,6 +2658,7 @@ int main(int argc, char **argv)
             next_kill = mono_ms() + rng_range(KILL_MIN_MS, KILL_MAX_MS);
         }
         reap_unexpected();
+        side_tick();
         if (now >= next_held) {
             poll_held();
             next_held = now + HELD_POLL_MS;
@@ -1749,38 +2676,49 @@ int main(int argc, char **argv)
     /* ---- drain ---- */
     long long drain_end = t_chaos_end + drain_s * 1000;
     long long next_poll = 0;
+    bool side_done = false;
     while (!stop_requested && mono_ms() < drain_end) {
         reap_unexpected();
+        side_tick();
         if (mono_ms() >= next_held) {
             poll_held();
             next_held = mono_ms() + HELD_POLL_MS;
         }
         if (mono_ms() >= next_poll) {
             done = poll_runs();
-            if (done == nruns)
+            side_done = side_poll(&hang_runs) & side_poll(&esc_runs);
+            if (done == nruns && side_done)
                 break;
             next_poll = mono_ms() + 250;
         }
         sleep_ms(TICK_MS);
     }
     long long t_drained = mono_ms();
-    printf("chaos: drain: %d/%d runs finished %.1f s after the chaos\n", done,
-           nruns, (double)(t_drained - t_chaos_end) / 1000.0);
+    printf("chaos: drain: %d/%d runs finished%s %.1f s after the chaos\n", done,
+           nruns, side_done ? ", and the side runs" : " (side runs unfinished)",
+           (double)(t_drained - t_chaos_end) / 1000.0);
     /* Stragglers (cancelled losers, reclaimed jobs of finished runs) are
      * acknowledged within a visibility timeout or two. */
     long long pend_end = mono_ms() + PENDING_WAIT_S * 1000;
     long long pend = -1;
     while (!stop_requested && mono_ms() < pend_end) {
         reap_unexpected();
+        side_tick();
         poll_held();
         pend = pending_total(false);
-        if (pend == 0)
+        if (pend == 0 && esc_reap() == 0)
             break;
         sleep_ms(200);
     }
     printf("chaos: pending entries %lld, %.1f s after the drain\n", pend,
            (double)(mono_ms() - t_drained) / 1000.0);
     fflush(stdout);
+    /* Every job is acknowledged: no hung persona may be running now, so
+     * look before the workers are stopped (their drain would kill what
+     * a leak left). */
+    check_hang_procs();
+    while (esc_reap() > 0)
+        sleep_ms(TICK_MS);
 
     /* ---- checks ---- */
     long long t_checks = mono_ms();
@@ -1800,6 +2738,8 @@ int main(int argc, char **argv)
         check_run(i);
     pending_total(true);
     check_breaker();
+    check_hang_runs();
+    check_escalations();
     for (int i = 0; i < N_PROCS; i++) {
         if (procs[i].exits > 0) {
             checks[C_NO_EXITS].problems += procs[i].exits;
@@ -1849,6 +2789,10 @@ int main(int argc, char **argv)
     free(reclaim_ms);
     free(run_status);
     free(brk_submit_us);
+    free(hang_runs.status);
+    free(esc_runs.status);
+    free(escs);
+    free(hprocs);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

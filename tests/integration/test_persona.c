@@ -612,6 +612,45 @@ Test(persona, sigterm_ignored_is_followed_by_sigkill)
     stop_worker();
 }
 
+/* Waits up to WAIT_MS for path to exist (a file another process writes
+ * with a rename, so it appears whole). */
+static void wait_file(const char *path)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    struct stat sb;
+    for (int i = 0; i < WAIT_MS / 10; i++) {
+        if (stat(path, &sb) == 0)
+            return;
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_fail("%s was not written", path);
+}
+
+Test(persona, worker_killed_with_sigkill_takes_the_persona_group_along)
+{
+    char pidfile[128], params[256];
+    snprintf(pidfile, sizeof(pidfile), "%s/orphan.pids", tmp);
+    /* The persona ignores SIGTERM too: only a SIGKILL ends it. */
+    snprintf(params, sizeof(params),
+             "{\"mode\": \"hang\", \"ignore_term\": true, \"pidfile\": "
+             "\"%s\"}",
+             pidfile);
+    start_worker();
+    add_persona_job("r1", "o", "scripted", 0, params, NULL);
+    wait_file(pidfile);
+    pid_t pids[2];
+    read_pids(pidfile, pids);
+    /* No drain, no timer: the worker is gone at once, and nothing of it
+     * may keep running the step (the job is reclaimed and run again
+     * elsewhere). The persona's own child is in its group. */
+    cr_assert_eq(procs_stop(wpid, SIGKILL, 1000) & 0x7f, SIGKILL);
+    wpid = 0;
+    cr_assert(pid_gone(pids[0]), "persona %d survived its worker",
+              (int)pids[0]);
+    cr_assert(pid_gone(pids[1]), "its child %d survived the worker",
+              (int)pids[1]);
+}
+
 /* ---- the request and the environment ----------------------------------- */
 
 Test(persona, request_carries_state_artifacts_and_git_state_from_redis)

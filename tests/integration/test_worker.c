@@ -642,6 +642,31 @@ Test(worker, reclaims_a_job_a_dead_worker_left_pending)
     stop_worker(SIGTERM);
 }
 
+Test(worker, reclaim_keeps_the_deadline_of_the_attempt)
+{
+    add_job("default", "r1", "s1", "noop", 60000);
+    /* A worker that started the job (its start transition set the
+     * deadline) and died. */
+    freeReplyObject(cmd("XGROUP CREATE weft:q:default workers 0 MKSTREAM"));
+    freeReplyObject(
+        cmd("XREADGROUP GROUP workers ghost COUNT 1 STREAMS weft:q:default >"));
+    freeReplyObject(cmd("HSET weft:run:r1:steps s1 running"));
+    freeReplyObject(cmd("ZADD weft:deadlines 1234567 r1|s1|1"));
+    start_worker((const char *const[]){"--visibility=200", NULL});
+
+    struct event ev;
+    expect_event("r1", "s1", "success", &ev);
+    wire_result_deinit(&ev.res);
+    /* Start-to-close counts from the attempt's first start: the
+     * scheduler still fails the attempt at the first deadline. */
+    redisReply *r = cmd("ZSCORE weft:deadlines r1|s1|1");
+    cr_assert_eq(r->type, REDIS_REPLY_STRING);
+    cr_assert_str_eq(r->str, "1234567");
+    freeReplyObject(r);
+    cr_assert_eq(cmd_int("ZCARD weft:deadlines"), 1);
+    stop_worker(SIGTERM);
+}
+
 Test(worker, dead_letters_a_job_past_its_delivery_limit)
 {
     add_job("default", "r1", "s1", "noop", 0);

@@ -508,6 +508,101 @@ Test(subproc, group_leftovers_die_with_the_child, .init = setup)
     got_free(&g);
 }
 
+Test(subproc, warden_stands_in_the_group_while_the_child_runs, .init = setup)
+{
+    const char *argv[] = {
+        "sh", "-c", "ps -eo pgid=,comm= | awk -v g=$$ '$1 == g {print $2}'",
+        NULL};
+    struct subproc_opts o = {.argv = argv};
+    struct got g;
+    run(&o, &g);
+    cr_assert_not_null(strstr(g.out, "weft-warden\n"), "%s", g.out);
+    got_free(&g);
+}
+
+/* The warden is the caller's child, reaped before done_cb: nothing is
+ * left for PID 1 to reap (in a container, PID 1 is the worker). */
+Test(subproc, leaves_no_child_unreaped, .init = setup)
+{
+    const char *argv[] = {"sh", "-c", "sleep 100 & echo started", NULL};
+    struct subproc_opts o = {.argv = argv};
+    struct got g;
+    run(&o, &g);
+    cr_assert_str_eq(g.out, "started\n");
+    errno = 0;
+    cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a child was left");
+    cr_assert_eq(errno, ECHILD);
+    got_free(&g);
+}
+
+/* A child that waits for all its children (a shell's `wait`) is not held
+ * by the warden: it is not the child's child. */
+Test(subproc, warden_is_not_a_child_of_the_child, .init = setup)
+{
+    const char *argv[] = {"sh", "-c", "sleep 0.1 & wait; echo done", NULL};
+    struct subproc_opts o = {.argv = argv};
+    struct got g;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    run(&o, &g);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_str_eq(g.out, "done\n");
+    cr_assert_lt(t1.tv_sec - t0.tv_sec, 5);
+    got_free(&g);
+}
+
+/* A parent killed with SIGKILL runs no code: the warden ends the group,
+ * grandchildren too (PR_SET_PDEATHSIG reaches the child only). */
+Test(subproc, group_dies_with_a_parent_killed_by_sigkill, .init = setup)
+{
+    char pidfile[] = "/tmp/weft-subproc-XXXXXX";
+    int fd = mkstemp(pidfile);
+    close(fd);
+    char script[256];
+    /* The child ignores SIGTERM, and so does what it starts. */
+    snprintf(script, sizeof(script),
+             "trap '' TERM; sleep 100 & echo $$ $! > %s.tmp; "
+             "mv %s.tmp %s; wait",
+             pidfile, pidfile, pidfile);
+    pid_t parent = fork();
+    cr_assert_geq(parent, 0);
+    if (parent == 0) {
+        /* The parent (a worker): starts the child, then only loops. */
+        const char *argv[] = {"sh", "-c", script, NULL};
+        struct subproc_opts o = {.argv = argv};
+        struct event_base *base = event_base_new();
+        struct subproc *p = NULL;
+        struct got g;
+        if (base == NULL || subproc_start(base, &o, on_done, &g, &p, NULL) != 0)
+            _exit(1);
+        event_base_dispatch(base);
+        _exit(2);
+    }
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    struct stat st;
+    /* mkstemp left it empty; the rename fills it whole. */
+    for (int i = 0; i < 1000 && (stat(pidfile, &st) != 0 || st.st_size == 0);
+         i++)
+        nanosleep(&ts, NULL);
+    char line[64] = {0}, *end;
+    FILE *f = fopen(pidfile, "r");
+    cr_assert_not_null(f, "pid file %s", pidfile);
+    cr_assert_not_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    long child = strtol(line, &end, 10);
+    long grandchild = strtol(end, NULL, 10);
+    cr_assert_gt(child, 0);
+    cr_assert_gt(grandchild, 0);
+    kill(parent, SIGKILL);
+    int wst;
+    cr_assert_eq(waitpid(parent, &wst, 0), parent);
+    cr_assert(WIFSIGNALED(wst));
+    cr_assert(pid_gone((pid_t)child), "child %ld survived", child);
+    cr_assert(pid_gone((pid_t)grandchild), "grandchild %ld survived",
+              grandchild);
+    unlink(pidfile);
+}
+
 Test(subproc, escaped_descendant_cannot_hold_the_result, .init = setup)
 {
     /* setsid leaves the group; it keeps stdout open for 100 s. The

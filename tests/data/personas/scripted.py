@@ -11,9 +11,15 @@ adapter: every way a persona can answer, fail, flood or hang.
            bytes (the result string pads it)
   garbage  print text that is not JSON, with a line on stderr
   flood    write params.bytes bytes to stdout (then a valid response)
-  hang     start a `sleep` child, write "<pid> <child pid>" to
-           params.pidfile, then sleep; params.ignore_term: ignore SIGTERM
-           (the child too)
+  hang     start a `sleep` child (of params.sleep seconds, default
+           1000: a value of its own lets a test find its children by
+           their command line), write "<pid> <child pid>" to
+           params.pidfile and/or append "<run> <step> <attempt> <pid>
+           <pid start> <child pid> <child start> <us> <parent pid>" to
+           params.pidlog (start: the start time in /proc/PID/stat, so a
+           reused pid is told apart; us: the wall clock in microseconds;
+           the parent is the worker), then sleep;
+           params.ignore_term: ignore SIGTERM (the child too)
   echo     answer success with result {request, env, cwd}: the request as
            read from stdin and the variables the worker sets
   gate     a service that may be down (tests/integration/test_faults.c):
@@ -27,6 +33,13 @@ import signal
 import subprocess
 import sys
 import time
+
+
+def start_time(pid):
+    """Field 22 of /proc/PID/stat: when the process started (clock ticks
+    since boot). The name before it may hold spaces and parentheses."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
 
 
 def main():
@@ -59,10 +72,22 @@ def main():
     elif mode == "hang":
         if params.get("ignore_term"):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        child = subprocess.Popen(["sleep", "1000"])
-        with open(params["pidfile"] + ".tmp", "w") as f:
-            f.write("%d %d\n" % (os.getpid(), child.pid))
-        os.rename(params["pidfile"] + ".tmp", params["pidfile"])
+        child = subprocess.Popen(["sleep", str(params.get("sleep", 1000))])
+        if "pidfile" in params:
+            with open(params["pidfile"] + ".tmp", "w") as f:
+                f.write("%d %d\n" % (os.getpid(), child.pid))
+            os.rename(params["pidfile"] + ".tmp", params["pidfile"])
+        if "pidlog" in params:
+            line = "%s %s %d %d %d %d %d %d %d\n" % (
+                req["run"], req["step"]["id"], req["step"]["attempt"],
+                os.getpid(), start_time(os.getpid()), child.pid,
+                start_time(child.pid), int(time.time() * 1e6),
+                os.getppid())
+            # One write on an O_APPEND descriptor: lines never interleave.
+            fd = os.open(params["pidlog"],
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(fd, line.encode())
+            os.close(fd)
         while True:
             time.sleep(1)
     elif mode == "echo":
