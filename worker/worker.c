@@ -51,8 +51,9 @@
 #define WORKER_CANCEL_POLL_MS 1000
 /* The step deadline handed to `start` is the job's timeout plus this, so
  * that the worker's own timeout (with the handler's output) normally
- * reports before the scheduler's deadline timer fires. */
-#define WORKER_DEADLINE_SLACK_MS 5000
+ * reports before the scheduler's deadline timer fires: longer than a
+ * persona's SIGTERM-to-SIGKILL grace (5 s), with room to report. */
+#define WORKER_DEADLINE_SLACK_MS 10000
 /* Longest step timeout honoured: 30 days. Longer values are clamped, so
  * the timer and the deadline arithmetic cannot overflow. */
 #define WORKER_TIMEOUT_MAX_MS (30ull * 24 * 3600 * 1000)

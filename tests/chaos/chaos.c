@@ -185,7 +185,7 @@ static const double redis_at[REDIS_EVENTS] = {0.25, 0.5, 0.75};
 #define HANG_GRACE_MS 5000
 /* worker/worker.c WORKER_DEADLINE_SLACK_MS: the scheduler's deadline of
  * an attempt is its first start + its timeout + this. */
-#define HANG_SLACK_MS 5000
+#define HANG_SLACK_MS 10000
 /* Allowance past those limits: a scheduler down when the deadline comes
  * (back within --restart-max-ms, or the other's claim idle), Redis
  * restarting, a loaded machine, sanitizers. */

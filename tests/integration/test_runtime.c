@@ -619,7 +619,7 @@ Test(runtime, a_step_whose_worker_dies_fails_at_its_deadline)
     cr_assert_not_null(wait_running("dl-1", "slow"));
     /* The worker is procs[1]: it dies without reporting; no other worker
      * serves the queue, so only the scheduler's deadline can end the
-     * step (timeout 1 s + the worker's 5 s slack). */
+     * step (timeout 1 s + the worker's 10 s slack). */
     kill(procs[1], SIGKILL);
     waitpid(procs[1], NULL, 0);
     procs[1] = procs[--nprocs];
