@@ -397,6 +397,48 @@ static const char *fallback_queue(const struct plan_env *env,
     return pr ? pr->queue : s->fallback_persona;
 }
 
+/* The context slice every job carries: the run's fixed context and its
+ * task. New reference; NULL on OOM. */
+static json_t *job_context(const struct runinfo *ri)
+{
+    return json_pack("{s:O?, s:O?, s:O?, s:O?, s:O}", "workflowId",
+                     json_object_get(ri->ctx, "workflowId"), "repoRoot",
+                     json_object_get(ri->ctx, "repoRoot"), "branchName",
+                     json_object_get(ri->ctx, "branchName"), "baseBranch",
+                     json_object_get(ri->ctx, "baseBranch"), "task", ri->task);
+}
+
+/* Encodes and signs job, and adds it to p: its queue to the keys, its
+ * body to the bodies. *ref receives the script's job reference {q, a,
+ * sig, type, persona}. */
+static int job_ref(const struct plan_env *env, const struct wire_job *job,
+                   struct plan *p, json_t **ref, struct weft_error *err)
+{
+    char *body = NULL;
+    size_t blen = 0;
+    char sig[HMAC_HEX_LEN + 1], qkey[KEYS_MAX];
+    int rc = wire_job_encode(job, &body, &blen);
+    if (rc != 0)
+        return weft_error_set(err, rc, 0, 0, "cannot encode job: %s",
+                              weft_strerror(rc));
+    hmac_sign_hex(env->hmac, body, blen, sig);
+    if (keys_queue(env->keys, job->queue, qkey) == 0) {
+        weft_free(body);
+        return weft_error_set(err, WEFT_EINVAL, 0, 0, "invalid queue name '%s'",
+                              job->queue);
+    }
+    uint32_t q = plan_key(p, qkey);
+    uint32_t a = q ? plan_body(p, body, blen) : 0;
+    if (a == 0) {
+        weft_free(body);
+        return WEFT_ENOMEM;
+    }
+    *ref = json_pack("{s:i, s:i, s:s, s:s, s:s}", "q", (json_int_t)q, "a",
+                     (json_int_t)a, "sig", sig, "type", job->type, "persona",
+                     job->persona ? job->persona : "");
+    return *ref ? 0 : WEFT_ENOMEM;
+}
+
 /* Renders, encodes and signs one job of s (for its fallback persona when
  * fallback); returns the script's job reference {q, a, sig, type,
  * persona} in *ref. */
@@ -409,8 +451,6 @@ static int render_one(const struct plan_env *env, const struct runinfo *ri,
     memset(&job, 0, sizeof(job));
     json_t *name = NULL, *timeout = NULL, *branch = NULL, *message = NULL,
            *remote = NULL, *base = NULL;
-    char *body = NULL;
-    size_t blen = 0;
     int rc;
     if ((rc = render_tv(s->name, scope, "name", &name, err)) ||
         (rc = render_tv(s->timeout, scope, "timeout", &timeout, err)) ||
@@ -450,12 +490,7 @@ static int render_one(const struct plan_env *env, const struct runinfo *ri,
     job.name = dup_string_or(name, s->id);
     if (job.name == NULL)
         goto done;
-    job.context =
-        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O}", "workflowId",
-                  json_object_get(ri->ctx, "workflowId"), "repoRoot",
-                  json_object_get(ri->ctx, "repoRoot"), "branchName",
-                  json_object_get(ri->ctx, "branchName"), "baseBranch",
-                  json_object_get(ri->ctx, "baseBranch"), "task", ri->task);
+    job.context = job_context(ri);
     if (job.context == NULL)
         goto done;
     if (s->type == WF_STEP_GIT) {
@@ -465,31 +500,8 @@ static int render_one(const struct plan_env *env, const struct runinfo *ri,
         if (job.git == NULL)
             goto done;
     }
-    if ((rc = wire_job_encode(&job, &body, &blen)) != 0) {
-        weft_error_set(err, rc, 0, 0, "cannot encode job: %s",
-                       weft_strerror(rc));
-        goto done;
-    }
-    char sig[HMAC_HEX_LEN + 1];
-    hmac_sign_hex(env->hmac, body, blen, sig);
-    char qkey[KEYS_MAX];
-    rc = WEFT_ENOMEM;
-    if (keys_queue(env->keys, job.queue, qkey) == 0) {
-        rc = weft_error_set(err, WEFT_EINVAL, 0, 0, "invalid queue name '%s'",
-                            job.queue);
-        goto done;
-    }
-    uint32_t q = plan_key(p, qkey);
-    uint32_t a = q ? plan_body(p, body, blen) : 0;
-    if (a == 0)
-        goto done;
-    body = NULL; /* owned by p now */
-    *ref = json_pack("{s:i, s:i, s:s, s:s, s:s}", "q", (json_int_t)q, "a",
-                     (json_int_t)a, "sig", sig, "type", job.type, "persona",
-                     job.persona ? job.persona : "");
-    rc = *ref ? 0 : WEFT_ENOMEM;
+    rc = job_ref(env, &job, p, ref, err);
 done:
-    weft_free(body);
     weft_free(job.name);
     json_decref(job.params);
     json_decref(job.context);
@@ -1780,9 +1792,8 @@ static int rollback_dispatch_into(const struct plan_env *env,
                                   struct weft_error *err)
 {
     struct wire_job job;
-    char *body = NULL;
-    size_t blen = 0;
-    char trace[64], sig[HMAC_HEX_LEN + 1], qkey[KEYS_MAX];
+    char trace[64];
+    json_t *ref = NULL;
     int rc = WEFT_ENOMEM;
 
     if (!json_is_array(changes) || json_array_size(changes) == 0)
@@ -1798,36 +1809,15 @@ static int rollback_dispatch_into(const struct plan_env *env,
     job.attempt = attempt;
     job.timeout_ms = (uint64_t)PLAN_ROLLBACK_TIMEOUT_S * 1000;
     job.trace = trace;
-    job.context =
-        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O}", "workflowId",
-                  json_object_get(ri->ctx, "workflowId"), "repoRoot",
-                  json_object_get(ri->ctx, "repoRoot"), "branchName",
-                  json_object_get(ri->ctx, "branchName"), "baseBranch",
-                  json_object_get(ri->ctx, "baseBranch"), "task", ri->task);
+    job.context = job_context(ri);
     job.git =
         json_pack("{s:s, s:O}", "operation", "rollback", "changes", changes);
     if (job.context == NULL || job.git == NULL)
         goto done;
-    if ((rc = wire_job_encode(&job, &body, &blen)) != 0) {
-        weft_error_set(err, rc, 0, 0, "cannot encode the rollback job: %s",
-                       weft_strerror(rc));
+    if ((rc = job_ref(env, &job, p, &ref, err)) != 0)
         goto done;
-    }
-    hmac_sign_hex(env->hmac, body, blen, sig);
     rc = WEFT_ENOMEM;
-    if (keys_queue(env->keys, job.queue, qkey) == 0) {
-        rc = weft_error_set(err, WEFT_EINVAL, 0, 0, "invalid queue name '%s'",
-                            job.queue);
-        goto done;
-    }
-    uint32_t q = plan_key(p, qkey);
-    uint32_t a = q ? plan_body(p, body, blen) : 0;
-    if (a == 0)
-        goto done;
-    body = NULL; /* owned by p now */
-    json_t *ref = json_pack("{s:i, s:i, s:s, s:s}", "q", (json_int_t)q, "a",
-                            (json_int_t)a, "sig", sig, "type", job.type);
-    if (ref == NULL || set_new(t, "job", ref) ||
+    if (set_new(t, "job", ref) ||
         set_new(t, "phase", json_string("dispatch")) ||
         set_new(t, "step", json_string(PLAN_ROLLBACK_STEP)) ||
         set_new(t, "attempt", json_integer(attempt)) ||
@@ -1835,7 +1825,6 @@ static int rollback_dispatch_into(const struct plan_env *env,
         goto done;
     rc = 0;
 done:
-    weft_free(body);
     json_decref(job.context);
     json_decref(job.git);
     return rc;

@@ -1070,6 +1070,33 @@ static const struct wf_step *work_step(struct work *w)
 
 static void control_apply(struct work *w);
 
+/* The outcome of w's attempt: the worker's result, or for a `timeout`
+ * event (no result before the deadline `start` set: the worker is gone
+ * or stuck) a timeout, after which a late result finds the attempt moved
+ * on. An undecodable result fails the attempt (it may be retried) rather
+ * than leave it hanging. whose names the deadline in the message. */
+static void result_read(struct work *w, const char *whose,
+                        struct wire_result *res)
+{
+    struct weft_error err;
+    char why[WEFT_ERROR_MSG_MAX + 64];
+    weft_error_clear(&err);
+    memset(res, 0, sizeof(*res));
+    if (w->deadline) {
+        snprintf(why, sizeof(why),
+                 "no result before %s deadline (the worker went silent)",
+                 whose);
+        res->status = WIRE_TIMEOUT;
+        res->message = weft_strdup(why);
+    } else if (w->body == NULL ||
+               wire_result_decode(w->body, w->bodylen, res, &err) != 0) {
+        snprintf(why, sizeof(why), "undecodable result: %s", err.msg);
+        res->status = WIRE_ERROR;
+        res->message = weft_strdup(why);
+    }
+    w->timed_out = res->status == WIRE_TIMEOUT;
+}
+
 static void result_apply(struct work *w)
 {
     struct sched *s = w->s;
@@ -1089,23 +1116,7 @@ static void result_apply(struct work *w)
     struct weft_error err;
     weft_error_clear(&err);
     char why[WEFT_ERROR_MSG_MAX + 32];
-    memset(&res, 0, sizeof(res));
-    if (w->deadline) {
-        /* No result before the deadline the start transition set: the
-         * worker is gone or stuck. The attempt fails as timed out (and may
-         * be retried); a late result finds the attempt moved on. */
-        res.status = WIRE_TIMEOUT;
-        res.message = weft_strdup("no result before the step's deadline "
-                                  "(the worker went silent)");
-    } else if (w->body == NULL ||
-               wire_result_decode(w->body, w->bodylen, &res, &err) != 0) {
-        /* The step cannot know what happened: fail the attempt (it may be
-         * retried) rather than leave it hanging. */
-        snprintf(why, sizeof(why), "undecodable result: %s", err.msg);
-        res.status = WIRE_ERROR;
-        res.message = weft_strdup(why);
-    }
-    w->timed_out = res.status == WIRE_TIMEOUT;
+    result_read(w, "the step's", &res);
     struct plan_env env = env_of(s);
     int rc =
         w->deadline == 2
@@ -1344,21 +1355,7 @@ static void rollback_ready(struct work *w)
 static void rollback_result(struct work *w)
 {
     struct wire_result res;
-    struct weft_error err;
-    char why[WEFT_ERROR_MSG_MAX + 32];
-    weft_error_clear(&err);
-    memset(&res, 0, sizeof(res));
-    if (w->deadline) {
-        res.status = WIRE_TIMEOUT;
-        res.message = weft_strdup("no result before the rollback's deadline "
-                                  "(the worker went silent)");
-    } else if (w->body == NULL ||
-               wire_result_decode(w->body, w->bodylen, &res, &err) != 0) {
-        snprintf(why, sizeof(why), "undecodable result: %s", err.msg);
-        res.status = WIRE_ERROR;
-        res.message = weft_strdup(why);
-    }
-    w->timed_out = res.status == WIRE_TIMEOUT;
+    result_read(w, "the rollback's", &res);
     struct plan_env env = env_of(w->s);
     int rc = plan_rollback_result(&env, &w->re->ri, w->attempt, w->entry, &res,
                                   batch_plan(w->s, SCRIPT_ROLLBACK));
