@@ -72,7 +72,8 @@ int hist_read(struct hist_follow *f, int block_ms, hist_cb cb, void *ud)
 
 static bool is_core_field(const char *name, size_t len)
 {
-    static const char *const core[] = {"type", "step", "status", "ts"};
+    static const char *const core[] = {"type", "step", "status",
+                                       "ts",   "us",   "done_us"};
     for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++) {
         if (strlen(core[i]) == len && memcmp(core[i], name, len) == 0)
             return true;

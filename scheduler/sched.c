@@ -88,9 +88,10 @@ struct work {
     char *task, *digest, *workflow, *type; /* WORK_TASK */
     char *body;                            /* WORK_RESULT msgpack */
     size_t bodylen;
-    char *reason; /* WORK_CANCEL */
-    char *trace;  /* the producer's traceparent, if any: a task's, or a
-                     result's (the job it answers) */
+    char *reason;  /* WORK_CANCEL */
+    char *trace;   /* the producer's traceparent, if any: a task's, or a
+                      result's (the job it answers) */
+    char *done_us; /* a result: when its worker reported (its clock, us) */
     struct runent *re;
     json_t *state, *extra; /* fetched for evaluation */
     int marked;            /* entry is registered in s->marks */
@@ -1130,6 +1131,14 @@ static void result_apply(struct work *w)
         dead_letter(w, why);
         return;
     }
+    /* The history keeps when the worker reported, beside when the
+     * transition ran: the difference is the scheduler's lag. */
+    struct plan *p = batch_plan(s, SCRIPT_FINISH);
+    size_t len = w->done_us ? strlen(w->done_us) : 0;
+    if (!w->deadline && len > 0 && len < 20 &&
+        strspn(w->done_us, "0123456789") == len)
+        json_object_set_new(plan_get(p, plan_size(p) - 1), "done_us",
+                            json_string(w->done_us));
     batch_add(w, SCRIPT_FINISH);
 }
 
@@ -1553,6 +1562,7 @@ static void work_done(struct work *w)
     weft_free(w->body);
     weft_free(w->reason);
     weft_free(w->trace);
+    weft_free(w->done_us);
     weft_free(w->timer);
     weft_free(w->blocked);
     json_decref(w->state);
@@ -1626,6 +1636,8 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
             slot = &w->reason;
         else if (strcmp(key, "trace") == 0)
             slot = &w->trace;
+        else if (strcmp(key, "us") == 0)
+            slot = &w->done_us;
         else if (strcmp(key, "kind") == 0)
             slot = &w->timer;
         else if (strcmp(key, "breaker") == 0)

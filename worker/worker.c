@@ -200,6 +200,7 @@ struct cmd {
     int argc;
     const char *argv[WORKER_CMD_ARGS];
     size_t len[WORKER_CMD_ARGS];
+    char us[24]; /* a result's completion stamp, which argv points into */
 };
 
 static void kick(struct worker *w);
@@ -526,9 +527,13 @@ static void ack_entry(struct worker *w, unsigned qi, const char *id)
     rconn_argv(w->cmd, NULL, NULL, 3, del, NULL);
 }
 
+static int64_t now_us(void);
+
 /* Builds the `result` XADD for the events stream; trace (nullable) is
- * the job's traceparent, so the result stays in the run's trace. The
- * strings must stay valid until the command is sent. */
+ * the job's traceparent, so the result stays in the run's trace, and `us`
+ * stamps when the step completed here (the history keeps it: completion
+ * to the successor's start is the engine's latency). The strings must
+ * stay valid until the command is sent. */
 static void result_cmd(struct worker *w, struct cmd *c, const char *run,
                        size_t runlen, const char *step, size_t steplen,
                        const char *attempt, enum wire_status st,
@@ -549,6 +554,9 @@ static void result_cmd(struct worker *w, struct cmd *c, const char *run,
     cmd_adds(c, wire_status_name(st));
     cmd_adds(c, "worker");
     cmd_adds(c, w->name);
+    snprintf(c->us, sizeof(c->us), "%" PRId64, now_us());
+    cmd_adds(c, "us");
+    cmd_adds(c, c->us);
     if (trace != NULL && trace[0] != '\0') {
         cmd_adds(c, "trace");
         cmd_adds(c, trace);

@@ -7,6 +7,7 @@
 --   (success|failed|skipped), verdict, result_json (JSON text),
 --   state_json {key: JSON text}, artifacts, persona,
 --   git, message, skey (state key stem), retry_at (ms; 0 = no retry),
+--   done_us (when the worker reported, its clock in us),
 --   on_failure, run_error, deps [{id, job?}], anc [{id, kind, deps,
 --   desc, skey, on_failure}], skip [ids] (descendants of a skipped
 --   composite), ttl, chan (cancel channel); brk, fbrk (the breakers of
@@ -79,7 +80,8 @@ if status == 'failed' and P.on_failure == 'escalate' then
     return out
 end
 hist('step', P.step, status, {'attempt', P.attempt,
-                              'error', P.message or ''})
+                              'error', P.message or '',
+                              'done_us', P.done_us or ''})
 propagate(status, status ~= 'failed' or P.on_failure == 'continue', P.deps)
 ack(K_EVENTS, 'schedulers', P.mark)
 return out
