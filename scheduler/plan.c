@@ -1742,6 +1742,8 @@ static int retry_into(const struct plan_env *env, const struct runinfo *ri,
         goto done;
     }
     if (set_new(t, "top", json_integer(top)) ||
+        (wf->timeout_ms > 0 &&
+         set_new(t, "timeout", json_integer((json_int_t)wf->timeout_ms))) ||
         json_object_set(t, "reset", reset) ||
         json_object_set(t, "ready", ready))
         goto done;

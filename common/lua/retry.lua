@@ -20,7 +20,8 @@
 --   [{id, st ('pending' | 'running'), deps (n), left (n, for groups
 --   re-opened), skey (state key stem), bump (the step was cancelled
 --   while it may have been made ready: count that attempt, so a stale
---   ready mark for it finds the attempt moved on)}], ready [{id}].
+--   ready mark for it finds the attempt moved on)}], ready [{id}],
+--   timeout (ms: the workflow's timeout, re-armed from now).
 local function note(status, why)
     hist('control', P.from or '', status,
          {'event', 'retry', 'by', P.by or '', 'reason', why})
@@ -75,6 +76,10 @@ redis.call('HDEL', K_RUN, 'finished', 'error', 'waiting')
 -- The run is live again: it no longer expires with the retention.
 for _, k in ipairs({K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST}) do
     redis.call('PERSIST', k)
+end
+-- The workflow's timeout counts again from the retry.
+if (tonumber(P.timeout) or 0) > 0 then
+    redis.call('ZADD', K_DEADLINES, S(NOW + P.timeout), RUN .. '|run')
 end
 hist('run', '', 'running', {'retry', n, 'by', P.by or '',
                             'comment', P.comment or '', 'from', P.from or ''})

@@ -587,6 +587,35 @@ Test(faults, run_timeout_fails_the_run_and_stops_its_jobs)
     freeReplyObject(r);
 }
 
+Test(faults, a_retried_run_gets_its_timeout_again)
+{
+    start_system("default");
+    const char *yaml = "name: again\n"
+                       "timeout: 1\n"
+                       "steps:\n"
+                       "  - id: long\n"
+                       "    type: noop\n"
+                       "    params: {delay_ms: 60000}\n";
+    cr_assert_str_eq(run_to_end(yaml, "again"), "failed");
+    freeReplyObject(
+        cmd("XADD weft:events * type retry run again seq 0 by test"));
+    /* The retry re-arms the workflow's timeout: the run fails again
+     * instead of waiting for its 60 s step. */
+    time_t t0 = time(NULL), end = t0 + RUN_WAIT_S;
+    bool again = false;
+    while (time(NULL) < end && !again) {
+        again = strcmp(run_field("again", "retries"), "1") == 0 &&
+                strcmp(run_field("again", "status"), "failed") == 0;
+        if (!again)
+            poll_pause();
+    }
+    cr_assert(again, "the retried run did not time out (status %s)",
+              run_field("again", "status"));
+    cr_assert_lt(time(NULL) - t0, 30);
+    cr_assert_str_eq(run_field("again", "error"),
+                     "the run timed out (timeout: 1 s)");
+}
+
 Test(faults, malformed_timer_and_breaker_events_are_dead_lettered)
 {
     start_system("default");

@@ -681,6 +681,21 @@ Test(plan, retry_reruns_the_failed_step_and_after_keeping_successes,
     wf_free(wf);
 }
 
+Test(plan, retry_re_arms_the_workflow_timeout, .init = setup)
+{
+    struct wf *wf = load("timeout: 90\nsteps: [{id: a, type: noop}]\n");
+    struct plan p;
+    json_t *t = retry_plan(&p, wf, "{\"a\": \"cancelled\"}", NULL);
+    cr_assert_eq(json_integer_value(json_object_get(t, "timeout")), 90000);
+    plan_deinit(&p);
+    wf_free(wf);
+    wf = load(chain);
+    t = retry_plan(&p, wf, "{\"a\": \"failed\"}", NULL);
+    cr_assert_null(json_object_get(t, "timeout"), "no timeout, no timer");
+    plan_deinit(&p);
+    wf_free(wf);
+}
+
 Test(plan, retry_from_a_step_reruns_it_and_its_transitive_dependents,
      .init = setup)
 {
