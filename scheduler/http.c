@@ -27,6 +27,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1107,36 +1108,36 @@ static void metrics_answer(struct req *q)
         rc = metrics_sample_u64(&b, "weft_runs_total", labels,
                                 (uint64_t)json_integer_value(v));
     }
-    if (rc == 0)
-        rc = metrics_counter(&b, "weft_events_processed_total",
-                             "Stream entries (tasks and events) this "
-                             "scheduler handled.",
-                             ss->messages);
-    if (rc == 0)
-        rc = metrics_counter(&b, "weft_transitions_total",
-                             "Transition scripts that changed a run's state.",
-                             ss->transitions);
-    if (rc == 0)
-        rc = metrics_counter(&b, "weft_stale_transitions_total",
-                             "Transitions that found the state already moved "
-                             "(redeliveries, races between replicas).",
-                             ss->stale);
-    if (rc == 0)
-        rc = metrics_counter(&b, "weft_dead_letters_total",
-                             "Messages this scheduler sent to the DLQ.",
-                             ss->dead);
-    if (rc == 0)
-        rc = metrics_counter(&b, "weft_runs_finished_total",
-                             "Runs this scheduler brought to an end.",
-                             ss->runs_done);
-    if (rc == 0)
-        rc = metrics_counter(&b, "weft_step_retries_total",
-                             "Step retries this scheduler scheduled.",
-                             ss->retries);
-    if (rc == 0)
-        rc = metrics_counter(&b, "weft_step_timeouts_total",
-                             "Step attempts this scheduler saw time out.",
-                             ss->timeouts);
+    /* This scheduler's own counters (struct sched_stats). */
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } counters[] = {
+        {"weft_events_processed_total",
+         "Stream entries (tasks and events) this scheduler handled.",
+         offsetof(struct sched_stats, messages)},
+        {"weft_transitions_total",
+         "Transition scripts that changed a run's state.",
+         offsetof(struct sched_stats, transitions)},
+        {"weft_stale_transitions_total",
+         "Transitions that found the state already moved (redeliveries, "
+         "races between replicas).",
+         offsetof(struct sched_stats, stale)},
+        {"weft_dead_letters_total", "Messages this scheduler sent to the DLQ.",
+         offsetof(struct sched_stats, dead)},
+        {"weft_runs_finished_total", "Runs this scheduler brought to an end.",
+         offsetof(struct sched_stats, runs_done)},
+        {"weft_step_retries_total", "Step retries this scheduler scheduled.",
+         offsetof(struct sched_stats, retries)},
+        {"weft_step_timeouts_total",
+         "Step attempts this scheduler saw time out.",
+         offsetof(struct sched_stats, timeouts)},
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof(counters) / sizeof(counters[0]);
+         i++)
+        rc = metrics_counter(
+            &b, counters[i].name, counters[i].help,
+            *(const uint64_t *)((const char *)ss + counters[i].off));
     if (rc == 0)
         rc = metrics_streams(q, &b, "weft_queue_depth",
                              "Entries in a job queue stream (XLEN).", 0, true);
