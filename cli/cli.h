@@ -222,6 +222,11 @@ int submit_one(redisContext *c, const struct keys *k, const struct wf *wf,
  * (no such run; nothing printed) or another code (printed). */
 int rundoc_load(redisContext *c, const struct keys *k, const char *run,
                 json_t **doc, struct wf **wf_out);
+/* The definition with that digest, as stored for the runs pinned to it
+ * (owned by the caller: wf_free); NULL when it is gone or unreadable, or
+ * on a Redis error (printed). */
+struct wf *rundoc_load_def(redisContext *c, const struct keys *k,
+                           const char *digest);
 /* Prints the document for people: header, then a step table indented by
  * depth when wf is given. */
 void rundoc_print(const json_t *doc, const struct wf *wf, FILE *out);

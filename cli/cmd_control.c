@@ -205,23 +205,13 @@ done:
 static struct wf *read_def(redisContext *rc, const struct keys *k,
                            const char *run, const char *digest)
 {
-    char key[KEYS_MAX];
-    if (digest == NULL || keys_def(k, digest, key) == 0) {
+    if (digest == NULL) {
         cli_error("run %s has no definition", run);
         return NULL;
     }
-    redisReply *r = cli_cmd(rc, "GET %s", key);
-    struct wf *wf = NULL;
-    if (r != NULL && r->type == REDIS_REPLY_STRING) {
-        struct diag d;
-        diag_init(&d, key);
-        if (wf_load_canonical(r->str, r->len, &wf, &d) != 0)
-            wf = NULL;
-        diag_deinit(&d);
-    }
-    if (r != NULL && wf == NULL)
+    struct wf *wf = rundoc_load_def(rc, k, digest);
+    if (wf == NULL)
         cli_error("run %s: its definition is missing or unreadable", run);
-    freeReplyObject(r);
     return wf;
 }
 

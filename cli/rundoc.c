@@ -29,9 +29,7 @@
  * the row. */
 #define STEP_COL_MAX 40
 
-/* Loads the pinned definition, or NULL when it is gone or unreadable
- * (the table then follows the hash). */
-static struct wf *load_def(redisContext *c, const struct keys *k,
+struct wf *rundoc_load_def(redisContext *c, const struct keys *k,
                            const char *digest)
 {
     char key[KEYS_MAX];
@@ -111,7 +109,8 @@ int rundoc_load(redisContext *c, const struct keys *k, const char *run,
         cli_error("redis: unexpected reply to HGETALL %s", skey);
         return WEFT_EREDIS;
     }
-    struct wf *wf = load_def(c, k, cli_reply_str(h, "digest"));
+    /* Without it, the table follows the hash. */
+    struct wf *wf = rundoc_load_def(c, k, cli_reply_str(h, "digest"));
     json_t *d = NULL;
     int rc = rundoc_build(run, h, s, wf, &d);
     freeReplyObject(h);
