@@ -246,6 +246,7 @@ struct hist_entry {
     const char *status;
     int64_t ts;               /* ms; -1 when absent */
     const redisReply *fields; /* the whole field array */
+    const redisReply *entry;  /* the stream entry [id, fields] */
 };
 
 struct hist_follow {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "num.h"
+#include "rundoc.h"
 
 int hist_init(struct hist_follow *f, redisContext *c, const struct keys *k,
               const char *run)
@@ -29,6 +29,7 @@ static void entry_from(const redisReply *e, struct hist_entry *out)
     memset(out, 0, sizeof(*out));
     out->id = e->element[0]->str;
     out->fields = fields;
+    out->entry = e;
     const char *type = cli_reply_str(fields, "type");
     const char *step = cli_reply_str(fields, "step");
     const char *status = cli_reply_str(fields, "status");
@@ -70,6 +71,8 @@ int hist_read(struct hist_follow *f, int block_ms, hist_cb cb, void *ud)
     return n;
 }
 
+/* Fields the plain line shows in its columns (or, for the stamps, not
+ * at all); the others follow as k=v. */
 static bool is_core_field(const char *name, size_t len)
 {
     static const char *const core[] = {"type", "step", "status",
@@ -85,27 +88,9 @@ void hist_print(const struct hist_entry *e, bool json, FILE *out)
 {
     const redisReply *fl = e->fields;
     if (json) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", e->id, "type",
-                              e->type, "step", e->step, "status", e->status);
+        json_t *o = rundoc_history_entry(e->entry);
         if (o == NULL)
             return;
-        json_object_set_new(o, "ts",
-                            e->ts >= 0 ? json_integer(e->ts) : json_null());
-        for (size_t i = 0; i + 1 < fl->elements; i += 2) {
-            const redisReply *k = fl->element[i], *v = fl->element[i + 1];
-            if (k->type != REDIS_REPLY_STRING ||
-                v->type != REDIS_REPLY_STRING ||
-                is_core_field(k->str, k->len) ||
-                strlen(k->str) != (size_t)k->len)
-                continue;
-            int64_t n;
-            json_t *jv =
-                strcmp(k->str, "attempt") == 0 &&
-                        num_parse_i64(v->str, v->len, 0, INT64_MAX, &n) == 0
-                    ? json_integer(n)
-                    : json_stringn(v->str, v->len);
-            json_object_set_new(o, k->str, jv);
-        }
         char *text = json_dumps(o, JSON_COMPACT);
         if (text != NULL) {
             fprintf(out, "%s\n", text);
