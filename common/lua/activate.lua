@@ -5,8 +5,7 @@
 --   kids [{id, job?}] (those without dependencies), skip [ids] (every
 --   step of the list not taken), branch ('then'|'else'|''), plus the
 --   finish plan fields used when nkids is 0 (the group completes now).
-if not run_active() or redis.call('HGET', K_STEPS, P.step) ~= 'pending' or
-    attempt_of(P.step) ~= P.attempt - 1 then
+if not ready_cas() then
     ack(K_EVENTS, 'schedulers', P.mark)
     out.stale = true
     return out

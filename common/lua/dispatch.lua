@@ -3,8 +3,7 @@
 -- attempt = A - 1; a duplicate ready mark finds it moved and only acks.
 -- Plan: run, step, attempt (A), mark (ready event id), job (with its
 -- circuit breaker and policy, see dispatch_job in lib.lua).
-if run_active() and redis.call('HGET', K_STEPS, P.step) == 'pending' and
-    attempt_of(P.step) == P.attempt - 1 then
+if ready_cas() then
     dispatch_job(P.step, P.attempt, P.job)
     out.ok = true
 end

@@ -534,3 +534,10 @@ local function run_active()
     local rs = redis.call('HGET', K_RUN, 'status')
     return rs == 'running' or rs == 'waiting_for_human'
 end
+
+-- The compare-and-set of a ready mark (dispatch, activate, park): the
+-- run is active and P.step is pending with attempt P.attempt - 1.
+local function ready_cas()
+    return run_active() and redis.call('HGET', K_STEPS, P.step) == 'pending'
+        and attempt_of(P.step) == P.attempt - 1
+end

@@ -5,8 +5,7 @@
 -- Plan: run, step, attempt (A), mark (ready event id), message (rendered
 --   text, optional), approvers (JSON array text, optional), deadline (ms
 --   since the epoch; 0 = wait for ever).
-if not run_active() or redis.call('HGET', K_STEPS, P.step) ~= 'pending' or
-    attempt_of(P.step) ~= P.attempt - 1 then
+if not ready_cas() then
     ack(K_EVENTS, 'schedulers', P.mark)
     out.stale = true
     return out
