@@ -208,11 +208,16 @@ static void job_send_report(struct job *j);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static int64_t now_ms(void)
+static int64_t now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t now_ms(void)
+{
+    return now_us() / 1000;
 }
 
 static struct timeval ms_tv(uint64_t ms)
@@ -527,8 +532,6 @@ static void ack_entry(struct worker *w, unsigned qi, const char *id)
     rconn_argv(w->cmd, NULL, NULL, 3, del, NULL);
 }
 
-static int64_t now_us(void);
-
 /* Builds the `result` XADD for the events stream; trace (nullable) is
  * the job's traceparent, so the result stays in the run's trace, and `us`
  * stamps when the step completed here (the history keeps it: completion
@@ -809,13 +812,6 @@ struct start_batch {
 };
 
 static void on_start_batch(struct rconn *c, redisReply *reply, void *ud);
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Index (1-based) of key in keys[0..*n), appending it when new. */
 static int start_key(char (*keys)[KEYS_MAX], int *n, const char *key)
