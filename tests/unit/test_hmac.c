@@ -54,6 +54,29 @@ Test(hmac, rfc4231_case2_short_key)
                  "ec3843");
 }
 
+/* The signing context is kept per key: alternating keys in one process
+ * (one of them a prefix of the other) must give each key its own MAC. */
+Test(hmac, alternating_keys_each_get_their_own_mac)
+{
+    unsigned char key1[20];
+    memset(key1, 0x0b, sizeof(key1));
+    const char *data = "what do ya want for nothing?";
+    for (int i = 0; i < 3; i++) {
+        check_vector(key1, sizeof(key1), "Hi There", 8,
+                     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9"
+                     "376c2e32cff7");
+        check_vector(key1, sizeof(key1), "Hi There", 8,
+                     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9"
+                     "376c2e32cff7");
+        check_vector("Jefe", 4, data, strlen(data),
+                     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec"
+                     "58b964ec3843");
+        check_vector("Jef", 3, data, strlen(data),
+                     "89630a7f7bb95aced9efa60255f18a10e7d378665751be11dd40"
+                     "bb9594158c29");
+    }
+}
+
 Test(hmac, rfc4231_case3)
 {
     unsigned char key[20];
