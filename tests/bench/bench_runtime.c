@@ -544,9 +544,12 @@ static void bench_one_wide_run(int steps)
 }
 
 /* Runs `count` chains of `len` steps one at a time; returns step-to-step
- * latencies in lat (count * (len - 1) entries). */
+ * latencies in lat (count * (len - 1) entries): from start to start, from
+ * the predecessor's report to the successor's start (done_lat), and that
+ * split in two at the transition that applied the report (applied_lat:
+ * report to transition, then transition to start). */
 static int chains(int count, int len, long long *lat, long long *done_lat,
-                  double *per_step_us)
+                  long long *applied_lat, double *per_step_us)
 {
     char *y = chain_yaml(len);
     struct wf *wf = load(y);
@@ -566,11 +569,14 @@ static int chains(int count, int len, long long *lat, long long *done_lat,
             long long prev[1], cur[1];
             snprintf(a, sizeof(a), "c%d", i - 1);
             snprintf(b, sizeof(b), "c%d", i);
-            long long done[1];
+            long long done[1], applied[1];
             if (history_us(run, a, "running", prev, 1) == 1 &&
                 history_us(run, b, "running", cur, 1) == 1 &&
+                history_us(run, a, "success", applied, 1) == 1 &&
                 history_field(run, a, "success", "done_us", done, 1) == 1) {
                 lat[n] = cur[0] - prev[0];
+                applied_lat[2 * n] = applied[0] - done[0];
+                applied_lat[2 * n + 1] = cur[0] - applied[0];
                 done_lat[n++] = cur[0] - done[0];
             }
         }
@@ -614,10 +620,11 @@ int main(int argc, char **argv)
 
     long long *lat = malloc(sizeof(*lat) * (size_t)nchains * 9);
     long long *done_lat = malloc(sizeof(*lat) * (size_t)nchains * 9);
+    long long *applied_lat = malloc(sizeof(*lat) * (size_t)nchains * 18);
     double per_step;
     struct phase ph;
     phase_begin(&ph);
-    int n = chains(nchains, 10, lat, done_lat, &per_step);
+    int n = chains(nchains, 10, lat, done_lat, applied_lat, &per_step);
     phase_end(&ph, "chains", nchains * 10L);
     printf("latency: %d sequential 10-step chains: step-to-step p50 %lld "
            "us, p99 %lld us (%d samples); mean %.0f us/step\n",
@@ -625,6 +632,22 @@ int main(int argc, char **argv)
     printf("latency: step completion (its worker's report) to the "
            "successor's start: p50 %lld us, p99 %lld us\n",
            pct(done_lat, n, 50), pct(done_lat, n, 99));
+    /* Where that goes: the report waiting for and going through the
+     * transition that dispatches the successor, then the job reaching a
+     * worker and its start transition. */
+    long long *to_applied = malloc(sizeof(*lat) * (size_t)(n + 1));
+    long long *to_start = malloc(sizeof(*lat) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        to_applied[i] = applied_lat[2 * i];
+        to_start[i] = applied_lat[2 * i + 1];
+    }
+    printf("latency: of which report to its transition p50 %lld / p99 %lld "
+           "us, transition to the successor's start p50 %lld / p99 %lld us\n",
+           pct(to_applied, n, 50), pct(to_applied, n, 99), pct(to_start, n, 50),
+           pct(to_start, n, 99));
+    free(to_applied);
+    free(to_start);
+    free(applied_lat);
     free(lat);
     free(done_lat);
 
@@ -632,8 +655,8 @@ int main(int argc, char **argv)
 
     /* Cost per step must not grow with the size of the run. */
     double small, large;
-    chains(quick ? 3 : 10, 10, NULL, NULL, &small);
-    chains(1, quick ? 1000 : 10000, NULL, NULL, &large);
+    chains(quick ? 3 : 10, 10, NULL, NULL, NULL, &small);
+    chains(1, quick ? 1000 : 10000, NULL, NULL, NULL, &large);
     printf("scaling: mean per step in a 10-step chain %.0f us, in a %d-step "
            "chain %.0f us (ratio %.2f)\n",
            small, quick ? 1000 : 10000, large, large / small);
