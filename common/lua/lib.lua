@@ -1,11 +1,14 @@
 -- lib.lua - shared prelude of every transition script (docs/protocol.md).
 --
--- The build wraps each script's body in `local function main()` between
--- this prelude and epilogue.lua, so one EVALSHA applies a batch of
+-- The build (embed.c) wraps each script's body in `local function main()`
+-- between this prelude and epilogue.lua, so one EVALSHA applies a batch of
 -- transitions: the epilogue loops over them, pointing the variables below
 -- at each transition's keys and plan before calling main(). Batching
 -- spreads the cost of a script call over every transition a scheduler or
--- worker has ready at once. Conventions:
+-- worker has ready at once. Redis runs a script's whole text on every
+-- call, so a script gets only the declarations below that it uses: each
+-- starts with `local ` at the start of a line and runs to the next one.
+-- Conventions:
 --   KEYS[1..5]  events, runs, delayed, deadlines, stats (shared);
 --               then each transition's run, steps, deps, state and
 --               history keys from index t.k, then extra keys (queues,
