@@ -17,8 +17,10 @@
  * `us` on the result and kept as `done_us` in the history) to the
  * successor's start, the issue's definition.
  *
- * Usage: bench_runtime [--quick]   (--quick: smaller sizes, for a smoke
- * test). Prints figures; asserts nothing about time.
+ * Usage: bench_runtime [--quick] [--only PHASE]   (--quick: smaller
+ * sizes, for a smoke test; --only: one of floor, independent, wide,
+ * chains, fan, scaling, for quick comparisons). Prints figures; asserts
+ * nothing about time.
  */
 #include <math.h>
 #include <signal.h>
@@ -600,24 +602,8 @@ static void bench_fan(int width)
     wf_free(wf);
 }
 
-int main(int argc, char **argv)
+static void bench_chains(int nchains)
 {
-    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    int independent = quick ? 1000 : 20000, wide = quick ? 1000 : 20000,
-        nchains = quick ? 20 : 200, fan = 1000;
-    weft_alloc_init();
-    signal(SIGPIPE, SIG_IGN);
-    start_system();
-    /* Let every process connect and create its groups before measuring. */
-    struct wf *warm = load("name: warm\nsteps:\n  - {id: w, type: noop}\n");
-    submit_many(warm, "warm", 10);
-    wait_done(10);
-    wf_free(warm);
-
-    bench_floor(quick ? 500 : 2000);
-    bench_independent(independent);
-    bench_one_wide_run(wide);
-
     long long *lat = malloc(sizeof(*lat) * (size_t)nchains * 9);
     long long *done_lat = malloc(sizeof(*lat) * (size_t)nchains * 9);
     long long *applied_lat = malloc(sizeof(*lat) * (size_t)nchains * 18);
@@ -650,17 +636,56 @@ int main(int argc, char **argv)
     free(applied_lat);
     free(lat);
     free(done_lat);
+}
 
-    bench_fan(fan);
-
-    /* Cost per step must not grow with the size of the run. */
+/* Cost per step must not grow with the size of the run. */
+static void bench_scaling(bool quick)
+{
     double small, large;
     chains(quick ? 3 : 10, 10, NULL, NULL, NULL, &small);
     chains(1, quick ? 1000 : 10000, NULL, NULL, NULL, &large);
     printf("scaling: mean per step in a 10-step chain %.0f us, in a %d-step "
            "chain %.0f us (ratio %.2f)\n",
            small, quick ? 1000 : 10000, large, large / small);
+}
 
+int main(int argc, char **argv)
+{
+    bool quick = false;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = true;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else
+            die("usage: bench_runtime [--quick] [--only PHASE]");
+    }
+#define PHASE(name) (only == NULL || strcmp(only, name) == 0)
+    int independent = quick ? 1000 : 20000, wide = quick ? 1000 : 20000,
+        nchains = quick ? 20 : 200, fan = 1000;
+    weft_alloc_init();
+    signal(SIGPIPE, SIG_IGN);
+    start_system();
+    /* Let every process connect and create its groups before measuring. */
+    struct wf *warm = load("name: warm\nsteps:\n  - {id: w, type: noop}\n");
+    submit_many(warm, "warm", 10);
+    wait_done(10);
+    wf_free(warm);
+
+    if (PHASE("floor"))
+        bench_floor(quick ? 500 : 2000);
+    if (PHASE("independent"))
+        bench_independent(independent);
+    if (PHASE("wide"))
+        bench_one_wide_run(wide);
+
+    if (PHASE("chains"))
+        bench_chains(nchains);
+    if (PHASE("fan"))
+        bench_fan(fan);
+    if (PHASE("scaling"))
+        bench_scaling(quick);
     printf("rss: scheduler peak %ld KB; workers peak %ld KB and %ld KB\n",
            rss_kb(sched_pid, "VmHWM:"), rss_kb(worker_pids[0], "VmHWM:"),
            rss_kb(worker_pids[1], "VmHWM:"));
