@@ -664,6 +664,17 @@ static void deliver(struct op *op, redisReply *reply)
     maybe_release(c);
 }
 
+struct event_base *rconn_event_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv);
 
 static void on_script_load(redisAsyncContext *ac, void *r, void *priv)

@@ -37,6 +37,12 @@
 
 struct rconn;
 
+/* An event loop suited to hiredis' libevent adapter, which adds a write
+ * event for each command and deletes it once the command is written: with
+ * libevent's epoll changelist those pairs cost no system call. NULL when
+ * libevent cannot make one. */
+struct event_base *rconn_event_base_new(void);
+
 /* reply is owned by hiredis and valid only during the callback; NULL when
  * the connection dropped before the reply came (the command may or may
  * not have run) or when the rconn is being freed. Called exactly once per

@@ -14,6 +14,7 @@
 #include "keys.h"
 #include "log.h"
 #include "num.h"
+#include "rconn.h"
 #include "redisurl.h"
 #include "personas.h"
 #include "routes.h"
@@ -245,7 +246,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     struct app app = {0};
-    app.base = event_base_new();
+    app.base = rconn_event_base_new();
     app.sched = app.base ? sched_new(app.base, &cfg) : NULL;
     if (app.sched == NULL || sched_start(app.sched) != 0) {
         fprintf(stderr, "weft-scheduler: out of memory\n");

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "num.h"
 #include "personas.h"
+#include "rconn.h"
 #include "redisurl.h"
 #include "worker.h"
 #include "workspace.h"
@@ -328,7 +329,7 @@ int main(int argc, char **argv)
     cfg.name = name_opt ? name_opt : name;
 
     signal(SIGPIPE, SIG_IGN);
-    app.base = event_base_new();
+    app.base = rconn_event_base_new();
     if (app.base == NULL) {
         fputs("weft-worker: cannot create the event loop\n", stderr);
         rc = 1;
