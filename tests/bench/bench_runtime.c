@@ -425,6 +425,68 @@ static void bench_floor(int n)
     freeReplyObject(cmd("DEL floor:a floor:b"));
 }
 
+/* The floor of an atomic transition: a script that, per transition,
+ * compares a step's status (HGET), writes it (HSET) and appends to the
+ * run's history (XADD), in batches of 64, the way weft batches them. A
+ * step takes three transitions (dispatch, start, finish), and Redis runs
+ * them on one thread, so 1 / (3 x this) bounds steps per second before
+ * any queue traffic, whatever the scheduler and workers do. */
+static void bench_transition_floor(int n)
+{
+    static const char lua[] =
+        "for i = 2, #ARGV do\n"
+        "  local st = redis.call('HGET', KEYS[1], ARGV[i])\n"
+        "  if st ~= 'running' then\n"
+        "    redis.call('HSET', KEYS[1], ARGV[i], 'running')\n"
+        "    redis.call('XADD', KEYS[2], '*', 'type', 'step', 'step', "
+        "ARGV[i],\n"
+        "               'status', 'running', 'us', ARGV[1])\n"
+        "  end\n"
+        "end\n"
+        "return 0\n";
+    enum { BATCH = 64 };
+    redisReply *r = cmd("SCRIPT LOAD %s", lua);
+    char sha[48];
+    snprintf(sha, sizeof(sha), "%s", r->str ? r->str : "");
+    freeReplyObject(r);
+    struct cmdstats before = commandstats();
+    for (int done = 0; done < n; done += BATCH) {
+        const char *argv[6 + BATCH];
+        char ids[BATCH][16];
+        int argc = 0;
+        argv[argc++] = "EVALSHA";
+        argv[argc++] = sha;
+        argv[argc++] = "2";
+        argv[argc++] = "floor:steps";
+        argv[argc++] = "floor:history";
+        argv[argc++] = "0";
+        for (int i = 0; i < BATCH && done + i < n; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "s%d", done + i);
+            argv[argc++] = ids[i];
+        }
+        r = redisCommandArgv(rc, argc, argv, NULL);
+        if (r == NULL)
+            die(rc->errstr);
+        freeReplyObject(r);
+    }
+    struct cmdstats after = commandstats();
+    long long us = 0;
+    for (int i = 0; i < after.n; i++) {
+        if (strcmp(after.cmd[i].name, "evalsha") != 0)
+            continue;
+        us = after.cmd[i].usec;
+        for (int j = 0; j < before.n; j++)
+            if (strcmp(before.cmd[j].name, "evalsha") == 0)
+                us -= before.cmd[j].usec;
+    }
+    double per = (double)us / n;
+    printf("floor: minimal atomic transition (HGET, HSET, history XADD) in "
+           "batches of %d: %.1f us of Redis time; 3 per step cap Redis at "
+           "%.0f steps/s\n",
+           BATCH, per, 1e6 / (3 * per));
+    freeReplyObject(cmd("DEL floor:steps floor:history"));
+}
+
 /* ---- the system --------------------------------------------------------- */
 
 static void start_system(void)
@@ -673,8 +735,10 @@ int main(int argc, char **argv)
     wait_done(10);
     wf_free(warm);
 
-    if (PHASE("floor"))
+    if (PHASE("floor")) {
         bench_floor(quick ? 500 : 2000);
+        bench_transition_floor(quick ? 5000 : 50000);
+    }
     if (PHASE("independent"))
         bench_independent(independent);
     if (PHASE("wide"))
