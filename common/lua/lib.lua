@@ -56,17 +56,16 @@ local GIT_CHANGES_MAX = 1000
 local ROLLBACK_GRACE_MS = 5000
 
 local function hist(kind, step, status, extra)
-    local args = {'XADD', K_HIST, 'MAXLEN', '~', S(HIST_MAX), '*',
-                  'type', kind, 'step', step or '', 'status', status or '',
-                  'ts', NOW_S, 'us', US}
-    if extra then
-        for i = 1, #extra do
-            local v = extra[i]
-            if type(v) == 'number' then v = S(v) end
-            args[#args + 1] = v
-        end
+    -- One call with the extras unpacked after the fixed fields: building
+    -- the whole argument list as a table cost more than the XADD. Callers
+    -- pass a fresh table, whose numbers become text in place.
+    extra = extra or {}
+    for i = 1, #extra do
+        if type(extra[i]) == 'number' then extra[i] = S(extra[i]) end
     end
-    redis.call(unpack(args))
+    redis.call('XADD', K_HIST, 'MAXLEN', '~', S(HIST_MAX), '*', 'type', kind,
+               'step', step or '', 'status', status or '', 'ts', NOW_S,
+               'us', US, unpack(extra))
 end
 
 -- Acknowledges the message that caused this transition. Acknowledged
@@ -446,11 +445,13 @@ end
 -- Records what a finished step produced in the run's context.
 local function record_outcome(step, status)
     local skey = P.skey or step
+    local status_json = cjson.encode(P.verdict or status)
     if P.result_json then
-        redis.call('HSET', K_STATE, skey .. '_result', P.result_json)
+        redis.call('HSET', K_STATE, skey .. '_result', P.result_json,
+                   skey .. '_status', status_json)
+    else
+        redis.call('HSET', K_STATE, skey .. '_status', status_json)
     end
-    redis.call('HSET', K_STATE, skey .. '_status',
-               cjson.encode(P.verdict or status))
     if type(P.state_json) == 'table' then
         for k, v in pairs(P.state_json) do
             redis.call('HSET', K_STATE, k, v)
