@@ -10,4 +10,14 @@ for i, t in ipairs(batch) do
     out = {ready = {}, cancel = {}}
     results[i] = main()
 end
+-- The acknowledgements ack() collected (unpack is bounded by the stack).
+for _, a in ipairs(ACKS) do
+    for i = 1, #a.ids, 1000 do
+        redis.call('XACK', a.stream, a.group,
+                   unpack(a.ids, i, math.min(i + 999, #a.ids)))
+    end
+    for i = 1, #a.del, 1000 do
+        redis.call('XDEL', a.stream, unpack(a.del, i, math.min(i + 999, #a.del)))
+    end
+end
 return cjson.encode(results)

@@ -71,12 +71,21 @@ end
 -- Acknowledges the message that caused this transition. Acknowledged
 -- entries are trimmed in bulk later (trim.lua), except a ready mark this
 -- scheduler made itself (P.del): it may not have been delivered yet, and
--- deleting it keeps it from being read and evaluated again.
+-- deleting it keeps it from being read and evaluated again. The epilogue
+-- sends the batch's acknowledgements, one XACK (and XDEL) per stream, once
+-- every transition is applied: a call per message cost more than the ack.
+local ACKS, ACK_AT = {}, {}
 local function ack(stream, group, id)
-    if id and id ~= '' then
-        redis.call('XACK', stream, group, id)
-        if P.del then redis.call('XDEL', stream, id) end
+    if not id or id == '' then return end
+    local k = stream .. '\n' .. group
+    local a = ACK_AT[k]
+    if not a then
+        a = {stream = stream, group = group, ids = {}, del = {}}
+        ACK_AT[k] = a
+        ACKS[#ACKS + 1] = a
     end
+    a.ids[#a.ids + 1] = id
+    if P.del then a.del[#a.del + 1] = id end
 end
 
 local function attempt_of(step)
