@@ -116,8 +116,10 @@ struct work {
  * one EVALSHA per script carries them all (common/lua/lib.lua), so the
  * fixed cost of a script call and of a round trip is shared. A batch is
  * sent when the loop has run every pending callback, or earlier when it
- * reaches these sizes. */
-#define SCHED_BATCH_MAX    256
+ * reaches these sizes. Past a few dozen transitions a batch saves little
+ * and holds Redis, and with it every worker, for longer: 20,000
+ * independent runs went about 20% faster with 64 than with 256. */
+#define SCHED_BATCH_MAX    64
 #define SCHED_BATCH_BODIES 512
 
 struct batch {
