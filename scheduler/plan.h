@@ -66,6 +66,10 @@ struct plan {
 };
 
 /* Transitions in p. */
+/* Writes 2 * nbytes random lowercase hex digits and a NUL into out: ids
+ * (traces, spans) unique in practice, not secrets. */
+void plan_random_hex(char *out, size_t nbytes);
+
 size_t plan_size(const struct plan *p);
 /* The i-th transition (borrowed), for tests and logs. */
 json_t *plan_get(const struct plan *p, size_t i);

@@ -21,8 +21,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/rand.h>
-
 #include "alloc.h"
 #include "dlq.h"
 #include "log.h"
@@ -647,16 +645,6 @@ static struct plan_env env_of(struct sched *s)
 
 /* ---- tasks ------------------------------------------------------------ */
 
-static void random_hex(char *out, size_t nbytes)
-{
-    unsigned char b[32];
-    if (nbytes > sizeof(b))
-        nbytes = sizeof(b);
-    RAND_bytes(b, (int)nbytes);
-    for (size_t i = 0; i < nbytes; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
 static json_t *task_ctx(const char *run, json_t *task)
 {
     char branch[KEYS_ID_MAX + 8];
@@ -770,7 +758,7 @@ static void task_create(struct work *w, struct defent *d)
         memcpy(e->ri.trace, w->trace + 3, 32);
         e->ri.trace[32] = '\0';
     } else {
-        random_hex(e->ri.trace, 16);
+        plan_random_hex(e->ri.trace, 16);
     }
     if (!json_is_object(e->ri.task)) {
         runent_free(s, e);
