@@ -1130,6 +1130,8 @@ static void job_report(struct job *j, struct wire_result *r)
     job_send_report(j);
 }
 
+static void on_report_reply(struct rconn *c, redisReply *reply, void *ud);
+
 /* Reports go out together: the jobs that complete in one pass of the
  * loop (a start batch of noop steps, say) share one MULTI with their
  * XADDs and one XACK and XDEL per queue, instead of a transaction each. */
