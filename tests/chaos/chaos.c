@@ -826,26 +826,8 @@ static void hang_log_path(char *out, size_t n)
  * zombie nor dead. */
 static bool pid_alive(pid_t pid, long long ticks)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* The name, in parentheses, may hold anything: fields follow the
-     * last ')'. The state is field 3, the start time field 22. */
-    const char *p = strrchr(buf, ')');
-    if (p == NULL || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
-        return false;
-    p += 2;
-    for (int i = 0; i < 19 && p != NULL; i++) {
-        p = strchr(p, ' ');
-        if (p != NULL)
-            p++;
-    }
-    return p != NULL && strtoll(p, NULL, 10) == ticks;
+    long long start = -1;
+    return procs_alive(pid, &start) && start == ticks;
 }
 
 static void hproc_add(int run, int attempt, bool child, long long pid,

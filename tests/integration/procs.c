@@ -151,3 +151,62 @@ int procs_run(const char *const argv[], const char *const env[], char **out,
         free(eb);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+bool procs_alive(pid_t pid, long long *start_ticks)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The name, in parentheses, may hold anything: fields follow the
+     * last ')'. The state is field 3, the start time field 22. */
+    const char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ' || p[2] == '\0' || p[2] == 'Z' ||
+        p[2] == 'X' || p[2] == 'x')
+        return false;
+    if (start_ticks != NULL) {
+        p += 2;
+        for (int i = 0; i < 19 && p != NULL; i++) {
+            p = strchr(p, ' ');
+            if (p != NULL)
+                p++;
+        }
+        *start_ticks = p != NULL ? strtoll(p, NULL, 10) : -1;
+    }
+    return true;
+}
+
+bool procs_gone(pid_t pid, int timeout_ms)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (!procs_alive(pid, NULL))
+            return true;
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+int procs_read_pids(const char *path, pid_t *out, int n)
+{
+    char line[256], *p = line, *end;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    if (!got)
+        return -1;
+    int i = 0;
+    for (; i < n; i++, p = end) {
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        out[i] = (pid_t)v;
+    }
+    return i;
+}

@@ -7,6 +7,7 @@
 #ifndef WEFT_TESTS_INTEGRATION_PROCS_H
 #define WEFT_TESTS_INTEGRATION_PROCS_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* Path of a built binary: WEFT_BINARY_DIR "/" rel (static buffer per
@@ -28,5 +29,18 @@ int procs_stop(pid_t pid, int sig, int timeout_ms);
  * exit code, or -1 when it could not run or was killed by a signal. */
 int procs_run(const char *const argv[], const char *const env[], char **out,
               char **err);
+
+/* True while pid exists and is neither a zombie nor dead; then
+ * *start_ticks (may be NULL) gets its start time (field 22 of
+ * /proc/pid/stat), which tells a reused pid from the original. */
+bool procs_alive(pid_t pid, long long *start_ticks);
+
+/* Waits up to timeout_ms for pid to stop being alive. For processes that
+ * are not our children: whoever reaps orphans here may take a moment. */
+bool procs_gone(pid_t pid, int timeout_ms);
+
+/* Reads up to n pids, separated by blanks, from the first line of path
+ * into out. Returns how many it read, or -1 when path cannot be read. */
+int procs_read_pids(const char *path, pid_t *out, int n);
 
 #endif

@@ -255,51 +255,13 @@ static void expect_in_message(const struct result *r, const char *want)
                        r->res.message);
 }
 
-/* Alive and not a zombie. */
-static bool pid_alive(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');
-    return paren != NULL && paren[1] == ' ' && paren[2] != 'Z' &&
-           paren[2] != 'X';
-}
-
-/* Waits up to 5 s for pid to go: a killed orphan is reaped by whoever
- * reaps orphans here. */
-static bool pid_gone(pid_t pid)
-{
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    for (int i = 0; i < 500; i++) {
-        if (!pid_alive(pid))
-            return true;
-        nanosleep(&ts, NULL);
-    }
-    return false;
-}
-
 /* The two pids a hanging persona wrote (itself, its child). */
 static void read_pids(const char *path, pid_t pids[2])
 {
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "pid file %s not written", path);
-    long a = 0, b = 0;
-    char line[64];
-    cr_assert_not_null(fgets(line, sizeof(line), f));
-    fclose(f);
-    char *end;
-    a = strtol(line, &end, 10);
-    b = strtol(end, NULL, 10);
-    cr_assert_gt(a, 0);
-    cr_assert_gt(b, 0);
-    pids[0] = (pid_t)a;
-    pids[1] = (pid_t)b;
+    cr_assert_eq(procs_read_pids(path, pids, 2), 2, "pid file %s not written",
+                 path);
+    cr_assert_gt(pids[0], 0);
+    cr_assert_gt(pids[1], 0);
 }
 
 /* Resident memory of pid in KiB: field "VmRSS" or "VmHWM" (peak). */
@@ -559,8 +521,10 @@ Test(persona, hang_past_the_job_timeout_kills_the_group)
     wire_result_deinit(&r.res);
     pid_t pids[2];
     read_pids(pidfile, pids);
-    cr_assert(pid_gone(pids[0]), "persona %d still alive", (int)pids[0]);
-    cr_assert(pid_gone(pids[1]), "its child %d still alive", (int)pids[1]);
+    cr_assert(procs_gone(pids[0], 5000), "persona %d still alive",
+              (int)pids[0]);
+    cr_assert(procs_gone(pids[1], 5000), "its child %d still alive",
+              (int)pids[1]);
     stop_worker();
 }
 
@@ -581,8 +545,8 @@ Test(persona, persona_default_timeout_applies_without_a_step_timeout)
     wire_result_deinit(&r.res);
     pid_t pids[2];
     read_pids(pidfile, pids);
-    cr_assert(pid_gone(pids[0]));
-    cr_assert(pid_gone(pids[1]));
+    cr_assert(procs_gone(pids[0], 5000));
+    cr_assert(procs_gone(pids[1], 5000));
     stop_worker();
 }
 
@@ -607,8 +571,8 @@ Test(persona, sigterm_ignored_is_followed_by_sigkill)
     wire_result_deinit(&r.res);
     pid_t pids[2];
     read_pids(pidfile, pids);
-    cr_assert(pid_gone(pids[0]), "persona %d survived", (int)pids[0]);
-    cr_assert(pid_gone(pids[1]), "its child %d survived", (int)pids[1]);
+    cr_assert(procs_gone(pids[0], 5000), "persona %d survived", (int)pids[0]);
+    cr_assert(procs_gone(pids[1], 5000), "its child %d survived", (int)pids[1]);
     stop_worker();
 }
 
@@ -645,9 +609,9 @@ Test(persona, worker_killed_with_sigkill_takes_the_persona_group_along)
      * elsewhere). The persona's own child is in its group. */
     cr_assert_eq(procs_stop(wpid, SIGKILL, 1000) & 0x7f, SIGKILL);
     wpid = 0;
-    cr_assert(pid_gone(pids[0]), "persona %d survived its worker",
+    cr_assert(procs_gone(pids[0], 5000), "persona %d survived its worker",
               (int)pids[0]);
-    cr_assert(pid_gone(pids[1]), "its child %d survived the worker",
+    cr_assert(procs_gone(pids[1], 5000), "its child %d survived the worker",
               (int)pids[1]);
 }
 

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "alloc.h"
+#include "procs.h"
 #include "subproc.h"
 
 /* What a test keeps of a result (the subproc's buffers die with it). */
@@ -116,44 +117,11 @@ static int open_fds(void)
     return n - 1; /* the DIR's own */
 }
 
-/* Alive and not a zombie (an orphan's zombie waits for whichever
- * process reaps orphans here, which may be slow). */
-static bool pid_alive(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');
-    return paren != NULL && paren[1] == ' ' && paren[2] != 'Z' &&
-           paren[2] != 'X';
-}
-
-/* Waits up to 5 s for pid to disappear (it is not our child: init reaps
- * it, which takes a moment). */
-static bool pid_gone(pid_t pid)
-{
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    for (int i = 0; i < 500; i++) {
-        if (!pid_alive(pid))
-            return true;
-        nanosleep(&ts, NULL);
-    }
-    return false;
-}
-
 static pid_t read_pid(const char *path)
 {
-    char buf[32] = {0};
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "pid file %s", path);
-    cr_assert_not_null(fgets(buf, sizeof(buf), f));
-    fclose(f);
-    return (pid_t)strtol(buf, NULL, 10);
+    pid_t pid = 0;
+    cr_assert_eq(procs_read_pids(path, &pid, 1), 1, "pid file %s", path);
+    return pid;
 }
 
 Test(subproc, captures_stdout_stderr_and_exit_code, .init = setup)
@@ -454,7 +422,7 @@ Test(subproc, kill_signals_the_group, .init = setup)
     cr_assert(g.killed);
     cr_assert(WIFSIGNALED(g.status));
     cr_assert_eq(WTERMSIG(g.status), SIGTERM);
-    cr_assert(pid_gone(grandchild), "grandchild %d still alive",
+    cr_assert(procs_gone(grandchild, 5000), "grandchild %d still alive",
               (int)grandchild);
     unlink(pidfile);
     got_free(&g);
@@ -502,7 +470,7 @@ Test(subproc, group_leftovers_die_with_the_child, .init = setup)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     pid_t left = (pid_t)strtol(g.out, NULL, 10);
     cr_assert_gt(left, 0);
-    cr_assert(pid_gone(left));
+    cr_assert(procs_gone(left, 5000));
     cr_assert_eq(WEXITSTATUS(g.status), 0);
     cr_assert_lt(t1.tv_sec - t0.tv_sec, 2);
     got_free(&g);
@@ -584,21 +552,17 @@ Test(subproc, group_dies_with_a_parent_killed_by_sigkill, .init = setup)
     for (int i = 0; i < 1000 && (stat(pidfile, &st) != 0 || st.st_size == 0);
          i++)
         nanosleep(&ts, NULL);
-    char line[64] = {0}, *end;
-    FILE *f = fopen(pidfile, "r");
-    cr_assert_not_null(f, "pid file %s", pidfile);
-    cr_assert_not_null(fgets(line, sizeof(line), f));
-    fclose(f);
-    long child = strtol(line, &end, 10);
-    long grandchild = strtol(end, NULL, 10);
+    pid_t pids[2];
+    cr_assert_eq(procs_read_pids(pidfile, pids, 2), 2, "pid file %s", pidfile);
+    long child = pids[0], grandchild = pids[1];
     cr_assert_gt(child, 0);
     cr_assert_gt(grandchild, 0);
     kill(parent, SIGKILL);
     int wst;
     cr_assert_eq(waitpid(parent, &wst, 0), parent);
     cr_assert(WIFSIGNALED(wst));
-    cr_assert(pid_gone((pid_t)child), "child %ld survived", child);
-    cr_assert(pid_gone((pid_t)grandchild), "grandchild %ld survived",
+    cr_assert(procs_gone((pid_t)child, 5000), "child %ld survived", child);
+    cr_assert(procs_gone((pid_t)grandchild, 5000), "grandchild %ld survived",
               grandchild);
     unlink(pidfile);
 }
