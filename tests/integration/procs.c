@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -185,6 +186,18 @@ bool procs_gone(pid_t pid, int timeout_ms)
     struct timespec ts = {0, 10 * 1000 * 1000};
     for (int waited = 0; waited < timeout_ms; waited += 10) {
         if (!procs_alive(pid, NULL))
+            return true;
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+bool procs_wait_file(const char *path, int timeout_ms)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    struct stat st;
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (stat(path, &st) == 0 && st.st_size > 0)
             return true;
         nanosleep(&ts, NULL);
     }

@@ -39,6 +39,10 @@ bool procs_alive(pid_t pid, long long *start_ticks);
  * are not our children: whoever reaps orphans here may take a moment. */
 bool procs_gone(pid_t pid, int timeout_ms);
 
+/* Waits up to timeout_ms for path to exist and not be empty (another
+ * process writes it, best with a rename so it appears whole). */
+bool procs_wait_file(const char *path, int timeout_ms);
+
 /* Reads up to n pids, separated by blanks, from the first line of path
  * into out. Returns how many it read, or -1 when path cannot be read. */
 int procs_read_pids(const char *path, pid_t *out, int n);

@@ -576,20 +576,6 @@ Test(persona, sigterm_ignored_is_followed_by_sigkill)
     stop_worker();
 }
 
-/* Waits up to WAIT_MS for path to exist (a file another process writes
- * with a rename, so it appears whole). */
-static void wait_file(const char *path)
-{
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    struct stat sb;
-    for (int i = 0; i < WAIT_MS / 10; i++) {
-        if (stat(path, &sb) == 0)
-            return;
-        nanosleep(&ts, NULL);
-    }
-    cr_assert_fail("%s was not written", path);
-}
-
 Test(persona, worker_killed_with_sigkill_takes_the_persona_group_along)
 {
     char pidfile[128], params[256];
@@ -601,7 +587,7 @@ Test(persona, worker_killed_with_sigkill_takes_the_persona_group_along)
              pidfile);
     start_worker();
     add_persona_job("r1", "o", "scripted", 0, params, NULL);
-    wait_file(pidfile);
+    cr_assert(procs_wait_file(pidfile, WAIT_MS), "%s was not written", pidfile);
     pid_t pids[2];
     read_pids(pidfile, pids);
     /* No drain, no timer: the worker is gone at once, and nothing of it

@@ -546,12 +546,8 @@ Test(subproc, group_dies_with_a_parent_killed_by_sigkill, .init = setup)
         event_base_dispatch(base);
         _exit(2);
     }
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    struct stat st;
     /* mkstemp left it empty; the rename fills it whole. */
-    for (int i = 0; i < 1000 && (stat(pidfile, &st) != 0 || st.st_size == 0);
-         i++)
-        nanosleep(&ts, NULL);
+    cr_assert(procs_wait_file(pidfile, 10000), "%s was not written", pidfile);
     pid_t pids[2];
     cr_assert_eq(procs_read_pids(pidfile, pids, 2), 2, "pid file %s", pidfile);
     long child = pids[0], grandchild = pids[1];
