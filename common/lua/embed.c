@@ -156,10 +156,17 @@ static void keep_used(struct decl *d, int n, const char *text, size_t len)
     }
 }
 
-static void emit_bytes(FILE *out, const char *s, size_t len)
+/* Writes s[0..len) as array elements; returns len. */
+static size_t emit_bytes(FILE *out, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         fprintf(out, "%d,%s", (unsigned char)s[i], i % 24 == 23 ? "\n" : "");
+    return len;
+}
+
+static size_t emit_str(FILE *out, const char *s)
+{
+    return emit_bytes(out, s, strlen(s));
 }
 
 int main(int argc, char **argv)
@@ -178,49 +185,35 @@ int main(int argc, char **argv)
                  "#include <stddef.h>\n");
     size_t *lens = calloc((size_t)argc, sizeof(*lens));
     for (int a = 3; a < argc; a++) {
-        char name[256];
-        snprintf(name, sizeof(name), "%s", argv[a]);
-        char *colon = strchr(name, ':');
+        /* From here on argv[a] is the bare name. */
+        const char *name = argv[a];
+        char *colon = strchr(argv[a], ':');
         bool preluded = colon != NULL && strcmp(colon, ":p") == 0;
         if (colon != NULL)
             *colon = '\0';
         char *body = slurp(dir, name);
         fprintf(out, "static const char src_%s[] = {\n", name);
         if (preluded) {
-            static const char open[] = "local function main()\n";
-            static const char close[] = "\nend\n";
             for (int i = 0; i < ndecls; i++)
                 decls[i].kept = false;
             keep_used(decls, ndecls, body, strlen(body));
             keep_used(decls, ndecls, epilogue, strlen(epilogue));
-            for (int i = 0; i < ndecls; i++) {
-                if (decls[i].kept) {
-                    emit_bytes(out, decls[i].text, decls[i].len);
-                    lens[a] += decls[i].len;
-                }
-            }
-            emit_bytes(out, open, strlen(open));
-            emit_bytes(out, body, strlen(body));
-            emit_bytes(out, close, strlen(close));
-            emit_bytes(out, epilogue, strlen(epilogue));
-            lens[a] +=
-                strlen(open) + strlen(body) + strlen(close) + strlen(epilogue);
+            for (int i = 0; i < ndecls; i++)
+                if (decls[i].kept)
+                    lens[a] += emit_bytes(out, decls[i].text, decls[i].len);
+            lens[a] += emit_str(out, "local function main()\n");
+            lens[a] += emit_str(out, body);
+            lens[a] += emit_str(out, "\nend\n");
+            lens[a] += emit_str(out, epilogue);
         } else {
-            emit_bytes(out, body, strlen(body));
-            lens[a] = strlen(body);
+            lens[a] = emit_str(out, body);
         }
         fprintf(out, "0};\n");
         free(body);
     }
     fprintf(out, "const char *const scripts_src[] = {");
-    for (int a = 3; a < argc; a++) {
-        char name[256];
-        snprintf(name, sizeof(name), "%s", argv[a]);
-        char *colon = strchr(name, ':');
-        if (colon != NULL)
-            *colon = '\0';
-        fprintf(out, "src_%s, ", name);
-    }
+    for (int a = 3; a < argc; a++)
+        fprintf(out, "src_%s, ", argv[a]);
     fprintf(out, "};\nconst size_t scripts_len[] = {");
     for (int a = 3; a < argc; a++)
         fprintf(out, "%zu, ", lens[a]);
