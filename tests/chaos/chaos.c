@@ -1357,27 +1357,45 @@ static int proc_index(const char *name)
     return -1;
 }
 
-/* Reads a run's history into *out (caller frees); returns the count or
- * -1. */
-static int load_history(const char *run, struct hent **out)
+/* A run's history (XRANGE; *reply for the caller to free) and the field
+ * arrays of its well-formed entries, in order (*fields, borrowed from
+ * *reply, for the caller to free). Returns their count. */
+static int history_fields(const char *run, redisReply **reply,
+                          const redisReply ***fields)
 {
     redisReply *r = RQ("XRANGE weft:run:%s:history - +", run);
-    struct hent *h = NULL;
+    const redisReply **f = NULL;
     int n = 0;
     if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
-        h = calloc(r->elements, sizeof(*h));
-        if (h == NULL)
+        f = calloc(r->elements, sizeof(*f));
+        if (f == NULL)
             fatal("out of memory");
     }
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-            continue;
-        redisReply *f = e->element[1];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2)
+            f[n++] = e->element[1];
+    }
+    *reply = r;
+    *fields = f;
+    return n;
+}
+
+/* Reads a run's history into *out (caller frees); returns the count. */
+static int load_history(const char *run, struct hent **out)
+{
+    redisReply *r;
+    const redisReply **fs;
+    int n = history_fields(run, &r, &fs);
+    struct hent *h = n > 0 ? calloc((size_t)n, sizeof(*h)) : NULL;
+    if (n > 0 && h == NULL)
+        fatal("out of memory");
+    for (int i = 0; i < n; i++) {
+        const redisReply *f = fs[i];
         const char *type = field(f, "type"), *step = field(f, "step");
         const char *st = field(f, "status"), *us = field(f, "us");
         const char *att = field(f, "attempt"), *wk = field(f, "worker");
-        struct hent *x = &h[n++];
+        struct hent *x = &h[i];
         x->us = us ? strtoll(us, NULL, 10) : 0;
         if (type && strcmp(type, "run") == 0)
             x->step = -1;
@@ -1388,6 +1406,7 @@ static int load_history(const char *run, struct hent **out)
         x->has_worker = wk != NULL && wk[0] != '\0';
         x->worker = wk ? proc_index(wk) : -1;
     }
+    free(fs);
     freeReplyObject(r);
     *out = h;
     return n;
@@ -1937,20 +1956,14 @@ struct sent {
  * from it). Returns the count. */
 static int side_history(const char *run, redisReply **reply, struct sent **out)
 {
-    redisReply *r = RQ("XRANGE weft:run:%s:history - +", run);
-    struct sent *h = NULL;
-    int n = 0;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
-        h = calloc(r->elements, sizeof(*h));
-        if (h == NULL)
-            fatal("out of memory");
-    }
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-            continue;
-        const redisReply *f = e->element[1];
-        struct sent *x = &h[n++];
+    const redisReply **fs;
+    int n = history_fields(run, reply, &fs);
+    struct sent *h = n > 0 ? calloc((size_t)n, sizeof(*h)) : NULL;
+    if (n > 0 && h == NULL)
+        fatal("out of memory");
+    for (int i = 0; i < n; i++) {
+        const redisReply *f = fs[i];
+        struct sent *x = &h[i];
         const char *us = field(f, "us"), *att = field(f, "attempt");
         x->us = us ? strtoll(us, NULL, 10) : 0;
         x->attempt = att ? (int)strtol(att, NULL, 10) : 0;
@@ -1962,7 +1975,7 @@ static int side_history(const char *run, redisReply **reply, struct sent **out)
         x->by = field(f, "by");
         x->resumed = field(f, "resumed");
     }
-    *reply = r;
+    free(fs);
     *out = h;
     return n;
 }
