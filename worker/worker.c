@@ -1418,6 +1418,11 @@ static void on_reclaim_reply(struct rconn *c, redisReply *reply, void *ud)
         }
     }
     reclaim_next(w);
+    /* A round maybe_read started held back the read: the round is over,
+     * so read now (on_pending_reply kicks too, but a round that found
+     * nothing sends no XPENDING). */
+    if (!w->reclaiming)
+        kick(w);
 }
 
 /* Sends XAUTOCLAIM for the next queue of this round, while slots are

@@ -642,6 +642,24 @@ Test(worker, reclaims_a_job_a_dead_worker_left_pending)
     stop_worker(SIGTERM);
 }
 
+/* A reclaim round that found every slot busy runs again when a slot
+ * frees, before the next read. When that round finds nothing, the worker
+ * must still go back to reading: it once stayed idle for good. */
+Test(worker, reads_again_after_a_reclaim_round_that_waited_for_a_slot)
+{
+    /* Reclaim rounds every 50 ms, all while the one slot is busy. */
+    start_worker((const char *const[]){"--concurrency=1", "--visibility=200",
+                                       NULL});
+    add_noop("r1", "s1", 0, "{\"delay_ms\": 400}");
+    struct event ev;
+    expect_event("r1", "s1", "success", &ev);
+    wire_result_deinit(&ev.res);
+    add_job("default", "r2", "s1", "noop", 0);
+    expect_event("r2", "s1", "success", &ev);
+    wire_result_deinit(&ev.res);
+    stop_worker(SIGTERM);
+}
+
 Test(worker, reclaim_keeps_the_deadline_of_the_attempt)
 {
     add_job("default", "r1", "s1", "noop", 60000);
