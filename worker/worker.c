@@ -102,11 +102,12 @@ struct entry {
 };
 
 enum job_state {
-    JOB_WAITING,     /* in the backlog, no slot yet */
-    JOB_STARTING,    /* EVALSHA start sent, reply owed */
-    JOB_RUNNING,     /* handler owns the work; job_complete owed */
-    JOB_REPORTING,   /* MULTI/EXEC sent, reply owed */
-    JOB_REPORT_WAIT, /* report not sent (connection down): resent on up */
+    JOB_WAITING,       /* in the backlog, no slot yet */
+    JOB_STARTING,      /* EVALSHA start sent, reply owed */
+    JOB_RUNNING,       /* handler owns the work; job_complete owed */
+    JOB_REPORT_QUEUED, /* report waiting for the loop's batch to go out */
+    JOB_REPORTING,     /* MULTI/EXEC sent, reply owed */
+    JOB_REPORT_WAIT,   /* report not sent (connection down): resent on up */
 };
 
 struct jlist {
@@ -177,6 +178,9 @@ struct worker {
     struct event *poll_ev;    /* persistent, WORKER_CANCEL_POLL_MS */
     struct event *grace_ev;   /* one-shot, while stopping */
     struct event *drain_ev;   /* one-shot: check for drained from the loop */
+    struct event *report_ev;  /* one-shot: send the queued reports */
+    struct job **reports;     /* JOB_REPORT_QUEUED, in completion order */
+    size_t nreports, reports_cap;
 
     bool in_kick;
     bool stopping;   /* worker_stop called */
@@ -1126,33 +1130,119 @@ static void job_report(struct job *j, struct wire_result *r)
     job_send_report(j);
 }
 
+/* Reports go out together: the jobs that complete in one pass of the
+ * loop (a start batch of noop steps, say) share one MULTI with their
+ * XADDs and one XACK and XDEL per queue, instead of a transaction each. */
+#define WORKER_REPORT_BATCH 16
+
+struct report_batch {
+    struct worker *w;
+    size_t n;
+    struct job *jobs[WORKER_REPORT_BATCH];
+};
+
 static void on_report_reply(struct rconn *c, redisReply *reply, void *ud);
 
+/* Sends the reports of jobs[0..n) (n <= WORKER_REPORT_BATCH) in one
+ * MULTI/EXEC; a job whose report cannot go now waits for the connection
+ * (JOB_REPORT_WAIT). */
+static void reports_send(struct worker *w, struct job **jobs, size_t n)
+{
+    struct report_batch *b = weft_calloc(1, sizeof(*b));
+    /* A result's XADD per job, then an XACK and an XDEL per queue. */
+    struct cmd cmds[3 * WORKER_REPORT_BATCH];
+    char attempts[WORKER_REPORT_BATCH][16];
+    int nc = 0;
+
+    memset(cmds, 0, sizeof(cmds));
+    if (b != NULL && rconn_is_up(w->cmd)) {
+        b->w = w;
+        b->n = n;
+        for (size_t i = 0; i < n; i++) {
+            struct job *j = jobs[i];
+            b->jobs[i] = j;
+            snprintf(attempts[i], sizeof(attempts[i]), "%" PRIu32,
+                     j->spec.attempt);
+            result_cmd(w, &cmds[nc++], j->spec.run, strlen(j->spec.run),
+                       j->spec.step, strlen(j->spec.step), attempts[i],
+                       j->status, j->spec.trace, j->report, j->report_len);
+        }
+        /* One XACK and one XDEL per queue, for its jobs in this batch. */
+        for (size_t i = 0; i < n; i++) {
+            bool seen = false;
+            for (size_t k = 0; k < i; k++)
+                seen = seen || jobs[k]->qi == jobs[i]->qi;
+            if (seen)
+                continue;
+            struct cmd *ack = &cmds[nc++], *del = &cmds[nc++];
+            cmd_adds(ack, "XACK");
+            cmd_adds(ack, w->qkeys[jobs[i]->qi]);
+            cmd_adds(ack, KEYS_GROUP_WORKERS);
+            cmd_adds(del, "XDEL");
+            cmd_adds(del, w->qkeys[jobs[i]->qi]);
+            for (size_t k = i; k < n; k++) {
+                if (jobs[k]->qi == jobs[i]->qi) {
+                    cmd_adds(ack, jobs[k]->id);
+                    cmd_adds(del, jobs[k]->id);
+                }
+            }
+        }
+        if (send_tx(w, cmds, nc, on_report_reply, b) == 0) {
+            for (size_t i = 0; i < n; i++)
+                jobs[i]->state = JOB_REPORTING;
+            return;
+        }
+    }
+    weft_free(b);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->state = JOB_REPORT_WAIT; /* sent again when cmd is up */
+        log_warn("report delayed: Redis unavailable", "run", jobs[i]->spec.run,
+                 "step", jobs[i]->spec.step, NULL);
+    }
+}
+
+static void on_report_ev(evutil_socket_t fd, short what, void *ud)
+{
+    struct worker *w = ud;
+    struct job **jobs = w->reports;
+    size_t n = w->nreports;
+    (void)fd;
+    (void)what;
+    w->reports = NULL;
+    w->nreports = w->reports_cap = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i]->abandoned) /* the grace period ended meanwhile */
+            job_free(jobs[i]);
+        else
+            jobs[kept++] = jobs[i];
+    }
+    for (size_t i = 0; i < kept; i += WORKER_REPORT_BATCH)
+        reports_send(w, jobs + i,
+                     kept - i < WORKER_REPORT_BATCH ? kept - i
+                                                    : WORKER_REPORT_BATCH);
+    weft_free(jobs);
+    kick(w);
+}
+
+/* Queues j's report for the batch sent when the loop comes round. */
 static void job_send_report(struct job *j)
 {
     struct worker *w = j->w;
-    struct cmd cmds[3];
-    char attempt[16];
-
-    memset(cmds, 0, sizeof(cmds));
-    snprintf(attempt, sizeof(attempt), "%" PRIu32, j->spec.attempt);
-    result_cmd(w, &cmds[0], j->spec.run, strlen(j->spec.run), j->spec.step,
-               strlen(j->spec.step), attempt, j->status, j->spec.trace,
-               j->report, j->report_len);
-    cmd_adds(&cmds[1], "XACK");
-    cmd_adds(&cmds[1], w->qkeys[j->qi]);
-    cmd_adds(&cmds[1], KEYS_GROUP_WORKERS);
-    cmd_adds(&cmds[1], j->id);
-    cmd_adds(&cmds[2], "XDEL");
-    cmd_adds(&cmds[2], w->qkeys[j->qi]);
-    cmd_adds(&cmds[2], j->id);
-    if (send_tx(w, cmds, 3, on_report_reply, j) == 0) {
-        j->state = JOB_REPORTING;
-    } else {
-        j->state = JOB_REPORT_WAIT; /* sent again when cmd is up */
-        log_warn("report delayed: Redis unavailable", "run", j->spec.run,
-                 "step", j->spec.step, NULL);
+    if (w->nreports == w->reports_cap) {
+        size_t cap = w->reports_cap ? 2 * w->reports_cap : 16;
+        struct job **r = weft_realloc(w->reports, cap * sizeof(*r));
+        if (r == NULL) {
+            reports_send(w, &j, 1); /* alone, at once */
+            return;
+        }
+        w->reports = r;
+        w->reports_cap = cap;
     }
+    w->reports[w->nreports++] = j;
+    j->state = JOB_REPORT_QUEUED;
+    if (w->nreports == 1)
+        event_active(w->report_ev, EV_TIMEOUT, 0);
 }
 
 static void count_result(struct worker *w, enum wire_status st)
@@ -1168,12 +1258,11 @@ static void count_result(struct worker *w, enum wire_status st)
         w->stats.cancelled++;
 }
 
-static void on_report_reply(struct rconn *c, redisReply *reply, void *ud)
+/* The answer to one job's part of a report batch. */
+static void report_answered(struct job *j, redisReply *reply)
 {
-    struct job *j = ud;
     struct worker *w = j->w;
     char text[256];
-    (void)c;
 
     if (reply == NULL) {
         if (w->closing || j->abandoned) {
@@ -1207,7 +1296,18 @@ static void on_report_reply(struct rconn *c, redisReply *reply, void *ud)
                   "status", wire_status_name(j->status), NULL);
     }
     job_free(j);
-    kick(w);
+}
+
+static void on_report_reply(struct rconn *c, redisReply *reply, void *ud)
+{
+    struct report_batch *b = ud;
+    struct worker *w = b->w;
+    (void)c;
+    for (size_t i = 0; i < b->n; i++)
+        report_answered(b->jobs[i], reply);
+    weft_free(b);
+    if (reply != NULL)
+        kick(w);
 }
 
 /* ---- reading, reclaiming, heartbeats, cancel polls ------------------- */
@@ -1864,8 +1964,9 @@ struct worker *worker_new(struct event_base *base,
     w->poll_ev = event_new(base, -1, EV_PERSIST, on_poll_timer, w);
     w->grace_ev = evtimer_new(base, on_grace, w);
     w->drain_ev = evtimer_new(base, on_drain_check, w);
+    w->report_ev = evtimer_new(base, on_report_ev, w);
     if (!w->read_retry_ev || !w->reclaim_ev || !w->beat_ev || !w->poll_ev ||
-        !w->grace_ev || !w->drain_ev)
+        !w->grace_ev || !w->drain_ev || !w->report_ev)
         goto oom;
     snprintf(label, sizeof(label), "%s:read", w->name);
     w->rd = rconn_new(base, cfg->url, label, on_rd_state, w);
@@ -1908,6 +2009,10 @@ void worker_free(struct worker *w)
     rconn_free(w->cmd);
     rconn_free(w->sub);
     w->rd = w->cmd = NULL;
+    /* Queued reports are never sent: their jobs are freed below. */
+    weft_free(w->reports);
+    w->reports = NULL;
+    w->nreports = 0;
     while (w->backlog.head != NULL)
         job_free(w->backlog.head);
     while (w->active.head != NULL) {
@@ -1927,6 +2032,7 @@ void worker_free(struct worker *w)
     free_event(w->poll_ev);
     free_event(w->grace_ev);
     free_event(w->drain_ev);
+    free_event(w->report_ev);
     for (size_t i = 0; i < w->nq; i++) {
         weft_free(w->queues[i]);
         weft_free(w->qkeys[i]);
