@@ -648,8 +648,8 @@ Test(worker, reclaims_a_job_a_dead_worker_left_pending)
 Test(worker, reads_again_after_a_reclaim_round_that_waited_for_a_slot)
 {
     /* Reclaim rounds every 50 ms, all while the one slot is busy. */
-    start_worker((const char *const[]){"--concurrency=1", "--visibility=200",
-                                       NULL});
+    start_worker(
+        (const char *const[]){"--concurrency=1", "--visibility=200", NULL});
     add_noop("r1", "s1", 0, "{\"delay_ms\": 400}");
     struct event ev;
     expect_event("r1", "s1", "success", &ev);
