@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git
       libhiredis-dev libevent-dev libyaml-dev libmsgpack-dev libssl-dev
-      libjansson-dev libcriterion-dev redis-server redis-tools
+      libjansson-dev libjemalloc-dev libcriterion-dev redis-server redis-tools
       python3-redis python3-msgpack
       clang clang-format libclang-rt-14-dev nodejs python3 yamllint chromium
       iproute2)
