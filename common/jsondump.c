@@ -7,7 +7,7 @@
 
 #include "error.h"
 
-static int put_string(struct buf *out, const char *s, size_t len)
+int jsondump_string(struct buf *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF"; /* as jansson */
     int rc = buf_append_char(out, '"');
@@ -111,7 +111,7 @@ static int put(const json_t *v, struct buf *out, int depth)
             if (rc == 0 && !first)
                 rc = buf_append_char(out, ',');
             if (rc == 0)
-                rc = put_string(out, k, strlen(k));
+                rc = jsondump_string(out, k, strlen(k));
             if (rc == 0)
                 rc = buf_append_char(out, ':');
             if (rc == 0)
@@ -134,7 +134,8 @@ static int put(const json_t *v, struct buf *out, int depth)
         return rc ? rc : buf_append_char(out, ']');
     }
     case JSON_STRING:
-        return put_string(out, json_string_value(v), json_string_length(v));
+        return jsondump_string(out, json_string_value(v),
+                               json_string_length(v));
     case JSON_INTEGER:
         return put_integer(out, json_integer_value(v));
     case JSON_REAL:

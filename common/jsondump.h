@@ -28,6 +28,12 @@
  * WEFT_EINVAL (v is NULL); on failure out may hold part of the text. */
 int jsondump(const json_t *v, struct buf *out);
 
+/* Appends the JSON string literal of s[0..len) (quoted and escaped as
+ * above), for writers that build a document without a jansson tree.
+ * Returns 0, WEFT_ENOMEM or WEFT_ELIMIT; on failure out may hold part of
+ * it. */
+int jsondump_string(struct buf *out, const char *s, size_t len);
+
 /* v's compact JSON text, NUL-terminated, owned by the caller (weft_free);
  * *len (when not NULL) receives its length. NULL on failure. */
 char *jsondump_str(const json_t *v, size_t *len);

@@ -59,6 +59,25 @@ Test(jsondump, keeps_nul_bytes_inside_strings)
     json_decref(s);
 }
 
+Test(jsondump, writes_a_bare_string_literal_like_jansson)
+{
+    const char s[] = "a\"b\\c\n\x01\x1f\x7f\xc3\xa9";
+    struct buf b;
+    buf_init(&b, 1024);
+    cr_assert_eq(jsondump_string(&b, s, sizeof(s) - 1), 0);
+    json_t *v = json_stringn(s, sizeof(s) - 1);
+    char *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    cr_assert_str_eq(b.data, theirs);
+    free(theirs);
+    json_decref(v);
+    /* Past the maximum: refused, within the maximum. */
+    buf_deinit(&b);
+    buf_init(&b, 4);
+    cr_assert_eq(jsondump_string(&b, "abcdef", 6), WEFT_ELIMIT);
+    cr_assert_leq(b.len, 4);
+    buf_deinit(&b);
+}
+
 Test(jsondump, writes_nested_documents_like_jansson)
 {
     json_t *v = json_loads(
