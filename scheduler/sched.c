@@ -93,6 +93,7 @@ struct work {
     struct runent *re;
     json_t *state, *extra; /* fetched for evaluation */
     int marked;            /* entry is registered in s->marks */
+    int answered;          /* a script answered for its transition */
     int deadline;          /* a `timeout` event: the step's deadline passed
                               (1), or its queue timeout (2) */
     int expire;            /* WORK_CANCEL: the workflow's timeout passed */
@@ -120,6 +121,13 @@ struct work {
 #define SCHED_BATCH_MAX    64
 #define SCHED_BATCH_BODIES 512
 
+/* A ready mark reaches a scheduler twice: in the reply of the script
+ * that made it and from the stream. The two come over two connections
+ * in either order, and the second can come after the first is applied
+ * (a read served before the transition deleted the entry). The marks of
+ * the last answered transitions are kept to drop such late copies. */
+#define SCHED_RECENT_MARKS 1024
+
 struct batch {
     struct plan plan;
     struct work **works;
@@ -138,7 +146,11 @@ struct sched {
     uint32_t inflight;
     struct event *timer, *reclaim;
     struct strmap defs, runs;
-    struct strmap marks; /* ready marks being handled from a script reply */
+    struct strmap marks;  /* ready marks being handled (from a script
+                             reply or the stream) */
+    struct strmap recent; /* -> recent_ring: answered marks */
+    char *recent_ring[SCHED_RECENT_MARKS];
+    size_t recent_next;
     struct batch batches[SCRIPT_COUNT]; /* transitions waiting to be sent */
     struct event *flush_ev;
     int flush_pending;
@@ -380,6 +392,31 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Whether a copy of ready mark id is being handled or was answered. */
+static bool mark_seen(const struct sched *s, const char *id)
+{
+    return strmap_get(&s->marks, id, strlen(id)) != NULL ||
+           strmap_get(&s->recent, id, strlen(id)) != NULL;
+}
+
+static void mark_answered(struct sched *s, const char *id)
+{
+    char **slot = &s->recent_ring[s->recent_next];
+    char *copy = weft_strdup(id);
+    if (copy == NULL)
+        return;
+    if (strmap_put(&s->recent, copy, strlen(copy), copy, NULL) != 0) {
+        weft_free(copy);
+        return;
+    }
+    if (*slot != NULL) {
+        strmap_del(&s->recent, *slot, strlen(*slot));
+        weft_free(*slot);
+    }
+    *slot = copy;
+    s->recent_next = (s->recent_next + 1) % SCHED_RECENT_MARKS;
+}
+
 static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
 {
     size_t i;
@@ -392,6 +429,8 @@ static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
         const char *blocked = json_string_value(json_array_get(item, 3));
         if (step == NULL || mark == NULL || attempt <= 0)
             continue;
+        if (mark_seen(s, mark))
+            continue; /* read from the stream first: that work has it */
         struct work *w = weft_calloc(1, sizeof(*w));
         if (w == NULL)
             continue; /* the ready mark stays in the stream */
@@ -436,6 +475,7 @@ static const char *trace_of(const struct work *w)
 static void apply_out(struct work *w, json_t *out)
 {
     struct sched *s = w->s;
+    w->answered = 1;
     if (json_is_true(json_object_get(out, "stale"))) {
         s->stats.stale++;
     } else {
@@ -1538,8 +1578,11 @@ static void work_done(struct work *w)
         s->inflight--;
         s->stats.messages++;
     }
-    if (w->marked)
+    if (w->marked) {
         strmap_del(&s->marks, w->entry, strlen(w->entry));
+        if (w->answered)
+            mark_answered(s, w->entry);
+    }
     run_unref(s, w->re);
     weft_free(w->stream);
     weft_free(w->entry);
@@ -1690,9 +1733,8 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
                strcmp(w->timer, "run") == 0) {
         w->kind = WORK_CANCEL; /* the workflow's timeout: the run fails */
         w->expire = 1;
-    } else if (strcmp(w->type, "ready") == 0 &&
-               strmap_get(&s->marks, w->entry, strlen(w->entry))) {
-        work_done(w); /* handled right now by the work that made it */
+    } else if (strcmp(w->type, "ready") == 0 && mark_seen(s, w->entry)) {
+        work_done(w); /* another copy has it, or had it answered */
         return;
     } else if (strcmp(w->type, "result") == 0 ||
                strcmp(w->type, "timeout") == 0 ||
@@ -1733,6 +1775,11 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
         dead_letter(w, "unknown event type");
         return;
     }
+    /* The reply of the script that made this mark may bring it too, when
+     * it comes after this read: registered, that copy is not spawned. */
+    if (w->kind == WORK_READY &&
+        strmap_put(&s->marks, w->entry, strlen(w->entry), w, NULL) == 0)
+        w->marked = 1;
     work_run(w);
 }
 
@@ -1983,6 +2030,7 @@ struct sched *sched_new(struct event_base *base, const struct sched_config *cfg)
     strmap_init(&s->defs);
     strmap_init(&s->runs);
     strmap_init(&s->marks);
+    strmap_init(&s->recent);
     keys_global(&s->cfg.keys, KEYS_TASKS, s->k_tasks);
     keys_global(&s->cfg.keys, KEYS_EVENTS, s->k_events);
     keys_global(&s->cfg.keys, KEYS_DELAYED, s->k_delayed);
@@ -2088,6 +2136,9 @@ void sched_free(struct sched *s)
     strmap_deinit(&s->defs);
     strmap_deinit(&s->runs);
     strmap_deinit(&s->marks);
+    strmap_deinit(&s->recent);
+    for (size_t i = 0; i < SCHED_RECENT_MARKS; i++)
+        weft_free(s->recent_ring[i]);
     weft_free(s->name);
     weft_free(s->workflows);
     weft_free(s);

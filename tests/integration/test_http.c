@@ -569,6 +569,48 @@ Test(http_metrics, prometheus_text_and_counters_move_after_a_run)
 /* ---- runs ------------------------------------------------------------------
  */
 
+/* A composite step starts from a ready mark, which the scheduler reads
+ * from the stream and also gets in the reply of the script that made it:
+ * it must act on one copy only. A second would be a stale transition. */
+Test(http_metrics, composite_steps_start_once)
+{
+    static const char yaml[] = "name: groups\n"
+                               "steps:\n"
+                               "  - {id: a, type: noop}\n"
+                               "  - id: g1\n"
+                               "    type: parallel\n"
+                               "    dependencies: [a]\n"
+                               "    steps:\n"
+                               "      - {id: b, type: noop}\n"
+                               "      - {id: c, type: noop}\n"
+                               "  - id: g2\n"
+                               "    type: parallel\n"
+                               "    dependencies: [g1]\n"
+                               "    steps:\n"
+                               "      - {id: d, type: noop}\n"
+                               "  - id: g3\n"
+                               "    type: conditional\n"
+                               "    dependencies: [g2]\n"
+                               "    condition: \"true\"\n"
+                               "    then_steps:\n"
+                               "      - {id: e, type: noop}\n";
+    char ids[10][160];
+    system_up();
+    char *before = fetch_metrics(sched_port);
+    double stale = metric(before, "weft_stale_transitions_total");
+    double trans = metric(before, "weft_transitions_total");
+    for (int i = 0; i < 10; i++)
+        snprintf(ids[i], sizeof(ids[i]), "%s", submit(yaml, NULL));
+    for (int i = 0; i < 10; i++)
+        json_decref(wait_status(ids[i], "success"));
+    char *after = fetch_metrics(sched_port);
+    cr_assert_gt(metric(after, "weft_transitions_total"), trans);
+    cr_assert_eq(metric(after, "weft_stale_transitions_total"), stale);
+    free(before);
+    free(after);
+    system_down();
+}
+
 Test(http_runs, submit_get_and_list)
 {
     system_up();
