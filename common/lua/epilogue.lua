@@ -7,7 +7,7 @@ for i, t in ipairs(batch) do
         KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
     P, RUN = t, t.run
     HIST_MAX = tonumber(t.hist_max) or 100000
-    out = {ready = {}, cancel = {}}
+    out = {}
     results[i] = main()
 end
 -- The acknowledgements ack() collected (unpack is bounded by the stack).

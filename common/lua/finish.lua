@@ -79,9 +79,8 @@ if status == 'failed' and P.on_failure == 'escalate' then
     ack(K_EVENTS, 'schedulers', P.mark)
     return out
 end
-hist('step', P.step, status, {'attempt', P.attempt,
-                              'error', P.message or '',
-                              'done_us', P.done_us or ''})
+hist('step', P.step, status, 'attempt', S(P.attempt), 'error', P.message or '',
+     'done_us', P.done_us or '')
 propagate(status, status ~= 'failed' or P.on_failure == 'continue', P.deps)
 ack(K_EVENTS, 'schedulers', P.mark)
 return out

@@ -41,6 +41,17 @@ local NOW_S = S(NOW)
 local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST
 local P, RUN, HIST_MAX, out
 
+-- Appends x to the list t[k], made on first use: most transitions make
+-- no ready marks and stop no jobs.
+local function push(t, k, x)
+    local l = t[k]
+    if not l then
+        l = {}
+        t[k] = l
+    end
+    l[#l + 1] = x
+end
+
 local TERMINAL = {success = true, failed = true, skipped = true,
                   cancelled = true}
 
@@ -55,17 +66,25 @@ local GIT_CHANGES_MAX = 1000
 -- gone before the rollback touches the repository.
 local ROLLBACK_GRACE_MS = 5000
 
-local function hist(kind, step, status, extra)
-    -- One call with the extras unpacked after the fixed fields: building
-    -- the whole argument list as a table cost more than the XADD. Callers
-    -- pass a fresh table, whose numbers become text in place.
-    extra = extra or {}
-    for i = 1, #extra do
-        if type(extra[i]) == 'number' then extra[i] = S(extra[i]) end
+-- Appends an entry to the run's history: the fixed fields, then the
+-- extra ones, given as field, value, ... or as one table of them (or
+-- nil; a table's numbers become text in place). The hot paths pass them as arguments:
+-- in Redis's Lua a table costs about as much as the XADD's own work.
+local function hist(kind, step, status, ...)
+    local extra = ...
+    if type(extra) ~= 'string' then
+        extra = extra or {}
+        for i = 1, #extra do
+            if type(extra[i]) == 'number' then extra[i] = S(extra[i]) end
+        end
+        redis.call('XADD', K_HIST, 'MAXLEN', '~', S(HIST_MAX), '*', 'type',
+                   kind, 'step', step or '', 'status', status or '', 'ts',
+                   NOW_S, 'us', US, unpack(extra))
+    else
+        redis.call('XADD', K_HIST, 'MAXLEN', '~', S(HIST_MAX), '*', 'type',
+                   kind, 'step', step or '', 'status', status or '', 'ts',
+                   NOW_S, 'us', US, ...)
     end
-    redis.call('XADD', K_HIST, 'MAXLEN', '~', S(HIST_MAX), '*', 'type', kind,
-               'step', step or '', 'status', status or '', 'ts', NOW_S,
-               'us', US, unpack(extra))
 end
 
 -- Acknowledges the message that caused this transition. Acknowledged
@@ -77,11 +96,15 @@ end
 local ACKS, ACK_AT = {}, {}
 local function ack(stream, group, id)
     if not id or id == '' then return end
-    local k = stream .. '\n' .. group
-    local a = ACK_AT[k]
+    local g = ACK_AT[stream]
+    if not g then
+        g = {}
+        ACK_AT[stream] = g
+    end
+    local a = g[group]
     if not a then
         a = {stream = stream, group = group, ids = {}, del = {}}
-        ACK_AT[k] = a
+        g[group] = a
         ACKS[#ACKS + 1] = a
     end
     a.ids[#a.ids + 1] = id
@@ -116,7 +139,7 @@ local function emit_job(step, attempt, job)
         redis.call('ZADD', K_DEADLINES, NOW + job.qt,
                    member(step, attempt) .. '|queue')
     end
-    hist('step', step, 'queued', {'attempt', attempt})
+    hist('step', step, 'queued', 'attempt', S(attempt))
 end
 
 -- Circuit breakers (docs/protocol.md, "Circuit breakers"). A breaker b
@@ -273,7 +296,7 @@ local function dispatch_job(step, attempt, job)
         local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run',
                               RUN, 'step', step, 'attempt', attempt,
                               'breaker', b.name)
-        out.ready[#out.ready + 1] = {step, attempt, id, b.name}
+        push(out, 'ready', {step, attempt, id, b.name})
         brk_hist(b, step, 'rejected', {'attempt', attempt})
     else
         brk_wait(step, attempt, due, b)
@@ -292,7 +315,7 @@ local function make_ready(item, fresh)
     end
     local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
                           'step', step, 'attempt', S(attempt))
-    out.ready[#out.ready + 1] = {step, attempt, id}
+    push(out, 'ready', {step, attempt, id})
 end
 
 local function release(list)
@@ -335,7 +358,7 @@ local function stop_step(step, status)
     local attempt = attempt_of(step)
     if st == 'running' then
         local m = member(step, attempt)
-        out.cancel[#out.cancel + 1] = m
+        push(out, 'cancel', m)
         if P.chan then redis.call('PUBLISH', P.chan, m) end
         status = 'cancelled'
     end
@@ -375,7 +398,7 @@ local function request_rollback()
     local attempt = attempt_of(ROLLBACK_STEP) + 1
     redis.call('HSET', K_STEPS, ROLLBACK_STEP, 'pending',
                ROLLBACK_STEP .. ':first', attempt)
-    if #out.cancel > 0 then
+    if out.cancel then
         -- Jobs are being stopped: the timer's ready event comes later.
         local due = NOW + ROLLBACK_GRACE_MS
         redis.call('ZADD', K_DELAYED, due, member(ROLLBACK_STEP, attempt))
@@ -384,7 +407,7 @@ local function request_rollback()
     end
     local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
                           'step', ROLLBACK_STEP, 'attempt', attempt)
-    out.ready[#out.ready + 1] = {ROLLBACK_STEP, attempt, id}
+    push(out, 'ready', {ROLLBACK_STEP, attempt, id})
     hist('rollback', '', 'pending', {'changes', #ch})
 end
 

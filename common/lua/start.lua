@@ -7,10 +7,9 @@
 -- keeps the one its first start set, so a job taken over from a dead
 -- worker does not get its timeout anew, however many times it is.
 -- Returns 'ok' or the reason the job must not run.
--- The rollback runs after its run ended; its own status is the check.
-if P.step ~= ROLLBACK_STEP and not run_active() then
-    return 'run ' .. (redis.call('HGET', K_RUN, 'status') or 'missing')
-end
+-- The step's status is the whole check: a step of a run that ended is
+-- never queued or running (end_run stops them all), and the rollback,
+-- which runs after its run ended, has its own.
 local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')
 local st = v[1]
 if (tonumber(v[2]) or 0) ~= P.attempt then return 'superseded' end
@@ -28,5 +27,5 @@ if (tonumber(P.deadline) or 0) > 0 then
                    member(P.step, P.attempt))
     end
 end
-hist('step', P.step, 'running', {'attempt', P.attempt, 'worker', P.worker})
+hist('step', P.step, 'running', 'attempt', S(P.attempt), 'worker', P.worker)
 return 'ok'
