@@ -6,11 +6,12 @@
 -- Plan: run, step, attempt, mark (event to ack), outcome
 --   (success|failed|skipped), verdict, result_json (JSON text),
 --   state_json {key: JSON text}, artifacts, persona,
---   git, message, skey (state key stem), retry_at (ms; 0 = no retry),
---   done_us (when the worker reported, its clock in us),
---   on_failure, run_error, deps [{id, job?}], anc [{id, kind, deps,
---   desc, skey, on_failure}], skip [ids] (descendants of a skipped
---   composite), ttl, chan (cancel channel); brk, fbrk (the breakers of
+--   git, message, skey (state key stem; absent: the step id), retry_at
+--   (ms; 0 = no retry), done_us (when the worker reported, its clock in
+--   us), on_failure (absent: fail), run_error, deps [{id, job?}], anc
+--   [{id, kind, deps, desc, skey, on_failure}] (both absent when empty),
+--   skip [ids]
+--   (descendants of a skipped composite), ttl, chan (cancel channel); brk, fbrk (the breakers of
 --   the step's persona and of its fallback persona, see lib.lua), bres
 --   (how the attempt counts on them: fail|ok|none), fb (the step has a
 --   fallback persona), qt (the step has a queue timeout). expect

@@ -101,6 +101,36 @@ Test(plan, create_run_readies_only_roots_with_jobs_for_static_steps,
     wf_free(wf);
 }
 
+Test(plan, finish_leaves_fields_at_their_defaults_out, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    struct wf *wf = load("steps:\n"
+                         "  - {id: a, type: noop}\n"
+                         "  - {id: b-1, type: noop, on_failure: continue}\n");
+    struct runinfo ri = runinfo_of(wf);
+    struct wire_result res = {.status = WIRE_SUCCESS};
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_finish(&env, &ri, wf_find_step(wf, "a", 1), 1, "5-0",
+                             &res, NULL, &p, NULL),
+                 0);
+    cr_assert_eq(plan_finish(&env, &ri, wf_find_step(wf, "b-1", 3), 1, "5-1",
+                             &res, NULL, &p, NULL),
+                 0);
+    json_t *a = plan_get(&p, 0), *b = plan_get(&p, 1);
+    /* No dependents, no group, a stem equal to the id, on_failure fail. */
+    const char *absent[] = {"deps", "anc", "skey", "on_failure"};
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_null(json_object_get(a, absent[i]), "%s", absent[i]);
+    cr_assert_str_eq(json_string_value(json_object_get(b, "skey")), "b_1");
+    cr_assert_str_eq(json_string_value(json_object_get(b, "on_failure")),
+                     "continue");
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
 Test(plan, finish_does_not_prerender_a_conditioned_dependent, .init = setup)
 {
     env.keys = &keys;
