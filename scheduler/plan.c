@@ -574,16 +574,20 @@ static int render_job(const struct plan_env *env, const struct runinfo *ri,
     return 0;
 }
 
+/* Groups of at most this many children carry their dependents' jobs in
+ * every child's finish (see ancestors). */
+#define PLAN_GROUP_PRERENDER_MAX 8
+
 /* {id, job?} for a step that may become ready; the job is rendered now
- * when the step needs no evaluation. */
+ * when the step needs no evaluation (and render is set). */
 static int ready_item(const struct plan_env *env, const struct runinfo *ri,
-                      const struct wf_step *s, struct plan *p, json_t *list,
-                      struct weft_error *err)
+                      const struct wf_step *s, bool render, struct plan *p,
+                      json_t *list, struct weft_error *err)
 {
     json_t *item = json_pack("{s:s}", "id", s->id);
     if (item == NULL || json_array_append_new(list, item) != 0)
         return WEFT_ENOMEM;
-    if (!plan_step_is_static(s))
+    if (!render || !plan_step_is_static(s))
         return 0;
     json_t *job = NULL;
     int rc = render_job(env, ri, s, 1, NULL, p, &job, err);
@@ -598,7 +602,8 @@ static int ready_item(const struct plan_env *env, const struct runinfo *ri,
 
 static int items_of(const struct plan_env *env, const struct runinfo *ri,
                     const uint32_t *idx, uint32_t n, bool roots_only,
-                    struct plan *p, json_t **out, struct weft_error *err)
+                    bool render, struct plan *p, json_t **out,
+                    struct weft_error *err)
 {
     json_t *list = json_array();
     if (list == NULL)
@@ -607,7 +612,7 @@ static int items_of(const struct plan_env *env, const struct runinfo *ri,
         const struct wf_step *s = &ri->wf->steps[idx[i]];
         if (roots_only && s->ndeps > 0)
             continue;
-        int rc = ready_item(env, ri, s, p, list, err);
+        int rc = ready_item(env, ri, s, render, p, list, err);
         if (rc) {
             json_decref(list);
             return rc;
@@ -670,8 +675,15 @@ static int ancestors(const struct plan_env *env, const struct runinfo *ri,
         char stem[WF_MAX_ID_LEN + 1];
         plan_state_stem(g->id, stem);
         json_t *deps = NULL;
-        if ((rc = items_of(env, ri, g->dependents, g->ndependents, false, p,
-                           &deps, err)))
+        /* Any child's finish may complete the group, so each carries the
+         * group's dependents; their jobs are rendered in advance only for
+         * a small group, or a fan-out of n steps would render the join's
+         * job n times to use it once. A big group's dependents go by the
+         * ready mark, rendered once. */
+        bool render =
+            g->nchildren[0] + g->nchildren[1] <= PLAN_GROUP_PRERENDER_MAX;
+        if ((rc = items_of(env, ri, g->dependents, g->ndependents, false,
+                           render, p, &deps, err)))
             break;
         json_t *a = json_pack("{s:s, s:s, s:o, s:s, s:s}", "id", g->id, "kind",
                               kind, "deps", deps, "skey", stem, "on_failure",
@@ -780,7 +792,7 @@ static int create_run_into(const struct plan_env *env, const struct runinfo *ri,
                 deps, json_pack("[s, i]", s->id, (json_int_t)s->ndeps)) != 0)
             goto done;
     }
-    if ((rc = items_of(env, ri, wf->top, wf->ntop, true, p, &ready, err)))
+    if ((rc = items_of(env, ri, wf->top, wf->ntop, true, true, p, &ready, err)))
         goto done;
     rc = WEFT_ENOMEM;
     json_t *header =
@@ -1020,8 +1032,8 @@ static int finish_into(const struct plan_env *env, const struct runinfo *ri,
     bool stops = failing && s->on_failure == WF_ON_FAILURE_FAIL;
     json_t *deps = NULL, *anc = NULL;
     int rc;
-    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p, &deps,
-                       err)))
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, true, p,
+                       &deps, err)))
         return rc;
     if (json_array_size(deps) == 0)
         json_decref(deps);
@@ -1094,7 +1106,7 @@ static int activate_into(const struct plan_env *env, const struct runinfo *ri,
         return WEFT_ENOMEM;
     int rc;
     if ((rc = items_of(env, ri, s->children[branch], s->nchildren[branch], true,
-                       p, &kids, err)) ||
+                       true, p, &kids, err)) ||
         set_new(d, "kids", kids))
         return rc ? rc : WEFT_ENOMEM;
     if (set_new(d, "step", json_string(s->id)) ||
@@ -1107,8 +1119,8 @@ static int activate_into(const struct plan_env *env, const struct runinfo *ri,
     if (s->nchildren[branch] > 0)
         return 0;
     /* An empty list: the group completes now and releases its edges. */
-    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p, &deps,
-                       err)) ||
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, true, p,
+                       &deps, err)) ||
         set_new(d, "deps", deps))
         return rc ? rc : WEFT_ENOMEM;
     if ((rc = ancestors(env, ri, s, true, false, p, &anc, err)) ||
@@ -1500,8 +1512,8 @@ static int resolve_into(const struct plan_env *env, const struct runinfo *ri,
      * step says continue (escalate does not apply twice). */
     bool stops = failing && s->on_failure != WF_ON_FAILURE_CONTINUE;
     json_t *deps = NULL, *anc = NULL;
-    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, p, &deps,
-                       err)) ||
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, true, p,
+                       &deps, err)) ||
         (rc = set_new(t, "deps", deps)))
         goto done;
     if ((rc = ancestors(env, ri, s, strcmp(outcome, "success") == 0, stops, p,

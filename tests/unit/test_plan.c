@@ -254,6 +254,41 @@ Test(plan, success_inside_any_group_carries_the_losers_to_stop, .init = setup)
     wf_free(wf);
 }
 
+/* A child of a big group does not render the join's job in advance:
+ * only the last child's finish would use it. */
+Test(plan, a_big_group_leaves_its_dependents_to_the_ready_mark, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    char yaml[1024];
+    size_t n = (size_t)snprintf(yaml, sizeof(yaml),
+                                "steps:\n"
+                                "  - id: g\n"
+                                "    type: parallel\n"
+                                "    steps:\n");
+    for (int i = 0; i < 9; i++)
+        n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+                              "      - {id: k%d, type: noop}\n", i);
+    snprintf(yaml + n, sizeof(yaml) - n,
+             "  - {id: join, type: noop, dependencies: [g]}\n");
+    struct wf *wf = load(yaml);
+    struct runinfo ri = runinfo_of(wf);
+    struct wire_result res = {.status = WIRE_SUCCESS};
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_finish(&env, &ri, wf_find_step(wf, "k0", 2), 1, "", &res,
+                             NULL, &p, NULL),
+                 0);
+    json_t *g = json_array_get(json_object_get(plan_get(&p, 0), "anc"), 0);
+    json_t *join = json_array_get(json_object_get(g, "deps"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(join, "id")), "join");
+    cr_assert_null(json_object_get(join, "job"));
+    cr_assert_eq(p.nbodies, 0, "no job body rendered");
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
 Test(plan, activating_else_branch_skips_then_and_readies_its_roots,
      .init = setup)
 {
