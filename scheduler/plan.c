@@ -157,6 +157,17 @@ static int set_new(json_t *o, const char *k, json_t *v)
     return json_object_set_new(o, k, v) == 0 ? 0 : WEFT_ENOMEM;
 }
 
+/* Sets o[k] = list (stealing it), or drops list when it is empty: the
+ * scripts read an absent list as empty, and decoding one builds a table. */
+static int set_list(json_t *o, const char *k, json_t *list)
+{
+    if (json_array_size(list) == 0) {
+        json_decref(list);
+        return 0;
+    }
+    return set_new(o, k, list);
+}
+
 static char *dumps(json_t *v)
 {
     return jsondump_str(v, NULL);
@@ -1033,19 +1044,13 @@ static int finish_into(const struct plan_env *env, const struct runinfo *ri,
     json_t *deps = NULL, *anc = NULL;
     int rc;
     if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, true, p,
-                       &deps, err)))
+                       &deps, err)) ||
+        (rc = set_list(d, "deps", deps)))
         return rc;
-    if (json_array_size(deps) == 0)
-        json_decref(deps);
-    else if (set_new(d, "deps", deps))
-        return WEFT_ENOMEM;
     if ((rc = ancestors(env, ri, s, strcmp(outcome, "success") == 0, stops, p,
-                        &anc, err)))
+                        &anc, err)) ||
+        (rc = set_list(d, "anc", anc)))
         return rc;
-    if (json_array_size(anc) == 0)
-        json_decref(anc);
-    else if (set_new(d, "anc", anc))
-        return WEFT_ENOMEM;
     return 0;
 }
 
