@@ -721,6 +721,25 @@ static int ancestors(const struct plan_env *env, const struct runinfo *ri,
     return 0;
 }
 
+/* Sets t's deps (s's dependents) and anc (its enclosing groups, see
+ * ancestors): what propagate (lib.lua) needs when s ends. Empty lists
+ * are left out. */
+static int edges_into(const struct plan_env *env, const struct runinfo *ri,
+                      const struct wf_step *s, bool success, bool failing,
+                      struct plan *p, json_t *t, struct weft_error *err)
+{
+    json_t *deps = NULL, *anc = NULL;
+    int rc;
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, true, p,
+                       &deps, err)) ||
+        (rc = set_list(t, "deps", deps)))
+        return rc;
+    if ((rc = ancestors(env, ri, s, success, failing, p, &anc, err)) ||
+        (rc = set_list(t, "anc", anc)))
+        return rc;
+    return 0;
+}
+
 /* Appends a transition for run ri to the batch: its run keys (the
  * shared keys first when the batch is new) and the fields every script
  * reads. Returns the transition (borrowed from p), or NULL on OOM. */
@@ -1041,17 +1060,8 @@ static int finish_into(const struct plan_env *env, const struct runinfo *ri,
             return WEFT_ENOMEM;
     }
     bool stops = failing && s->on_failure == WF_ON_FAILURE_FAIL;
-    json_t *deps = NULL, *anc = NULL;
-    int rc;
-    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, true, p,
-                       &deps, err)) ||
-        (rc = set_list(d, "deps", deps)))
-        return rc;
-    if ((rc = ancestors(env, ri, s, strcmp(outcome, "success") == 0, stops, p,
-                        &anc, err)) ||
-        (rc = set_list(d, "anc", anc)))
-        return rc;
-    return 0;
+    return edges_into(env, ri, s, strcmp(outcome, "success") == 0, stops, p, d,
+                      err);
 }
 
 int plan_finish(const struct plan_env *env, const struct runinfo *ri,
@@ -1103,7 +1113,7 @@ static int activate_into(const struct plan_env *env, const struct runinfo *ri,
     plan_state_stem(s->id, stem);
     const char *bname =
         s->type == WF_STEP_CONDITIONAL ? (branch == 0 ? "then" : "else") : "";
-    json_t *kids = NULL, *skip = json_array(), *deps = NULL, *anc = NULL;
+    json_t *kids = NULL, *skip = json_array();
     if (skip == NULL || set_new(d, "skip", skip))
         return WEFT_ENOMEM;
     if (s->type == WF_STEP_CONDITIONAL &&
@@ -1124,14 +1134,7 @@ static int activate_into(const struct plan_env *env, const struct runinfo *ri,
     if (s->nchildren[branch] > 0)
         return 0;
     /* An empty list: the group completes now and releases its edges. */
-    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, true, p,
-                       &deps, err)) ||
-        set_new(d, "deps", deps))
-        return rc ? rc : WEFT_ENOMEM;
-    if ((rc = ancestors(env, ri, s, true, false, p, &anc, err)) ||
-        set_new(d, "anc", anc))
-        return rc ? rc : WEFT_ENOMEM;
-    return 0;
+    return edges_into(env, ri, s, true, false, p, d, err);
 }
 
 int plan_activate(const struct plan_env *env, const struct runinfo *ri,
@@ -1516,16 +1519,8 @@ static int resolve_into(const struct plan_env *env, const struct runinfo *ri,
     /* A failure a person confirmed stops the enclosing groups unless the
      * step says continue (escalate does not apply twice). */
     bool stops = failing && s->on_failure != WF_ON_FAILURE_CONTINUE;
-    json_t *deps = NULL, *anc = NULL;
-    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, true, p,
-                       &deps, err)) ||
-        (rc = set_new(t, "deps", deps)))
-        goto done;
-    if ((rc = ancestors(env, ri, s, strcmp(outcome, "success") == 0, stops, p,
-                        &anc, err)) ||
-        (rc = set_new(t, "anc", anc)))
-        goto done;
-    rc = 0;
+    rc = edges_into(env, ri, s, strcmp(outcome, "success") == 0, stops, p, t,
+                    err);
 done:
     json_decref(set);
     return rc;
