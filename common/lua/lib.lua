@@ -68,23 +68,21 @@ local ROLLBACK_GRACE_MS = 5000
 
 -- Appends an entry to the run's history: the fixed fields, then the
 -- extra ones, given as field, value, ... or as one table of them (or
--- nil; a table's numbers become text in place). The hot paths pass them as arguments:
--- in Redis's Lua a table costs about as much as the XADD's own work.
+-- nil; a table's numbers become text in place). The hot paths pass them
+-- as arguments: in Redis's Lua a table costs about as much as the XADD's
+-- own work.
 local function hist(kind, step, status, ...)
     local extra = ...
-    if type(extra) ~= 'string' then
+    if type(extra) ~= 'string' and select('#', ...) > 0 then
         extra = extra or {}
         for i = 1, #extra do
             if type(extra[i]) == 'number' then extra[i] = S(extra[i]) end
         end
-        redis.call('XADD', K_HIST, 'MAXLEN', '~', S(HIST_MAX), '*', 'type',
-                   kind, 'step', step or '', 'status', status or '', 'ts',
-                   NOW_S, 'us', US, unpack(extra))
-    else
-        redis.call('XADD', K_HIST, 'MAXLEN', '~', S(HIST_MAX), '*', 'type',
-                   kind, 'step', step or '', 'status', status or '', 'ts',
-                   NOW_S, 'us', US, ...)
+        return hist(kind, step, status, unpack(extra))
     end
+    redis.call('XADD', K_HIST, 'MAXLEN', '~', S(HIST_MAX), '*', 'type', kind,
+               'step', step or '', 'status', status or '', 'ts', NOW_S,
+               'us', US, ...)
 end
 
 -- Acknowledges the message that caused this transition. Acknowledged
