@@ -153,16 +153,23 @@ int procs_run(const char *const argv[], const char *const env[], char **out,
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+bool procs_read_file(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return true;
+}
+
 bool procs_alive(pid_t pid, long long *start_ticks)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    if (!procs_read_file(path, buf, sizeof(buf)))
         return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
     /* The name, in parentheses, may hold anything: fields follow the
      * last ')'. The state is field 3, the start time field 22. */
     const char *p = strrchr(buf, ')');

@@ -30,6 +30,10 @@ int procs_stop(pid_t pid, int sig, int timeout_ms);
 int procs_run(const char *const argv[], const char *const env[], char **out,
               char **err);
 
+/* Reads the start of path, up to size - 1 bytes, into buf and ends it
+ * with a NUL. False when path cannot be opened. */
+bool procs_read_file(const char *path, char *buf, size_t size);
+
 /* True while pid exists and is neither a zombie nor dead; then
  * *start_ticks (may be NULL) gets its start time (field 22 of
  * /proc/pid/stat), which tells a reused pid from the original. */

@@ -683,13 +683,7 @@ static void run_ok(const char *const argv[])
 static bool file_has(const char *path, const char *text)
 {
     char buf[8192];
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, text) != NULL;
+    return procs_read_file(path, buf, sizeof(buf)) && strstr(buf, text) != NULL;
 }
 
 static void write_file(const char *path, const char *text)
