@@ -22,6 +22,7 @@
  * chains, fan, scaling, for quick comparisons). Prints figures; asserts
  * nothing about time.
  */
+#include <ctype.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -638,6 +639,55 @@ static int chains(int count, int len, long long *lat, long long *done_lat,
     return n;
 }
 
+/* Where a fan-out's time goes, from its history: ms since the run
+ * started at which the root started and ended, the group opened (the
+ * scheduler sent the transition that queues the children's jobs), the
+ * first and the last child started, the last child ended and the join
+ * started. */
+static void fan_timeline(const char *run)
+{
+    redisReply *r = cmd("XRANGE weft:run:%s:history - +", run);
+    long long t0 = -1, t[7] = {0};
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *f = r->element[i]->element[1];
+        const char *st = "", *sp = "";
+        long long us = 0;
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            const char *key = f->element[k]->str, *v = f->element[k + 1]->str;
+            if (strcmp(key, "status") == 0)
+                st = v;
+            else if (strcmp(key, "step") == 0)
+                sp = v;
+            else if (strcmp(key, "us") == 0)
+                us = strtoll(v, NULL, 10);
+        }
+        if (t0 < 0)
+            t0 = us;
+        bool kid = sp[0] == 's' && isdigit((unsigned char)sp[1]);
+        bool running = strcmp(st, "running") == 0,
+             success = strcmp(st, "success") == 0;
+        if (strcmp(sp, "root") == 0 && (running || success))
+            t[running ? 0 : 1] = us;
+        else if (strcmp(sp, "fan") == 0 && running)
+            t[2] = us;
+        else if (kid && running) {
+            t[3] = t[3] ? t[3] : us;
+            t[4] = us;
+        } else if (kid && success)
+            t[5] = us;
+        else if (strcmp(sp, "join") == 0 && running)
+            t[6] = us;
+    }
+    freeReplyObject(r);
+    double ms[7];
+    for (int i = 0; i < 7; i++)
+        ms[i] = (double)(t[i] - t0) / 1e3;
+    printf("  fan-out timeline (ms): root %.1f to %.1f, group open %.1f, "
+           "children started %.1f to %.1f, done by %.1f, join started "
+           "%.1f\n",
+           ms[0], ms[1], ms[2], ms[3], ms[4], ms[5], ms[6]);
+}
+
 static void bench_fan(int width)
 {
     char *y = wide_yaml(width, true);
@@ -648,6 +698,8 @@ static void bench_fan(int width)
     wait_done(done0 + 1);
     printf("fan-out/fan-in: 1 -> %d parallel -> 1: %.3f s\n", width,
            run_elapsed_us("fan-0") / 1e6);
+    if (getenv("BENCH_VERBOSE") != NULL)
+        fan_timeline("fan-0");
     wf_free(wf);
 }
 
