@@ -24,7 +24,8 @@ if P.nkids == 0 then
     propagate('success', true, P.deps)
 else
     redis.call('HSET', K_DEPS, P.step .. ':left', P.nkids)
-    for _, item in ipairs(P.kids) do make_ready(item) end
+    -- A first activation finds its children never dispatched.
+    for _, item in ipairs(P.kids) do make_ready(item, P.attempt == 1) end
 end
 ack(K_EVENTS, 'schedulers', P.mark)
 return out

@@ -16,8 +16,9 @@
 --   (how the attempt counts on them: fail|ok|none), fb (the step has a
 --   fallback persona), qt (the step has a queue timeout). expect
 --   'queued': only a job no worker has started ends (a queue timeout).
+-- The step's status is the whole check, as in start.lua: a run that
+-- ends stops every step it has not finished (end_run).
 local function cas()
-    if not run_active() then return false end
     local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')
     local st, att = v[1], tonumber(v[2]) or 0
     if P.expect == 'pending' then

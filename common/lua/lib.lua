@@ -303,7 +303,8 @@ end
 
 -- A step became ready: dispatch it now if its job needs no evaluation,
 -- else leave the durable mark (a ready event) for a scheduler to evaluate.
--- fresh: the step has never been dispatched (a new run), attempt 1.
+-- fresh: the step has never been dispatched (a new run, or a group's
+-- first activation), so this is its attempt 1.
 local function make_ready(item, fresh)
     local step = item.id
     local attempt = fresh and 1 or attempt_of(step) + 1
