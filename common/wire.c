@@ -778,6 +778,7 @@ static bool job_valid(const struct wire_job *j)
     return id_ok(j->run) && id_ok(j->step) && id_ok(j->type) &&
            id_ok(j->queue) && j->attempt > 0 &&
            j->timeout_ms <= (uint64_t)INT64_MAX &&
+           j->queue_timeout_ms <= (uint64_t)INT64_MAX &&
            (j->persona == NULL || id_ok(j->persona)) &&
            (j->name == NULL || text_ok(j->name)) &&
            (j->trace == NULL || text_ok(j->trace)) &&
@@ -791,9 +792,10 @@ int wire_job_encode(const struct wire_job *job, char **out, size_t *len)
     if (job == NULL || !job_valid(job))
         return WEFT_EINVAL;
     /* v, run, step, type, queue, attempt, timeout_ms + optional fields. */
-    size_t n = 7 + (job->name != NULL) + (job->persona != NULL) +
-               (job->trace != NULL) + (job->params != NULL) +
-               (job->git != NULL) + (job->context != NULL);
+    size_t n = 7 + (job->queue_timeout_ms > 0) + (job->name != NULL) +
+               (job->persona != NULL) + (job->trace != NULL) +
+               (job->params != NULL) + (job->git != NULL) +
+               (job->context != NULL);
     struct enc e;
     enc_init(&e);
     int rc = enc_open(&e, true, n, 1);
@@ -815,6 +817,9 @@ int wire_job_encode(const struct wire_job *job, char **out, size_t *len)
         rc = enc_key_i64(&e, "attempt", job->attempt);
     if (rc == 0)
         rc = enc_key_i64(&e, "timeout_ms", (int64_t)job->timeout_ms);
+    if (rc == 0 && job->queue_timeout_ms > 0)
+        rc =
+            enc_key_i64(&e, "queue_timeout_ms", (int64_t)job->queue_timeout_ms);
     if (rc == 0 && job->trace != NULL)
         rc = enc_key_str(&e, "trace", job->trace);
     if (rc == 0 && job->params != NULL)
@@ -837,7 +842,7 @@ int wire_job_decode(const void *buf, size_t len, struct wire_job *job,
     if (rc != 0)
         return rc;
     int64_t attempt = 0;
-    int64_t timeout = 0;
+    int64_t timeout = 0, queue_timeout = 0;
     if ((rc = field_str(root, what, "run", true, FIELD_ID, &j.run, err)) ||
         (rc = field_str(root, what, "step", true, FIELD_ID, &j.step, err)) ||
         (rc = field_str(root, what, "name", false, FIELD_TEXT, &j.name, err)) ||
@@ -850,6 +855,8 @@ int wire_job_decode(const void *buf, size_t len, struct wire_job *job,
                         err)) ||
         (rc = field_int(root, what, "timeout_ms", false, 0, INT64_MAX,
                         "a non-negative integer", &timeout, err)) ||
+        (rc = field_int(root, what, "queue_timeout_ms", false, 0, INT64_MAX,
+                        "a non-negative integer", &queue_timeout, err)) ||
         (rc = field_str(root, what, "trace", false, FIELD_TEXT, &j.trace,
                         err)) ||
         (rc = field_json(root, what, "params", JSON_OBJECT, &j.params, err)) ||
@@ -863,6 +870,7 @@ int wire_job_decode(const void *buf, size_t len, struct wire_job *job,
     json_decref(root);
     j.attempt = (uint32_t)attempt;
     j.timeout_ms = (uint64_t)timeout;
+    j.queue_timeout_ms = (uint64_t)queue_timeout;
     *job = j;
     return 0;
 }

@@ -55,12 +55,13 @@ struct wire_job {
     char *type;    /* "noop", "persona-request", "git-operation", ... */
     char *persona; /* NULL unless persona-request */
     char *queue;
-    uint32_t attempt;    /* 1-based */
-    uint64_t timeout_ms; /* 0 = none */
-    char *trace;         /* W3C traceparent, or NULL */
-    json_t *params;      /* object or NULL */
-    json_t *git;         /* object or NULL */
-    json_t *context;     /* object or NULL */
+    uint32_t attempt;          /* 1-based */
+    uint64_t timeout_ms;       /* 0 = none */
+    uint64_t queue_timeout_ms; /* 0 = none; a worker's start clears it */
+    char *trace;               /* W3C traceparent, or NULL */
+    json_t *params;            /* object or NULL */
+    json_t *git;               /* object or NULL */
+    json_t *context;           /* object or NULL */
 };
 
 /* 0 or an error; *out and *len as for wire_encode. Fails with WEFT_EINVAL if
@@ -69,7 +70,8 @@ struct wire_job {
 int wire_job_encode(const struct wire_job *job, char **out, size_t *len);
 /* Decodes and validates: v == WIRE_VERSION; run, step, type, queue
  * (required) and persona (optional) valid per keys_valid_id; attempt
- * 1..UINT32_MAX; timeout_ms >= 0 (absent = 0); name and trace strings
+ * 1..UINT32_MAX; timeout_ms and queue_timeout_ms >= 0 (absent = 0); name
+ * and trace strings
  * without NUL; params, git and context maps. Unknown keys are ignored, so
  * a field can be added without a version bump. On failure *job is left
  * zeroed and err names the field ("job field 'attempt' must be a positive

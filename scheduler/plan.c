@@ -506,6 +506,7 @@ static int render_one(const struct plan_env *env, const struct runinfo *ri,
     job.queue = (char *)(fallback ? fallback_queue(env, s)
                                   : personas_step_queue(env->personas, s));
     job.attempt = attempt;
+    job.queue_timeout_ms = s->queue_timeout_ms;
     job.trace = trace;
     job.name = dup_string_or(name, s->id);
     if (job.name == NULL)

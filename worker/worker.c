@@ -834,9 +834,10 @@ static int start_key(char (*keys)[KEYS_MAX], int *n, const char *key)
     return ++*n;
 }
 
-/* Appends one start plan (lib.lua: run, k, step, attempt, worker,
- * deadline) to the batch's JSON array, written directly: a jansson tree
- * per job and its dump were a fifth of the worker's time. */
+/* Appends one start plan (start.lua: run, k, step, attempt, worker,
+ * deadline, qt when the job has a queue timeout) to the batch's JSON array,
+ * written directly: a jansson tree per job and its dump were a fifth of the
+ * worker's time. */
 static int start_plan(struct buf *doc, const struct worker *w,
                       const struct job *j, int k, int64_t deadline)
 {
@@ -853,7 +854,8 @@ static int start_plan(struct buf *doc, const struct worker *w,
     if (rc == 0)
         rc = jsondump_string(doc, w->name, strlen(w->name));
     if (rc == 0)
-        rc = buf_printf(doc, ",\"deadline\":%" PRId64 "}", deadline);
+        rc = buf_printf(doc, ",\"deadline\":%" PRId64 "%s}", deadline,
+                        j->spec.queue_timeout_ms > 0 ? ",\"qt\":1" : "");
     return rc;
 }
 

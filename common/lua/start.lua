@@ -2,7 +2,8 @@
 -- Compare-and-set: the step is queued (or running after a reclaim) with
 -- the job's attempt; otherwise the job is stale (skipped, cancelled,
 -- superseded) and the worker drops it without running it.
--- Plan: run, step, attempt, worker, deadline (ms, 0 = none).
+-- Plan: run, step, attempt, worker, deadline (ms, 0 = none), qt (the job
+-- has a queue timeout, whose deadline this start clears).
 -- The deadline is the attempt's: a reclaim (the step already running)
 -- keeps the one its first start set, so a job taken over from a dead
 -- worker does not get its timeout anew, however many times it is.
@@ -16,8 +17,10 @@ if (tonumber(v[2]) or 0) ~= P.attempt then return 'superseded' end
 if st ~= 'queued' and st ~= 'running' then return st or 'missing' end
 redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':worker', P.worker,
            P.step .. ':started', NOW_S)
--- Started: the step's queue timeout (if any) no longer applies.
-redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt) .. '|queue')
+-- Started: the step's queue timeout no longer applies.
+if P.qt then
+    redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt) .. '|queue')
+end
 if (tonumber(P.deadline) or 0) > 0 then
     if st == 'running' then
         redis.call('ZADD', K_DEADLINES, 'NX', S(P.deadline),

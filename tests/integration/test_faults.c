@@ -526,14 +526,25 @@ Test(faults, queue_timeout_fails_a_step_that_no_worker_serves)
                  1);
     cr_assert_eq(hist_count("lost", "step", "running", "lost", NULL, NULL, 0),
                  0);
-    /* A job a worker starts in time runs as long as it needs. */
+    /* A job a worker starts in time runs as long as it needs: its start
+     * clears the queue deadline at once. */
     const char *served = "name: s\n"
                          "steps:\n"
                          "  - id: slow\n"
                          "    type: noop\n"
                          "    queue_timeout: 0.5\n"
                          "    params: {delay_ms: 1500}\n";
-    cr_assert_str_eq(run_to_end(served, "served"), "success");
+    cr_assert_eq(runs_submit(rc, served, "{}", "served"), 0);
+    time_t end = time(NULL) + RUN_WAIT_S;
+    while (time(NULL) < end && strcmp(step_field("served", "slow"), "running"))
+        poll_pause();
+    cr_assert_str_eq(step_field("served", "slow"), "running");
+    redisReply *q = cmd("ZSCORE weft:deadlines served|slow|1|queue");
+    cr_assert_eq(q->type, REDIS_REPLY_NIL, "start cleared the queue deadline");
+    freeReplyObject(q);
+    char status[32];
+    cr_assert_str_eq(
+        runs_wait(rc, "served", RUN_WAIT_S, status, sizeof(status)), "success");
     cr_assert_str_eq(step_field("served", "slow:attempt"), "1");
     redisReply *r = cmd("ZCARD weft:deadlines");
     cr_assert_eq(r->integer, 0, "no queue deadline is left behind");

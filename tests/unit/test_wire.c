@@ -626,6 +626,7 @@ static struct wire_job full_job(void)
         .queue = weft_strdup("lead-engineer"),
         .attempt = 3,
         .timeout_ms = 600000,
+        .queue_timeout_ms = 30000,
         .trace = weft_strdup(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         .params = parse_json("{\"prompt\": \"do it\", \"n\": [1, 2]}"),
@@ -674,6 +675,7 @@ static void assert_jobs_equal(const struct wire_job *a,
     assert_str_or_null(a->queue, b->queue);
     cr_assert_eq(a->attempt, b->attempt);
     cr_assert_eq(a->timeout_ms, b->timeout_ms);
+    cr_assert_eq(a->queue_timeout_ms, b->queue_timeout_ms);
     assert_str_or_null(a->trace, b->trace);
     assert_json_or_null(a->params, b->params);
     assert_json_or_null(a->git, b->git);
@@ -711,6 +713,7 @@ Test(wire, job_round_trips_attempt_and_timeout_extremes)
     struct wire_job j = min_job();
     j.attempt = UINT32_MAX;
     j.timeout_ms = INT64_MAX;
+    j.queue_timeout_ms = INT64_MAX;
     job_round_trip(&j);
 }
 
@@ -731,6 +734,9 @@ Test(wire, job_encode_rejects_missing_or_invalid_fields)
     j.timeout_ms = (uint64_t)INT64_MAX + 1;
     cr_assert_eq(wire_job_encode(&j, &buf, &len), WEFT_EINVAL);
     j.timeout_ms = 0;
+    j.queue_timeout_ms = (uint64_t)INT64_MAX + 1;
+    cr_assert_eq(wire_job_encode(&j, &buf, &len), WEFT_EINVAL);
+    j.queue_timeout_ms = 0;
     j.params = json_array();
     cr_assert_eq(wire_job_encode(&j, &buf, &len), WEFT_EINVAL);
     json_decref(j.params);
