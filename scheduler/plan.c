@@ -634,6 +634,37 @@ static int items_of(const struct plan_env *env, const struct runinfo *ri,
     return 0;
 }
 
+/* The part of a group's opening that starts at root `from` (its children
+ * without dependencies, counted in order): the items of at most
+ * PLAN_ACTIVATE_PART roots, and in *next the index of the first root left
+ * for the next part (0: none). */
+static int roots_part(const struct plan_env *env, const struct runinfo *ri,
+                      const struct wf_step *g, uint32_t from, struct plan *p,
+                      json_t **out, uint32_t *next, struct weft_error *err)
+{
+    json_t *list = json_array();
+    if (list == NULL)
+        return WEFT_ENOMEM;
+    uint32_t root = 0;
+    *next = 0;
+    for (uint32_t i = 0; i < g->nchildren[0]; i++) {
+        const struct wf_step *s = &ri->wf->steps[g->children[0][i]];
+        if (s->ndeps > 0)
+            continue;
+        if (root >= from + PLAN_ACTIVATE_PART) {
+            *next = root;
+            break;
+        }
+        int rc = root++ < from ? 0 : ready_item(env, ri, s, true, p, list, err);
+        if (rc) {
+            json_decref(list);
+            return rc;
+        }
+    }
+    *out = list;
+    return 0;
+}
+
 /* End (exclusive) of the pre-order range holding s's descendants. */
 static uint32_t subtree_end(const struct wf *wf, uint32_t i)
 {
@@ -1121,9 +1152,14 @@ static int activate_into(const struct plan_env *env, const struct runinfo *ri,
         add_descendants(ri->wf, s, 1 - branch, skip))
         return WEFT_ENOMEM;
     int rc;
-    if ((rc = items_of(env, ri, s->children[branch], s->nchildren[branch], true,
-                       true, p, &kids, err)) ||
-        set_new(d, "kids", kids))
+    uint32_t next = 0;
+    if (s->type == WF_STEP_PARALLEL)
+        rc = roots_part(env, ri, s, 0, p, &kids, &next, err);
+    else
+        rc = items_of(env, ri, s->children[branch], s->nchildren[branch], true,
+                      true, p, &kids, err);
+    if (rc || set_new(d, "kids", kids) ||
+        (next && set_new(d, "next", json_integer(next))))
         return rc ? rc : WEFT_ENOMEM;
     if (set_new(d, "step", json_string(s->id)) ||
         set_new(d, "attempt", json_integer(attempt)) ||
@@ -1147,6 +1183,41 @@ int plan_activate(const struct plan_env *env, const struct runinfo *ri,
     return end(p, mark0,
                t ? activate_into(env, ri, s, attempt, mark, branch, p, t, err)
                  : WEFT_ENOMEM);
+}
+
+static int activate_more_into(const struct plan_env *env,
+                              const struct runinfo *ri, const struct wf_step *s,
+                              uint32_t attempt, const char *mark, uint32_t from,
+                              struct plan *p, json_t *t, struct weft_error *err)
+{
+    json_t *kids = NULL;
+    uint32_t next = 0;
+    int rc = roots_part(env, ri, s, from, p, &kids, &next, err);
+    if (rc || set_new(t, "kids", kids))
+        return rc ? rc : WEFT_ENOMEM;
+    if (set_new(t, "step", json_string(s->id)) ||
+        set_new(t, "attempt", json_integer(attempt)) ||
+        set_new(t, "mark", json_string(mark ? mark : "")) ||
+        set_new(t, "from", json_integer(from)) ||
+        (next && set_new(t, "next", json_integer(next))))
+        return WEFT_ENOMEM;
+    return 0;
+}
+
+int plan_activate_more(const struct plan_env *env, const struct runinfo *ri,
+                       const struct wf_step *s, uint32_t attempt,
+                       const char *mark, uint32_t from, struct plan *p,
+                       struct weft_error *err)
+{
+    if (s->type != WF_STEP_PARALLEL || from == 0)
+        return weft_error_set(err, WEFT_EINVAL, 0, 0,
+                              "only a parallel group opens in parts");
+    size_t mark0 = plan_size(p);
+    json_t *t = begin(env, ri, p);
+    return end(
+        p, mark0,
+        t ? activate_more_into(env, ri, s, attempt, mark, from, p, t, err)
+          : WEFT_ENOMEM);
 }
 
 static int cancel_into(json_t *t, const char *mark, const char *reason)

@@ -128,10 +128,25 @@ int plan_finish(const struct plan_env *env, const struct runinfo *ri,
                 const struct wire_result *res, const char *eval_error,
                 struct plan *p, struct weft_error *err);
 
-/* activate: composite s opens list `branch` (0 = then/steps, 1 = else). */
+/* activate: composite s opens list `branch` (0 = then/steps, 1 = else).
+ * A parallel group with more than PLAN_ACTIVATE_PART children without
+ * dependencies opens its first part (the plan's `next` says where the
+ * next one starts). */
 int plan_activate(const struct plan_env *env, const struct runinfo *ri,
                   const struct wf_step *s, uint32_t attempt, const char *mark,
                   int branch, struct plan *p, struct weft_error *err);
+
+/* A parallel group opens in parts of this many children without
+ * dependencies: the first part's jobs go out while the next is rendered,
+ * and workers start on them while Redis queues the rest. */
+#define PLAN_ACTIVATE_PART 64
+
+/* activate, continued: the next part of parallel group s's opening,
+ * from its root child `from` on (docs/protocol.md, "Big groups"). */
+int plan_activate_more(const struct plan_env *env, const struct runinfo *ri,
+                       const struct wf_step *s, uint32_t attempt,
+                       const char *mark, uint32_t from, struct plan *p,
+                       struct weft_error *err);
 
 /* cancel: the run and its unfinished steps end as cancelled. */
 int plan_cancel(const struct plan_env *env, const struct runinfo *ri,

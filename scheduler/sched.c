@@ -101,6 +101,8 @@ struct work {
     char *timer;           /* a `timeout` event's kind: NULL, queue, run */
     char *blocked;         /* WORK_READY: the open circuit breaker that
                               fails the step (on_breaker_open: fail) */
+    uint32_t from;         /* WORK_READY: the part of a big parallel group's
+                              opening that starts at this child (0: none) */
     /* WORK_RETRY and WORK_CONTROL: the event's fields (docs/protocol.md) */
     enum plan_control_kind ctl;
     char *action, *by, *comment, *set;
@@ -417,7 +419,11 @@ static void mark_answered(struct sched *s, const char *id)
     s->recent_next = (s->recent_next + 1) % SCHED_RECENT_MARKS;
 }
 
-static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
+/* Handles the ready marks a script answered with: `ready` ([step,
+ * attempt, mark, breaker?]) or, with more, a big group's next parts
+ * ([step, attempt, mark, from]). */
+static void spawn_ready(struct sched *s, struct runent *re, json_t *ready,
+                        bool more)
 {
     size_t i;
     json_t *item;
@@ -426,8 +432,13 @@ static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
         const char *step = json_string_value(json_array_get(item, 0));
         json_int_t attempt = json_integer_value(json_array_get(item, 1));
         const char *mark = json_string_value(json_array_get(item, 2));
-        const char *blocked = json_string_value(json_array_get(item, 3));
-        if (step == NULL || mark == NULL || attempt <= 0)
+        const char *blocked =
+            more ? NULL : json_string_value(json_array_get(item, 3));
+        json_int_t from =
+            more ? json_integer_value(json_array_get(item, 3)) : 0;
+        if (step == NULL || mark == NULL || attempt <= 0 ||
+            attempt > UINT32_MAX || from < 0 || from > UINT32_MAX ||
+            (more && from == 0))
             continue;
         if (mark_seen(s, mark))
             continue; /* read from the stream first: that work has it */
@@ -441,6 +452,7 @@ static void spawn_ready(struct sched *s, struct runent *re, json_t *ready)
         w->run = weft_strdup(re->ri.run);
         w->step = weft_strdup(step);
         w->attempt = (uint32_t)attempt;
+        w->from = (uint32_t)from;
         w->blocked = blocked ? weft_strdup(blocked) : NULL;
         if (!w->stream || !w->entry || !w->run || !w->step ||
             (blocked && !w->blocked)) {
@@ -500,7 +512,10 @@ static void apply_out(struct work *w, json_t *out)
     }
     json_t *ready = json_object_get(out, "ready");
     if (json_is_array(ready) && w->re)
-        spawn_ready(s, w->re, ready);
+        spawn_ready(s, w->re, ready, false);
+    json_t *more = json_object_get(out, "more");
+    if (json_is_array(more) && w->re)
+        spawn_ready(s, w->re, more, true);
     const char *rs = json_string_value(json_object_get(out, "run"));
     if (rs && strcmp(rs, "waiting_for_human") != 0) {
         s->stats.runs_done++;
@@ -1205,6 +1220,23 @@ static void ready_apply(struct work *w)
     struct weft_error err;
     weft_error_clear(&err);
     char why[WEFT_ERROR_MSG_MAX + 32];
+    struct plan_env env = env_of(s);
+    int rc;
+    if (w->from) {
+        /* A big group's next part: its condition was evaluated when it
+         * opened, and its children's jobs need no evaluation. */
+        rc = plan_activate_more(&env, &w->re->ri, st, w->attempt, w->entry,
+                                w->from, batch_plan(s, SCRIPT_ACTIVATE), &err);
+        if (rc == WEFT_EINVAL) {
+            snprintf(why, sizeof(why), "ready mark: %s", err.msg);
+            dead_letter(w, why);
+        } else if (rc) {
+            work_done(w);
+        } else {
+            batch_add(w, SCRIPT_ACTIVATE);
+        }
+        return;
+    }
     if (w->blocked) {
         /* Its breaker was open and the step says fail fast: nothing to
          * evaluate, the step fails (its on_failure applies). */
@@ -1221,8 +1253,6 @@ static void ready_apply(struct work *w)
             return;
         }
     }
-    struct plan_env env = env_of(s);
-    int rc;
     enum script_id script = SCRIPT_DISPATCH;
     bool truth = true;
     if (st->condition) {
@@ -1326,7 +1356,7 @@ static void ready_begin(struct work *w)
 {
     struct sched *s = w->s;
     const struct wf_step *st = work_step(w);
-    if (st == NULL || !needs_scope(st) || w->blocked) {
+    if (st == NULL || !needs_scope(st) || w->blocked || w->from) {
         ready_apply(w);
         return;
     }
@@ -1648,7 +1678,7 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
         work_done(w);
         return;
     }
-    char *attempt = NULL, *seq = NULL;
+    char *attempt = NULL, *seq = NULL, *from = NULL;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
@@ -1689,6 +1719,8 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
             slot = &w->set;
         else if (strcmp(key, "seq") == 0)
             slot = &seq;
+        else if (strcmp(key, "from") == 0)
+            slot = &from;
         else if (strcmp(key, "body") == 0) {
             weft_free(w->body);
             w->body = weft_malloc(v->len ? v->len : 1);
@@ -1707,6 +1739,7 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
         w->kind = WORK_TASK;
         weft_free(attempt);
         weft_free(seq);
+        weft_free(from);
         work_run(w);
         return;
     }
@@ -1719,6 +1752,11 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
     int bad_seq =
         seq && num_parse_i64(seq, strlen(seq), 0, INT64_MAX, &w->seq) != 0;
     weft_free(seq);
+    int64_t f64 = 0;
+    int bad_from =
+        from && num_parse_i64(from, strlen(from), 1, UINT32_MAX, &f64) != 0;
+    weft_free(from);
+    w->from = (uint32_t)f64;
     if (w->type == NULL) {
         dead_letter(w, "event has no 'type'");
         return;
@@ -1752,6 +1790,10 @@ static void entry_handle(struct sched *s, const char *which, redisReply *e)
              (w->kind != WORK_READY ||
               !keys_valid_breaker(w->blocked, strlen(w->blocked))))) {
             dead_letter(w, "event has an unknown 'kind' or 'breaker'");
+            return;
+        }
+        if (bad_from || (w->from && (w->kind != WORK_READY || w->blocked))) {
+            dead_letter(w, "event has an invalid 'from'");
             return;
         }
     } else if (strcmp(w->type, "retry") == 0) {

@@ -5,27 +5,59 @@
 --   kids [{id, job?}] (those without dependencies), skip [ids] (every
 --   step of the list not taken), branch ('then'|'else'|''), plus the
 --   finish plan fields used when nkids is 0 (the group completes now).
-if not ready_cas() then
-    ack(K_EVENTS, 'schedulers', P.mark)
-    out.stale = true
-    return out
-end
-redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':attempt',
-           P.attempt, P.step .. ':started', NOW_S, P.step .. ':branch',
-           P.branch or '')
-hist('step', P.step, 'running', {'branch', P.branch or ''})
-for _, id in ipairs(P.skip or {}) do stop_step(id, 'skipped') end
-if P.nkids == 0 then
-    redis.call('HSET', K_STEPS, P.step, 'success', P.step .. ':finished', NOW_S)
-    hist('step', P.step, 'success')
-    if P.skey then
-        redis.call('HSET', K_STATE, P.skey .. '_status', cjson.encode('success'))
+-- A big parallel group opens in parts (docs/protocol.md, "Big groups"):
+-- next is the index, among its children without dependencies, of the
+-- first one this part leaves out. The part leaves a ready mark carrying
+-- `from` = next, and the deps hash keeps S:next; the transition that
+-- answers that mark (this script with P.from, and kids from there on)
+-- compare-and-sets the step running with attempt A and S:next = from.
+if P.from then
+    local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')
+    if v[1] ~= 'running' or tonumber(v[2]) ~= P.attempt or
+        tonumber(redis.call('HGET', K_DEPS, P.step .. ':next')) ~= P.from then
+        -- A group that ended (wait_for: any) opens no more parts.
+        if v[1] ~= 'running' then
+            redis.call('HDEL', K_DEPS, P.step .. ':next')
+        end
+        ack(K_EVENTS, 'schedulers', P.mark)
+        out.stale = true
+        return out
     end
-    propagate('success', true, P.deps)
 else
+    if not ready_cas() then
+        ack(K_EVENTS, 'schedulers', P.mark)
+        out.stale = true
+        return out
+    end
+    redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':attempt',
+               P.attempt, P.step .. ':started', NOW_S, P.step .. ':branch',
+               P.branch or '')
+    hist('step', P.step, 'running', {'branch', P.branch or ''})
+    for _, id in ipairs(P.skip or {}) do stop_step(id, 'skipped') end
+    if P.nkids == 0 then
+        redis.call('HSET', K_STEPS, P.step, 'success', P.step .. ':finished',
+                   NOW_S)
+        hist('step', P.step, 'success')
+        if P.skey then
+            redis.call('HSET', K_STATE, P.skey .. '_status',
+                       cjson.encode('success'))
+        end
+        propagate('success', true, P.deps)
+        ack(K_EVENTS, 'schedulers', P.mark)
+        return out
+    end
     redis.call('HSET', K_DEPS, P.step .. ':left', P.nkids)
-    -- A first activation finds its children never dispatched.
-    for _, item in ipairs(P.kids) do make_ready(item, P.attempt == 1) end
+end
+-- A first activation finds its children never dispatched.
+for _, item in ipairs(P.kids) do make_ready(item, P.attempt == 1) end
+if P.next then
+    redis.call('HSET', K_DEPS, P.step .. ':next', P.next)
+    local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
+                          'step', P.step, 'attempt', S(P.attempt), 'from',
+                          S(P.next))
+    push(out, 'more', {P.step, P.attempt, id, P.next})
+elseif P.from then
+    redis.call('HDEL', K_DEPS, P.step .. ':next')
 end
 ack(K_EVENTS, 'schedulers', P.mark)
 return out

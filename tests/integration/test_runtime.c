@@ -381,6 +381,107 @@ Test(runtime, two_schedulers_three_workers_never_dispatch_a_step_twice)
     freeReplyObject(r);
 }
 
+/* A workflow whose parallel group g (wait_for: mode) has `kids` noop
+ * children, between a root and a join. */
+static char *big_group(const char *mode, int kids)
+{
+    static char yaml[32768];
+    size_t n = (size_t)snprintf(yaml, sizeof(yaml),
+                                "name: big\n"
+                                "steps:\n"
+                                "  - {id: root, type: noop}\n"
+                                "  - id: g\n"
+                                "    type: parallel\n"
+                                "    wait_for: %s\n"
+                                "    dependencies: [root]\n"
+                                "    steps:\n",
+                                mode);
+    for (int i = 0; i < kids; i++)
+        n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+                              "      - {id: k%d, type: noop}\n", i);
+    snprintf(yaml + n, sizeof(yaml) - n,
+             "  - {id: join, type: noop, dependencies: [g]}\n");
+    return yaml;
+}
+
+static long pending_events(void)
+{
+    redisReply *r = cmd("XPENDING weft:events schedulers");
+    long n = r->element[0]->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* 150 children open in parts of 64 (docs/protocol.md, "Big groups"),
+ * with two schedulers sharing the parts' ready marks: each child runs
+ * once, and no part is left behind. */
+Test(runtime, a_big_group_opens_in_parts_and_runs_each_child_once)
+{
+    start_system(2, 3);
+    submit(big_group("all", 150), "{}", "big-all");
+    submit(big_group("any", 150), "{}", "big-any");
+    cr_assert_str_eq(wait_run("big-all", 60), "success");
+    cr_assert_str_eq(wait_run("big-any", 60), "success");
+    /* root, 150 children and join queued once each; g too succeeded. */
+    cr_assert_eq(count_history("big-all", "queued"), 152);
+    cr_assert_eq(count_history("big-all", "success"), 153);
+    cr_assert_str_eq(step_field("big-all", "k149:attempt"), "1");
+    /* any: the first success ends g; children never queued are skipped,
+     * and no later part queues more. */
+    assert_step("big-any", "g", "success");
+    assert_step("big-any", "join", "success");
+    long queued = count_history("big-any", "queued");
+    cr_assert(queued >= 3 && queued <= 152, "%ld queued", queued);
+    long ran = count_history("big-any", "running"),
+         ended = count_history("big-any", "success") +
+                 count_history("big-any", "cancelled");
+    cr_assert_eq(ran, ended, "every step that started ended once: %ld, %ld",
+                 ran, ended);
+    for (int i = 0; i < 2; i++) {
+        redisReply *r =
+            cmd("HEXISTS weft:run:%s:deps g:next", i ? "big-any" : "big-all");
+        cr_assert_eq(r->integer, 0, "no part left to open");
+        freeReplyObject(r);
+    }
+}
+
+/* A part's ready mark that comes again, or after its group ended, is
+ * stale: it queues nothing. A mark with a bad `from` is dead-lettered. */
+Test(runtime, a_late_or_bad_part_mark_changes_nothing)
+{
+    start_system(1, 1);
+    submit(big_group("all", 70), "{}", "late");
+    cr_assert_str_eq(wait_run("late", 60), "success");
+    cr_assert_eq(count_history("late", "queued"), 72);
+    freeReplyObject(cmd("XADD weft:events * type ready run late step g "
+                        "attempt 1 from 64"));
+    freeReplyObject(cmd("XADD weft:events * type ready run late step g "
+                        "attempt 1 from x"));
+    freeReplyObject(cmd("XADD weft:events * type ready run late step k1 "
+                        "attempt 2 from 64"));
+    submit("steps: [{id: a, type: noop}]", "{}", "after");
+    cr_assert_str_eq(wait_run("after", 30), "success");
+    time_t end = time(NULL) + 20;
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    while (pending_events() > 0 && time(NULL) < end)
+        nanosleep(&pause, NULL); /* a poll with a deadline, not a wait */
+    cr_assert_eq(pending_events(), 0, "every mark was answered");
+    cr_assert_eq(count_history("late", "queued"), 72, "nothing queued again");
+    redisReply *r = cmd("XRANGE weft:dlq - +");
+    cr_assert_eq(r->elements, 2);
+    const char *want[] = {"event has an invalid 'from'",
+                          "ready mark: only a parallel group opens in parts"};
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *f = r->element[i]->element[1];
+        const char *reason = "";
+        for (size_t k = 0; k + 1 < f->elements; k += 2)
+            if (strcmp(f->element[k]->str, "dlq_reason") == 0)
+                reason = f->element[k + 1]->str;
+        cr_assert_str_eq(reason, want[i]);
+    }
+    freeReplyObject(r);
+}
+
 Test(runtime, forged_job_is_dead_lettered_and_the_worker_carries_on)
 {
     start_system(1, 1);

@@ -289,6 +289,81 @@ Test(plan, a_big_group_leaves_its_dependents_to_the_ready_mark, .init = setup)
     wf_free(wf);
 }
 
+/* The ids of a plan's kids, "k64 k65 ...". */
+static void kid_ids(json_t *t, char *out, size_t size)
+{
+    size_t i, n = 0;
+    json_t *kid;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(t, "kids"), i, kid)
+    {
+        n += (size_t)snprintf(out + n, size - n, "%s%s", i ? " " : "",
+                              json_string_value(json_object_get(kid, "id")));
+        cr_assert_not_null(json_object_get(kid, "job"), "jobs rendered");
+    }
+}
+
+/* A parallel group of 150 children (one of them, d, with a dependency)
+ * opens in parts of PLAN_ACTIVATE_PART: 64, 64, then the last 21 of its
+ * 149 roots. */
+Test(plan, a_big_parallel_group_opens_in_parts, .init = setup)
+{
+    env.keys = &keys;
+    env.hmac = &key;
+    static char yaml[16384];
+    size_t n = (size_t)snprintf(yaml, sizeof(yaml),
+                                "steps:\n"
+                                "  - id: g\n"
+                                "    type: parallel\n"
+                                "    steps:\n"
+                                "      - {id: d, type: "
+                                "noop, dependencies: "
+                                "[k0]}\n");
+    for (int i = 0; i < 149; i++)
+        n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+                              "      - {id: k%d, type: noop}\n", i);
+    struct wf *wf = load(yaml);
+    struct runinfo ri = runinfo_of(wf);
+    const struct wf_step *g = wf_find_step(wf, "g", 1);
+    struct plan p;
+    plan_init(&p);
+    cr_assert_eq(plan_activate(&env, &ri, g, 1, "", 0, &p, NULL), 0);
+    cr_assert_eq(plan_activate_more(&env, &ri, g, 1, "m1", 64, &p, NULL), 0);
+    cr_assert_eq(plan_activate_more(&env, &ri, g, 1, "m2", 128, &p, NULL), 0);
+    char ids[2048];
+    json_t *t = plan_get(&p, 0);
+    cr_assert_eq(json_integer_value(json_object_get(t, "nkids")), 150);
+    cr_assert_eq(json_array_size(json_object_get(t, "kids")), 64);
+    kid_ids(t, ids, sizeof(ids));
+    cr_assert(strncmp(ids, "k0 k1 k2 ", 9) == 0, "%s", ids);
+    cr_assert_eq(json_integer_value(json_object_get(t, "next")), 64);
+    cr_assert_null(json_object_get(t, "from"));
+    t = plan_get(&p, 1);
+    kid_ids(t, ids, sizeof(ids));
+    cr_assert_eq(json_array_size(json_object_get(t, "kids")), 64);
+    cr_assert(strncmp(ids, "k64 k65 ", 8) == 0, "%s", ids);
+    cr_assert_eq(json_integer_value(json_object_get(t, "from")), 64);
+    cr_assert_eq(json_integer_value(json_object_get(t, "next")), 128);
+    cr_assert_str_eq(json_string_value(json_object_get(t, "mark")), "m1");
+    t = plan_get(&p, 2);
+    kid_ids(t, ids, sizeof(ids));
+    cr_assert_eq(json_array_size(json_object_get(t, "kids")), 21);
+    cr_assert(strncmp(ids, "k128 ", 5) == 0 &&
+                  strcmp(ids + strlen(ids) - 5, " k148") == 0,
+              "%s", ids);
+    cr_assert_null(json_object_get(t, "next"), "the last part");
+    cr_assert_eq(p.nbodies, 149, "each root's job rendered once");
+    /* Only a parallel group opens in parts. */
+    struct weft_error err = {0};
+    cr_assert_eq(plan_activate_more(&env, &ri, wf_find_step(wf, "k0", 2), 1, "",
+                                    64, &p, &err),
+                 WEFT_EINVAL);
+    cr_assert_eq(plan_size(&p), 3);
+    plan_deinit(&p);
+    runinfo_done(&ri);
+    wf_free(wf);
+}
+
 Test(plan, activating_else_branch_skips_then_and_readies_its_roots,
      .init = setup)
 {
