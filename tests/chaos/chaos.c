@@ -4,7 +4,9 @@
  * Starts a redis-server with AOF (appendfsync always), 2 weft-scheduler
  * and 3 weft-worker processes, and submits runs of one workflow that has
  * retries, a conditional (the branch follows the task), a parallel `all`
- * group, a parallel `any` group with a slow child, and delays that make
+ * group, a parallel `any` group with a slow child, in one run in five a
+ * parallel group of 70 children (it opens in two parts, the second by a
+ * ready mark a killed scheduler leaves to another), and delays that make
  * kills land in the middle of steps. While runs are in flight, a chaos
  * loop kill -9s a random scheduler or worker every 200-500 ms (seeded,
  * the seed is printed) and restarts it under the same name 0-300 ms
@@ -209,8 +211,12 @@ static const double redis_at[REDIS_EVENTS] = {0.25, 0.5, 0.75};
 
 /* ---- the workflow -------------------------------------------------------- */
 
+/* The children of `crowd`: more than a part (PLAN_ACTIVATE_PART, 64). */
+#define CROWD_KIDS 70
+
 /* Every step id, in one table; expected outcomes follow the task: n % 2
- * picks the conditional's branch, n % 3 == 0 runs `audit`. */
+ * picks the conditional's branch, n % 3 == 0 runs `audit`, n % 5 == 2
+ * runs `crowd` (whose children c0..c69 follow S_KID0). */
 enum step_id {
     S_PREPARE,
     S_FLAKY,
@@ -227,10 +233,12 @@ enum step_id {
     S_QUICK,
     S_SLUGGISH,
     S_REPORT,
-    N_STEPS
+    S_CROWD,
+    S_KID0,
+    N_STEPS = S_KID0 + CROWD_KIDS
 };
 
-static const struct step_info {
+static struct step_info {
     const char *id;
     const char *skey;   /* state key stem: '-' written '_' */
     bool leaf;          /* a noop with a result (not a composite) */
@@ -252,6 +260,7 @@ static const struct step_info {
     [S_QUICK] = {"quick", "quick", true, "r-quick", 1},
     [S_SLUGGISH] = {"sluggish", "sluggish", true, "r-sluggish", 1},
     [S_REPORT] = {"report", "report", true, "r-flaky+%d", 1},
+    [S_CROWD] = {"crowd", "crowd", false, NULL, 1},
 };
 
 static const char *workflow_yaml =
@@ -333,6 +342,11 @@ static bool task_audit(int n)
 
 /* How long `quick` takes: one run in five lets `sluggish` (1500 ms) win
  * the `any` group, so both a queued and a running loser get stopped. */
+static bool task_crowd(int n)
+{
+    return n % 5 == 2;
+}
+
 static int task_quick_ms(int n)
 {
     return n % 5 == 1 ? 2500 : 100;
@@ -609,6 +623,33 @@ static void fatal(const char *what)
     exit(1);
 }
 
+static char kid_ids[CROWD_KIDS][8];
+
+/* Fills in the crowd's children and returns the workflow with them. */
+static const char *crowd_workflow(void)
+{
+    static char yaml[8192];
+    size_t n = (size_t)snprintf(yaml, sizeof(yaml), "%s", workflow_yaml);
+    n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+                          "  - id: crowd\n"
+                          "    type: parallel\n"
+                          "    dependencies: [prepare]\n"
+                          "    condition: \"task.crowd === true\"\n"
+                          "    steps:\n");
+    for (int i = 0; i < CROWD_KIDS; i++) {
+        snprintf(kid_ids[i], sizeof(kid_ids[i]), "c%d", i);
+        steps[S_KID0 + i] =
+            (struct step_info){kid_ids[i], kid_ids[i], true, "r-c", 1};
+        n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+                              "      - {id: c%d, type: noop, params: "
+                              "{result: r-c}}\n",
+                              i);
+    }
+    if (n >= sizeof(yaml))
+        fatal("crowd workflow too long");
+    return yaml;
+}
+
 /* rq that gives up the whole program when Redis does not come back. */
 #define RQ(...) rq_must(rq(__VA_ARGS__))
 static redisReply *rq_must(redisReply *r)
@@ -653,13 +694,14 @@ static void run_id(int n, char *out, size_t len)
 
 static void submit(int n)
 {
-    char run[32], task[128];
+    char run[32], task[160];
     run_id(n, run, sizeof(run));
     snprintf(task, sizeof(task),
              "{\"n\": %d, \"path\": \"%s\", \"audit\": %s, "
-             "\"quick_ms\": %d}",
+             "\"quick_ms\": %d, \"crowd\": %s}",
              n, task_fast(n) ? "fast" : "slow",
-             task_audit(n) ? "true" : "false", task_quick_ms(n));
+             task_audit(n) ? "true" : "false", task_quick_ms(n),
+             task_crowd(n) ? "true" : "false");
     /* A resubmission after a lost reply creates nothing twice. */
     freeReplyObject(
         RQ("XADD weft:tasks * run %s digest %s task %s", run, digest, task));
@@ -1515,6 +1557,8 @@ static const char *expected_status(int n, int s, const char *race_winner)
     switch (s) {
     case S_AUDIT:
         return task_audit(n) ? "success" : "skipped";
+    case S_CROWD:
+        return task_crowd(n) ? "success" : "skipped";
     case S_FAST_A:
     case S_FAST_B:
         return task_fast(n) ? "success" : "skipped";
@@ -1527,6 +1571,8 @@ static const char *expected_status(int n, int s, const char *race_winner)
             return "success";
         return race_winner != NULL ? "cancelled|skipped" : "success";
     default:
+        if (s >= S_KID0)
+            return task_crowd(n) ? "success" : "skipped";
         return "success";
     }
 }
@@ -2544,7 +2590,7 @@ int main(int argc, char **argv)
     snprintf(env_url, sizeof(env_url), "REDIS_URL=%s", fx.url);
 
     /* The definition every run pins. */
-    store_workflow(workflow_yaml, "chaos", digest);
+    store_workflow(crowd_workflow(), "chaos", digest);
     /* The breaker check's workflow and its persona's service, down. */
     {
         char yaml[1024], path[96];
