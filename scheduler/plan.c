@@ -634,21 +634,24 @@ static int items_of(const struct plan_env *env, const struct runinfo *ri,
     return 0;
 }
 
-/* The part of a group's opening that starts at root `from` (its children
- * without dependencies, counted in order): the items of at most
- * PLAN_ACTIVATE_PART roots, and in *next the index of the first root left
- * for the next part (0: none). */
+/* The part of a list's opening (a parallel group's children, or the
+ * run's top level: g NULL) that starts at root `from` (the steps without
+ * dependencies, counted in order): the items of at most PLAN_ACTIVATE_PART
+ * roots, and in *next the index of the first root left for the next part
+ * (0: none). */
 static int roots_part(const struct plan_env *env, const struct runinfo *ri,
                       const struct wf_step *g, uint32_t from, struct plan *p,
                       json_t **out, uint32_t *next, struct weft_error *err)
 {
+    const uint32_t *idx = g ? g->children[0] : ri->wf->top;
+    uint32_t n = g ? g->nchildren[0] : ri->wf->ntop;
     json_t *list = json_array();
     if (list == NULL)
         return WEFT_ENOMEM;
     uint32_t root = 0;
     *next = 0;
-    for (uint32_t i = 0; i < g->nchildren[0]; i++) {
-        const struct wf_step *s = &ri->wf->steps[g->children[0][i]];
+    for (uint32_t i = 0; i < n; i++) {
+        const struct wf_step *s = &ri->wf->steps[idx[i]];
         if (s->ndeps > 0)
             continue;
         if (root >= from + PLAN_ACTIVATE_PART) {
@@ -854,7 +857,8 @@ static int create_run_into(const struct plan_env *env, const struct runinfo *ri,
                 deps, json_pack("[s, i]", s->id, (json_int_t)s->ndeps)) != 0)
             goto done;
     }
-    if ((rc = items_of(env, ri, wf->top, wf->ntop, true, true, p, &ready, err)))
+    uint32_t next = 0;
+    if ((rc = roots_part(env, ri, NULL, 0, p, &ready, &next, err)))
         goto done;
     rc = WEFT_ENOMEM;
     json_t *header =
@@ -869,6 +873,7 @@ static int create_run_into(const struct plan_env *env, const struct runinfo *ri,
         (wf->timeout_ms > 0 &&
          set_new(t, "timeout", json_integer((json_int_t)wf->timeout_ms))) ||
         set_new(t, "ready", ready) ||
+        (next && set_new(t, "next", json_integer(next))) ||
         set_new(t, "entry", json_string(entry ? entry : "")))
         goto done;
     ready = NULL;
@@ -1195,7 +1200,7 @@ static int activate_more_into(const struct plan_env *env,
     int rc = roots_part(env, ri, s, from, p, &kids, &next, err);
     if (rc || set_new(t, "kids", kids))
         return rc ? rc : WEFT_ENOMEM;
-    if (set_new(t, "step", json_string(s->id)) ||
+    if (set_new(t, "step", json_string(s ? s->id : PLAN_TOP_STEP)) ||
         set_new(t, "attempt", json_integer(attempt)) ||
         set_new(t, "mark", json_string(mark ? mark : "")) ||
         set_new(t, "from", json_integer(from)) ||
@@ -1209,9 +1214,10 @@ int plan_activate_more(const struct plan_env *env, const struct runinfo *ri,
                        const char *mark, uint32_t from, struct plan *p,
                        struct weft_error *err)
 {
-    if (s->type != WF_STEP_PARALLEL || from == 0)
+    if ((s && s->type != WF_STEP_PARALLEL) || from == 0)
         return weft_error_set(err, WEFT_EINVAL, 0, 0,
-                              "only a parallel group opens in parts");
+                              "only a parallel group or a run's top level "
+                              "opens in parts");
     size_t mark0 = plan_size(p);
     json_t *t = begin(env, ri, p);
     return end(

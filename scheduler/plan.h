@@ -141,7 +141,8 @@ int plan_activate(const struct plan_env *env, const struct runinfo *ri,
  * and workers start on them while Redis queues the rest. */
 #define PLAN_ACTIVATE_PART 64
 
-/* activate, continued: the next part of parallel group s's opening,
+/* activate, continued: the next part of parallel group s's opening (or,
+ * s NULL, of the run's top level; its ready marks name PLAN_TOP_STEP),
  * from its root child `from` on (docs/protocol.md, "Big groups"). */
 int plan_activate_more(const struct plan_env *env, const struct runinfo *ri,
                        const struct wf_step *s, uint32_t attempt,
@@ -192,6 +193,9 @@ bool plan_breaker_of(const struct plan_env *env, const struct wf_step *s,
 /* weft's own step that rolls back a run's git changes (lib.lua
  * ROLLBACK_STEP; workflow step ids cannot start with '.'). */
 #define PLAN_ROLLBACK_STEP ".rollback"
+/* The step the ready marks of a run's top level name when it opens in
+ * parts (lib.lua TOP_STEP). */
+#define PLAN_TOP_STEP ".top"
 /* The rollback job's start-to-close limit: a push to a slow remote, not
  * a hung one. */
 #define PLAN_ROLLBACK_TIMEOUT_S 600

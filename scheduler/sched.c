@@ -1220,23 +1220,6 @@ static void ready_apply(struct work *w)
     struct weft_error err;
     weft_error_clear(&err);
     char why[WEFT_ERROR_MSG_MAX + 32];
-    struct plan_env env = env_of(s);
-    int rc;
-    if (w->from) {
-        /* A big group's next part: its condition was evaluated when it
-         * opened, and its children's jobs need no evaluation. */
-        rc = plan_activate_more(&env, &w->re->ri, st, w->attempt, w->entry,
-                                w->from, batch_plan(s, SCRIPT_ACTIVATE), &err);
-        if (rc == WEFT_EINVAL) {
-            snprintf(why, sizeof(why), "ready mark: %s", err.msg);
-            dead_letter(w, why);
-        } else if (rc) {
-            work_done(w);
-        } else {
-            batch_add(w, SCRIPT_ACTIVATE);
-        }
-        return;
-    }
     if (w->blocked) {
         /* Its breaker was open and the step says fail fast: nothing to
          * evaluate, the step fails (its on_failure applies). */
@@ -1253,6 +1236,8 @@ static void ready_apply(struct work *w)
             return;
         }
     }
+    struct plan_env env = env_of(s);
+    int rc;
     enum script_id script = SCRIPT_DISPATCH;
     bool truth = true;
     if (st->condition) {
@@ -1303,6 +1288,33 @@ static void ready_apply(struct work *w)
         return;
     }
     batch_add(w, script);
+}
+
+/* The next part of a big list's opening (a parallel group's children, or
+ * the run's top level: PLAN_TOP_STEP). The group's condition was
+ * evaluated when it opened, and the part's jobs need no evaluation. */
+static void part_apply(struct work *w)
+{
+    struct sched *s = w->s;
+    const struct wf_step *st = NULL;
+    if (strcmp(w->step, PLAN_TOP_STEP) != 0 && (st = work_step(w)) == NULL) {
+        dead_letter(w, "ready mark for a step the run does not have");
+        return;
+    }
+    struct plan_env env = env_of(s);
+    struct weft_error err;
+    char why[WEFT_ERROR_MSG_MAX + 32];
+    weft_error_clear(&err);
+    int rc = plan_activate_more(&env, &w->re->ri, st, w->attempt, w->entry,
+                                w->from, batch_plan(s, SCRIPT_ACTIVATE), &err);
+    if (rc == WEFT_EINVAL) {
+        snprintf(why, sizeof(why), "ready mark: %s", err.msg);
+        dead_letter(w, why);
+    } else if (rc) {
+        work_done(w);
+    } else {
+        batch_add(w, SCRIPT_ACTIVATE);
+    }
 }
 
 static void on_extra(struct rconn *c, redisReply *r, void *ud)
@@ -1356,7 +1368,7 @@ static void ready_begin(struct work *w)
 {
     struct sched *s = w->s;
     const struct wf_step *st = work_step(w);
-    if (st == NULL || !needs_scope(st) || w->blocked || w->from) {
+    if (st == NULL || !needs_scope(st) || w->blocked) {
         ready_apply(w);
         return;
     }
@@ -1582,6 +1594,8 @@ static void work_run(struct work *w)
     case WORK_READY:
         if (is_rollback(w))
             rollback_ready(w);
+        else if (w->from)
+            part_apply(w);
         else if (w->state == NULL)
             ready_begin(w);
         else

@@ -7,18 +7,26 @@
 --   finish plan fields used when nkids is 0 (the group completes now).
 -- A big parallel group opens in parts (docs/protocol.md, "Big groups"):
 -- next is the index, among its children without dependencies, of the
--- first one this part leaves out. The part leaves a ready mark carrying
--- `from` = next, and the deps hash keeps S:next; the transition that
--- answers that mark (this script with P.from, and kids from there on)
--- compare-and-sets the step running with attempt A and S:next = from.
+-- first one this part leaves out (see next_part). The transition that
+-- answers the part's mark (P.from, and kids from there on) compare-and-
+-- sets the group running with attempt A and S:next = from. The parts of
+-- a run's top level (create_run.lua) come here too, as step TOP_STEP:
+-- their compare-and-set is the run still active.
 if P.from then
-    local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')
-    if v[1] ~= 'running' or tonumber(v[2]) ~= P.attempt or
+    local over, ok
+    if P.step == TOP_STEP then
+        over = not run_active()
+        ok = not over
+    else
+        local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')
+        over = v[1] ~= 'running'
+        ok = not over and tonumber(v[2]) == P.attempt
+    end
+    if not ok or
         tonumber(redis.call('HGET', K_DEPS, P.step .. ':next')) ~= P.from then
-        -- A group that ended (wait_for: any) opens no more parts.
-        if v[1] ~= 'running' then
-            redis.call('HDEL', K_DEPS, P.step .. ':next')
-        end
+        -- A list that ended (wait_for: any, a run that failed) opens no
+        -- more parts.
+        if over then redis.call('HDEL', K_DEPS, P.step .. ':next') end
         ack(K_EVENTS, 'schedulers', P.mark)
         out.stale = true
         return out
@@ -48,16 +56,8 @@ else
     end
     redis.call('HSET', K_DEPS, P.step .. ':left', P.nkids)
 end
--- A first activation finds its children never dispatched.
+-- A first activation (or a new run) finds its children never dispatched.
 for _, item in ipairs(P.kids) do make_ready(item, P.attempt == 1) end
-if P.next then
-    redis.call('HSET', K_DEPS, P.step .. ':next', P.next)
-    local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
-                          'step', P.step, 'attempt', S(P.attempt), 'from',
-                          S(P.next))
-    push(out, 'more', {P.step, P.attempt, id, P.next})
-elseif P.from then
-    redis.call('HDEL', K_DEPS, P.step .. ':next')
-end
+next_part(P.step, P.attempt)
 ack(K_EVENTS, 'schedulers', P.mark)
 return out

@@ -3,8 +3,9 @@
 -- KEYS[P.tk] is weft:tasks.
 -- Plan: run, entry (task entry id to ack), header {field: value},
 --   steps [ids], deps [[id, n]...], top (top-level count),
---   ready [{id, job?}] (top-level steps with no dependencies), timeout
---   (the workflow's, ms; absent = none).
+--   ready [{id, job?}] (top-level steps with no dependencies; a big top
+--   level opens in parts: next, as in activate.lua), timeout (the
+--   workflow's, ms; absent = none).
 local K_TASKS = KEYS[P.tk]
 if redis.call('EXISTS', K_RUN) == 1 then
     ack(K_TASKS, 'schedulers', P.entry)
@@ -48,6 +49,7 @@ if P.top == 0 then
     end_run('success')
 else
     for _, item in ipairs(P.ready) do make_ready(item, true) end
+    next_part(TOP_STEP, 1)
 end
 ack(K_TASKS, 'schedulers', P.entry)
 out.created = true

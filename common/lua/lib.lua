@@ -58,6 +58,8 @@ local TERMINAL = {success = true, failed = true, skipped = true,
 -- weft's own step that rolls a run's git changes back (rollback.lua,
 -- docs/git.md "Rollback"); workflows cannot use ids starting with '.'.
 local ROLLBACK_STEP = '.rollback'
+-- The step a run's top level goes by when it opens in parts.
+local TOP_STEP = '.top'
 -- Records kept in gitState.changes (worker/gitops.h GITOPS_CHANGES_MAX):
 -- one per git step result, so only a pathological run gets near it.
 local GIT_CHANGES_MAX = 1000
@@ -315,6 +317,21 @@ local function make_ready(item, fresh)
     local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
                           'step', step, 'attempt', S(attempt))
     push(out, 'ready', {step, attempt, id})
+end
+
+-- A big list opens in parts (docs/protocol.md, "Big groups"): after the
+-- part this transition queued, a ready mark (`from`) for the next one, and
+-- S:next saying which part may come; after the last, S:next goes.
+local function next_part(step, attempt)
+    if P.next then
+        redis.call('HSET', K_DEPS, step .. ':next', S(P.next))
+        local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run',
+                              RUN, 'step', step, 'attempt', S(attempt),
+                              'from', S(P.next))
+        push(out, 'more', {step, attempt, id, P.next})
+    elseif P.from then
+        redis.call('HDEL', K_DEPS, step .. ':next')
+    end
 end
 
 local function release(list)

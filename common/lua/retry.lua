@@ -66,11 +66,13 @@ for _, r in ipairs(P.reset) do
     else
         redis.call('HDEL', K_DEPS, id)
     end
-    redis.call('HDEL', K_DEPS, id .. ':left', id .. ':failed')
+    -- A part of a big group still to come belongs to the old opening.
+    redis.call('HDEL', K_DEPS, id .. ':left', id .. ':failed', id .. ':next')
     if r.left then redis.call('HSET', K_DEPS, id .. ':left', r.left) end
     redis.call('HDEL', K_STATE, r.skey .. '_status', r.skey .. '_result')
     hist('step', id, r.st, {'retry', n})
 end
+redis.call('HDEL', K_DEPS, TOP_STEP .. ':next')
 redis.call('HSET', K_RUN, 'status', 'running', 'top_left', P.top, 'retries', n)
 redis.call('HDEL', K_RUN, 'finished', 'error', 'waiting')
 -- The run is live again: it no longer expires with the retention.

@@ -412,16 +412,31 @@ static long pending_events(void)
     return n;
 }
 
-/* 150 children open in parts of 64 (docs/protocol.md, "Big groups"),
- * with two schedulers sharing the parts' ready marks: each child runs
- * once, and no part is left behind. */
+/* A workflow of `n` independent noop steps. */
+static char *big_top(int n)
+{
+    static char yaml[16384];
+    size_t len = (size_t)snprintf(yaml, sizeof(yaml), "name: flat\nsteps:\n");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
+                                "  - {id: t%d, type: noop}\n", i);
+    return yaml;
+}
+
+/* 150 children (or top-level steps) open in parts of 64 (docs/
+ * protocol.md, "Big groups"), with two schedulers sharing the parts'
+ * ready marks: each child runs once, and no part is left behind. */
 Test(runtime, a_big_group_opens_in_parts_and_runs_each_child_once)
 {
     start_system(2, 3);
     submit(big_group("all", 150), "{}", "big-all");
     submit(big_group("any", 150), "{}", "big-any");
+    submit(big_top(150), "{}", "big-top");
     cr_assert_str_eq(wait_run("big-all", 60), "success");
     cr_assert_str_eq(wait_run("big-any", 60), "success");
+    cr_assert_str_eq(wait_run("big-top", 60), "success");
+    cr_assert_eq(count_history("big-top", "queued"), 150);
+    cr_assert_eq(count_history("big-top", "success"), 150);
     /* root, 150 children and join queued once each; g too succeeded. */
     cr_assert_eq(count_history("big-all", "queued"), 152);
     cr_assert_eq(count_history("big-all", "success"), 153);
@@ -437,10 +452,11 @@ Test(runtime, a_big_group_opens_in_parts_and_runs_each_child_once)
                  count_history("big-any", "cancelled");
     cr_assert_eq(ran, ended, "every step that started ended once: %ld, %ld",
                  ran, ended);
-    for (int i = 0; i < 2; i++) {
-        redisReply *r =
-            cmd("HEXISTS weft:run:%s:deps g:next", i ? "big-any" : "big-all");
-        cr_assert_eq(r->integer, 0, "no part left to open");
+    const char *runs[] = {"big-all", "big-any", "big-top"};
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = cmd("HEXISTS weft:run:%s:deps %s", runs[i],
+                            i < 2 ? "g:next" : ".top:next");
+        cr_assert_eq(r->integer, 0, "no part left to open in %s", runs[i]);
         freeReplyObject(r);
     }
 }
@@ -459,6 +475,8 @@ Test(runtime, a_late_or_bad_part_mark_changes_nothing)
                         "attempt 1 from x"));
     freeReplyObject(cmd("XADD weft:events * type ready run late step k1 "
                         "attempt 2 from 64"));
+    freeReplyObject(cmd("XADD weft:events * type ready run late step .top "
+                        "attempt 1 from 64"));
     submit("steps: [{id: a, type: noop}]", "{}", "after");
     cr_assert_str_eq(wait_run("after", 30), "success");
     time_t end = time(NULL) + 20;
@@ -470,7 +488,8 @@ Test(runtime, a_late_or_bad_part_mark_changes_nothing)
     redisReply *r = cmd("XRANGE weft:dlq - +");
     cr_assert_eq(r->elements, 2);
     const char *want[] = {"event has an invalid 'from'",
-                          "ready mark: only a parallel group opens in parts"};
+                          "ready mark: only a parallel group or a run's top "
+                          "level opens in parts"};
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *f = r->element[i]->element[1];
         const char *reason = "";

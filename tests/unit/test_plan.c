@@ -353,7 +353,7 @@ Test(plan, a_big_parallel_group_opens_in_parts, .init = setup)
               "%s", ids);
     cr_assert_null(json_object_get(t, "next"), "the last part");
     cr_assert_eq(p.nbodies, 149, "each root's job rendered once");
-    /* Only a parallel group opens in parts. */
+    /* Only a parallel group (or a run's top level) opens in parts. */
     struct weft_error err = {0};
     cr_assert_eq(plan_activate_more(&env, &ri, wf_find_step(wf, "k0", 2), 1, "",
                                     64, &p, &err),
