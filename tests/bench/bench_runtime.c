@@ -641,13 +641,13 @@ static int chains(int count, int len, long long *lat, long long *done_lat,
 
 /* Where a fan-out's time goes, from its history: ms since the run
  * started at which the root started and ended, the group opened (the
- * scheduler sent the transition that queues the children's jobs), the
- * first and the last child started, the last child ended and the join
- * started. */
+ * scheduler sent the transition that queues the first children's jobs),
+ * the last child was queued, the first and the last child started, the
+ * last child ended and the join started. */
 static void fan_timeline(const char *run)
 {
     redisReply *r = cmd("XRANGE weft:run:%s:history - +", run);
-    long long t0 = -1, t[7] = {0};
+    long long t0 = -1, t[8] = {0};
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *f = r->element[i]->element[1];
         const char *st = "", *sp = "";
@@ -670,22 +670,24 @@ static void fan_timeline(const char *run)
             t[running ? 0 : 1] = us;
         else if (strcmp(sp, "fan") == 0 && running)
             t[2] = us;
+        else if (kid && strcmp(st, "queued") == 0)
+            t[3] = us > t[3] ? us : t[3];
         else if (kid && running) {
-            t[3] = t[3] ? t[3] : us;
-            t[4] = us;
-        } else if (kid && success)
+            t[4] = t[4] ? t[4] : us;
             t[5] = us;
-        else if (strcmp(sp, "join") == 0 && running)
+        } else if (kid && success)
             t[6] = us;
+        else if (strcmp(sp, "join") == 0 && running)
+            t[7] = us;
     }
     freeReplyObject(r);
-    double ms[7];
-    for (int i = 0; i < 7; i++)
+    double ms[8];
+    for (int i = 0; i < 8; i++)
         ms[i] = (double)(t[i] - t0) / 1e3;
     printf("  fan-out timeline (ms): root %.1f to %.1f, group open %.1f, "
-           "children started %.1f to %.1f, done by %.1f, join started "
-           "%.1f\n",
-           ms[0], ms[1], ms[2], ms[3], ms[4], ms[5], ms[6]);
+           "last child queued %.1f, children started %.1f to %.1f, done by "
+           "%.1f, join started %.1f\n",
+           ms[0], ms[1], ms[2], ms[3], ms[4], ms[5], ms[6], ms[7]);
 }
 
 static void bench_fan(int width)
@@ -694,10 +696,13 @@ static void bench_fan(int width)
     struct wf *wf = load(y);
     free(y);
     long long done0 = runs_done();
+    struct phase ph;
+    phase_begin(&ph);
     submit_many(wf, "fan", 1);
     wait_done(done0 + 1);
     printf("fan-out/fan-in: 1 -> %d parallel -> 1: %.3f s\n", width,
            run_elapsed_us("fan-0") / 1e6);
+    phase_end(&ph, "fan", width + 2);
     if (getenv("BENCH_VERBOSE") != NULL)
         fan_timeline("fan-0");
     wf_free(wf);
