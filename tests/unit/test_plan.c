@@ -254,23 +254,33 @@ Test(plan, success_inside_any_group_carries_the_losers_to_stop, .init = setup)
     wf_free(wf);
 }
 
+/* A parallel group g of `kids` noop children k0..., after `first` (a
+ * child listed before them) and before `after` (a top-level step). */
+static const char *group_yaml(int kids, const char *first, const char *after)
+{
+    static char yaml[16384];
+    size_t n = (size_t)snprintf(yaml, sizeof(yaml),
+                                "steps:\n"
+                                "  - id: g\n"
+                                "    type: parallel\n"
+                                "    steps:\n"
+                                "%s",
+                                first);
+    for (int i = 0; i < kids; i++)
+        n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+                              "      - {id: k%d, type: noop}\n", i);
+    snprintf(yaml + n, sizeof(yaml) - n, "%s", after);
+    return yaml;
+}
+
 /* A child of a big group does not render the join's job in advance:
  * only the last child's finish would use it. */
 Test(plan, a_big_group_leaves_its_dependents_to_the_ready_mark, .init = setup)
 {
     env.keys = &keys;
     env.hmac = &key;
-    char yaml[1024];
-    size_t n = (size_t)snprintf(yaml, sizeof(yaml),
-                                "steps:\n"
-                                "  - id: g\n"
-                                "    type: parallel\n"
-                                "    steps:\n");
-    for (int i = 0; i < 9; i++)
-        n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
-                              "      - {id: k%d, type: noop}\n", i);
-    snprintf(yaml + n, sizeof(yaml) - n,
-             "  - {id: join, type: noop, dependencies: [g]}\n");
+    const char *yaml =
+        group_yaml(9, "", "  - {id: join, type: noop, dependencies: [g]}\n");
     struct wf *wf = load(yaml);
     struct runinfo ri = runinfo_of(wf);
     struct wire_result res = {.status = WIRE_SUCCESS};
@@ -310,18 +320,8 @@ Test(plan, a_big_parallel_group_opens_in_parts, .init = setup)
 {
     env.keys = &keys;
     env.hmac = &key;
-    static char yaml[16384];
-    size_t n = (size_t)snprintf(yaml, sizeof(yaml),
-                                "steps:\n"
-                                "  - id: g\n"
-                                "    type: parallel\n"
-                                "    steps:\n"
-                                "      - {id: d, type: "
-                                "noop, dependencies: "
-                                "[k0]}\n");
-    for (int i = 0; i < 149; i++)
-        n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
-                              "      - {id: k%d, type: noop}\n", i);
+    const char *yaml = group_yaml(
+        149, "      - {id: d, type: noop, dependencies: [k0]}\n", "");
     struct wf *wf = load(yaml);
     struct runinfo ri = runinfo_of(wf);
     const struct wf_step *g = wf_find_step(wf, "g", 1);
