@@ -101,8 +101,9 @@ struct work {
     char *timer;           /* a `timeout` event's kind: NULL, queue, run */
     char *blocked;         /* WORK_READY: the open circuit breaker that
                               fails the step (on_breaker_open: fail) */
-    uint32_t from;         /* WORK_READY: the part of a big parallel group's
-                              opening that starts at this child (0: none) */
+    uint32_t from;         /* WORK_READY: the part of a big list's opening
+                              (a parallel group's, or the run's top level)
+                              that starts at this step (0: none) */
     /* WORK_RETRY and WORK_CONTROL: the event's fields (docs/protocol.md) */
     enum plan_control_kind ctl;
     char *action, *by, *comment, *set;
