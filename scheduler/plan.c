@@ -654,7 +654,7 @@ static int roots_part(const struct plan_env *env, const struct runinfo *ri,
         const struct wf_step *s = &ri->wf->steps[idx[i]];
         if (s->ndeps > 0)
             continue;
-        if (root >= from + PLAN_ACTIVATE_PART) {
+        if (root >= from && root - from >= PLAN_ACTIVATE_PART) {
             *next = root;
             break;
         }

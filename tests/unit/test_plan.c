@@ -359,6 +359,12 @@ Test(plan, a_big_parallel_group_opens_in_parts, .init = setup)
                                     64, &p, &err),
                  WEFT_EINVAL);
     cr_assert_eq(plan_size(&p), 3);
+    /* A part past the end (a forged mark) has no children and no next. */
+    cr_assert_eq(
+        plan_activate_more(&env, &ri, g, 1, "m3", UINT32_MAX - 8, &p, NULL), 0);
+    t = plan_get(&p, 3);
+    cr_assert_eq(json_array_size(json_object_get(t, "kids")), 0);
+    cr_assert_null(json_object_get(t, "next"));
     plan_deinit(&p);
     runinfo_done(&ri);
     wf_free(wf);
