@@ -164,10 +164,12 @@ static const double redis_at[REDIS_EVENTS] = {0.25, 0.5, 0.75};
 
 #define HMAC_KEY "chaos-signing-key-0123456789abcdef"
 
-/* The breaker check (8): one breaker run every BRK_EVERY main runs. A run
+/* The breaker check (8): one breaker run every BRK_EVERY main runs (more
+ * often in a short chaos, so that it has BRK_RUNS_MIN of them). A run
  * submitted this long after the breaker opened must find it open: more
  * than the time from a scheduler's clock reading to its script running. */
 #define BRK_EVERY     15
+#define BRK_RUNS_MIN  20
 #define BRK_MARGIN_MS 2000
 #define BRK_THRESHOLD 3 /* chaos.yml: failures */
 /* The personas of checks 8 and 9. */
@@ -684,6 +686,7 @@ static const char *field(const redisReply *f, const char *name)
 /* ---- runs ---------------------------------------------------------------- */
 
 static int nruns = DEFAULT_RUNS;
+static int brk_every = BRK_EVERY; /* main runs per breaker run */
 static char digest[65];
 static char (*run_status)[16]; /* last seen header status per run */
 
@@ -2534,6 +2537,8 @@ int main(int argc, char **argv)
         else
             usage();
     }
+    if (nruns / BRK_EVERY < BRK_RUNS_MIN)
+        brk_every = nruns / BRK_RUNS_MIN > 0 ? nruns / BRK_RUNS_MIN : 1;
     seed = seed % 0x7fffffffULL;
     if (seed == 0)
         seed = 1;
@@ -2568,7 +2573,7 @@ int main(int argc, char **argv)
         events_log = fopen(path, "w");
     }
     run_status = calloc((size_t)nruns, sizeof(*run_status));
-    brk_submit_us = calloc((size_t)nruns / BRK_EVERY + 1, sizeof(long long));
+    brk_submit_us = calloc((size_t)nruns / brk_every + 1, sizeof(long long));
     if (run_status == NULL || brk_submit_us == NULL)
         return 1;
     side_init(&hang_runs, HANG_EVERY);
@@ -2679,7 +2684,7 @@ int main(int argc, char **argv)
             break;
         while (submitted < nruns &&
                (now - t0) >= (long long)submitted * SUBMIT_SPACING_MS) {
-            if (submitted % BRK_EVERY == 0)
+            if (submitted % brk_every == 0)
                 brk_submit();
             if (submitted % HANG_EVERY == HANG_OFFSET)
                 hang_submit();
