@@ -267,6 +267,14 @@ static void expect_event(const char *run, const char *step, const char *status,
                      ev->res.message ? ev->res.message : "no message");
 }
 
+/* expect_event for a test that needs only the status. */
+static void expect_status(const char *run, const char *step, const char *status)
+{
+    struct event ev;
+    expect_event(run, step, status, &ev);
+    wire_result_deinit(&ev.res);
+}
+
 static void start_worker(const char *const extra[])
 {
     char path[512], log[256], url[200];
@@ -357,18 +365,15 @@ Test(worker, noop_params_script_the_outcome)
     wire_result_deinit(&ev.res);
 
     add_noop("r2", "s1", 0, "{\"fail_until\": 2}");
-    expect_event("r2", "s1", "error", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r2", "s1", "error");
     add_noop("r3", "s1", 0, "{\"fail_until\": 1}");
-    expect_event("r3", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r3", "s1", "success");
     add_noop("r4", "s1", 0, "{\"delay_ms\": \"soon\"}");
     expect_event("r4", "s1", "fatal", &ev);
     cr_assert_not_null(strstr(ev.res.message, "delay_ms"));
     wire_result_deinit(&ev.res);
     add_noop("r5", "s1", 0, "{\"verdict\": 3}");
-    expect_event("r5", "s1", "fatal", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r5", "s1", "fatal");
     add_noop("r6", "s1", 0, "{\"delay_ms\": 50}");
     expect_event("r6", "s1", "success", &ev);
     cr_assert_geq(ev.res.finished_ms - ev.res.started_ms, 50);
@@ -398,9 +403,7 @@ Test(worker, sigterm_waits_for_running_jobs_within_the_grace)
     stop_worker(SIGTERM);
     cr_assert_geq(now_ms() - t0, 200, "exited before the job finished");
     /* Finished, reported and acknowledged before the exit. */
-    struct event ev;
-    expect_event("r1", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r1", "s1", "success");
     cr_assert_eq(pending_count("default"), 0);
 }
 
@@ -408,12 +411,9 @@ Test(worker, serves_every_queue_it_is_given)
 {
     start_worker((const char *const[]){"--queues=alpha,beta", NULL});
     add_job("beta", "r1", "s1", "noop", 0);
-    struct event ev;
-    expect_event("r1", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r1", "s1", "success");
     add_job("alpha", "r2", "s1", "noop", 0);
-    expect_event("r2", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r2", "s1", "success");
     cr_assert_eq(cmd_int("XLEN weft:q:alpha") + cmd_int("XLEN weft:q:beta"), 0);
     stop_worker(SIGTERM);
 }
@@ -566,8 +566,7 @@ Test(worker, dead_letters_a_body_past_the_wire_limit)
     cr_assert_eq(cmd_int("XLEN weft:q:default"), 0);
     /* Still serving. */
     add_job("default", "r2", "s1", "noop", 0);
-    expect_event("r2", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r2", "s1", "success");
     stop_worker(SIGTERM);
 }
 
@@ -586,9 +585,7 @@ Test(worker, acks_a_stale_job_without_running_it)
 
     /* The good job's result comes after the stale job was dropped (one
      * connection carries both, in order). */
-    struct event ev;
-    expect_event("r2", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r2", "s1", "success");
     cr_assert_eq(cmd_int("XLEN weft:events"), 1);
     cr_assert_str_eq(hget("weft:run:r1:steps", "s1"), "skipped");
     cr_assert_eq(cmd_int("XLEN weft:q:default"), 0);
@@ -634,9 +631,7 @@ Test(worker, reclaims_a_job_a_dead_worker_left_pending)
     cr_assert_eq(pending_count("default"), 1);
     start_worker((const char *const[]){"--visibility=200", NULL});
 
-    struct event ev;
-    expect_event("r1", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r1", "s1", "success");
     cr_assert_eq(pending_count("default"), 0);
     cr_assert_str_eq(hget("weft:run:r1:steps", "s1:worker"), WORKER_NAME);
     stop_worker(SIGTERM);
@@ -651,12 +646,9 @@ Test(worker, reads_again_after_a_reclaim_round_that_waited_for_a_slot)
     start_worker(
         (const char *const[]){"--concurrency=1", "--visibility=200", NULL});
     add_noop("r1", "s1", 0, "{\"delay_ms\": 400}");
-    struct event ev;
-    expect_event("r1", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r1", "s1", "success");
     add_job("default", "r2", "s1", "noop", 0);
-    expect_event("r2", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r2", "s1", "success");
     stop_worker(SIGTERM);
 }
 
@@ -672,9 +664,7 @@ Test(worker, reclaim_keeps_the_deadline_of_the_attempt)
     freeReplyObject(cmd("ZADD weft:deadlines 1234567 r1|s1|1"));
     start_worker((const char *const[]){"--visibility=200", NULL});
 
-    struct event ev;
-    expect_event("r1", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r1", "s1", "success");
     /* Start-to-close counts from the attempt's first start: the
      * scheduler still fails the attempt at the first deadline. */
     redisReply *r = cmd("ZSCORE weft:deadlines r1|s1|1");
@@ -718,9 +708,7 @@ Test(worker, keeps_serving_after_redis_restarts)
 {
     start_worker(NULL);
     add_job("default", "r1", "s1", "noop", 0);
-    struct event ev;
-    expect_event("r1", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r1", "s1", "success");
 
     /* Without persistence the restart loses everything, groups too. */
     redisFree(rc);
@@ -734,8 +722,7 @@ Test(worker, keeps_serving_after_redis_restarts)
     snprintf(events_last, sizeof(events_last), "0-0");
 
     add_job("default", "r2", "s1", "noop", 0);
-    expect_event("r2", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r2", "s1", "success");
     stop_worker(SIGTERM);
 }
 
@@ -743,9 +730,7 @@ Test(worker, drains_on_sigterm_and_exits_zero)
 {
     start_worker(NULL);
     add_job("default", "r1", "s1", "noop", 0);
-    struct event ev;
-    expect_event("r1", "s1", "success", &ev);
-    wire_result_deinit(&ev.res);
+    expect_status("r1", "s1", "success");
     long long t0 = now_ms();
     stop_worker(SIGTERM);
     /* Idle: no job to wait for, so no grace period spent. */
