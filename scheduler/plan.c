@@ -613,17 +613,14 @@ static int ready_item(const struct plan_env *env, const struct runinfo *ri,
 }
 
 static int items_of(const struct plan_env *env, const struct runinfo *ri,
-                    const uint32_t *idx, uint32_t n, bool roots_only,
-                    bool render, struct plan *p, json_t **out,
-                    struct weft_error *err)
+                    const uint32_t *idx, uint32_t n, bool render,
+                    struct plan *p, json_t **out, struct weft_error *err)
 {
     json_t *list = json_array();
     if (list == NULL)
         return WEFT_ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
         const struct wf_step *s = &ri->wf->steps[idx[i]];
-        if (roots_only && s->ndeps > 0)
-            continue;
         int rc = ready_item(env, ri, s, render, p, list, err);
         if (rc) {
             json_decref(list);
@@ -634,17 +631,16 @@ static int items_of(const struct plan_env *env, const struct runinfo *ri,
     return 0;
 }
 
-/* The part of a list's opening (a parallel group's children, or the
- * run's top level: g NULL) that starts at root `from` (the steps without
- * dependencies, counted in order): the items of at most PLAN_ACTIVATE_PART
- * roots, and in *next the index of the first root left for the next part
- * (0: none). */
+/* The part of a list's opening (steps idx[0..n): a group's children, or
+ * the run's top level) that starts at root `from` (the steps without
+ * dependencies, counted in order): the items of at most `size` roots,
+ * and in *next the index of the first root left for the next part (0:
+ * none). */
 static int roots_part(const struct plan_env *env, const struct runinfo *ri,
-                      const struct wf_step *g, uint32_t from, struct plan *p,
-                      json_t **out, uint32_t *next, struct weft_error *err)
+                      const uint32_t *idx, uint32_t n, uint32_t from,
+                      uint32_t size, struct plan *p, json_t **out,
+                      uint32_t *next, struct weft_error *err)
 {
-    const uint32_t *idx = g ? g->children[0] : ri->wf->top;
-    uint32_t n = g ? g->nchildren[0] : ri->wf->ntop;
     json_t *list = json_array();
     if (list == NULL)
         return WEFT_ENOMEM;
@@ -654,7 +650,7 @@ static int roots_part(const struct plan_env *env, const struct runinfo *ri,
         const struct wf_step *s = &ri->wf->steps[idx[i]];
         if (s->ndeps > 0)
             continue;
-        if (root >= from && root - from >= PLAN_ACTIVATE_PART) {
+        if (root >= from && root - from >= size) {
             *next = root;
             break;
         }
@@ -728,8 +724,8 @@ static int ancestors(const struct plan_env *env, const struct runinfo *ri,
          * ready mark, rendered once. */
         bool render =
             g->nchildren[0] + g->nchildren[1] <= PLAN_GROUP_PRERENDER_MAX;
-        if ((rc = items_of(env, ri, g->dependents, g->ndependents, false,
-                           render, p, &deps, err)))
+        if ((rc = items_of(env, ri, g->dependents, g->ndependents, render, p,
+                           &deps, err)))
             break;
         json_t *a = json_pack("{s:s, s:s, s:o, s:s, s:s}", "id", g->id, "kind",
                               kind, "deps", deps, "skey", stem, "on_failure",
@@ -765,8 +761,8 @@ static int edges_into(const struct plan_env *env, const struct runinfo *ri,
 {
     json_t *deps = NULL, *anc = NULL;
     int rc;
-    if ((rc = items_of(env, ri, s->dependents, s->ndependents, false, true, p,
-                       &deps, err)) ||
+    if ((rc = items_of(env, ri, s->dependents, s->ndependents, true, p, &deps,
+                       err)) ||
         (rc = set_list(t, "deps", deps)))
         return rc;
     if ((rc = ancestors(env, ri, s, success, failing, p, &anc, err)) ||
@@ -858,7 +854,8 @@ static int create_run_into(const struct plan_env *env, const struct runinfo *ri,
             goto done;
     }
     uint32_t next = 0;
-    if ((rc = roots_part(env, ri, NULL, 0, p, &ready, &next, err)))
+    if ((rc = roots_part(env, ri, wf->top, wf->ntop, 0, PLAN_ACTIVATE_PART, p,
+                         &ready, &next, err)))
         goto done;
     rc = WEFT_ENOMEM;
     json_t *header =
@@ -1158,11 +1155,10 @@ static int activate_into(const struct plan_env *env, const struct runinfo *ri,
         return WEFT_ENOMEM;
     int rc;
     uint32_t next = 0;
-    if (s->type == WF_STEP_PARALLEL)
-        rc = roots_part(env, ri, s, 0, p, &kids, &next, err);
-    else
-        rc = items_of(env, ri, s->children[branch], s->nchildren[branch], true,
-                      true, p, &kids, err);
+    rc = roots_part(env, ri, s->children[branch], s->nchildren[branch], 0,
+                    s->type == WF_STEP_PARALLEL ? PLAN_ACTIVATE_PART
+                                                : UINT32_MAX,
+                    p, &kids, &next, err);
     if (rc || set_new(d, "kids", kids) ||
         (next && set_new(d, "next", json_integer(next))))
         return rc ? rc : WEFT_ENOMEM;
@@ -1197,7 +1193,10 @@ static int activate_more_into(const struct plan_env *env,
 {
     json_t *kids = NULL;
     uint32_t next = 0;
-    int rc = roots_part(env, ri, s, from, p, &kids, &next, err);
+    const uint32_t *idx = s ? s->children[0] : ri->wf->top;
+    uint32_t n = s ? s->nchildren[0] : ri->wf->ntop;
+    int rc = roots_part(env, ri, idx, n, from, PLAN_ACTIVATE_PART, p, &kids,
+                        &next, err);
     if (rc || set_new(t, "kids", kids))
         return rc ? rc : WEFT_ENOMEM;
     if (set_new(t, "step", json_string(s ? s->id : PLAN_TOP_STEP)) ||
