@@ -71,11 +71,10 @@ int wire_job_encode(const struct wire_job *job, char **out, size_t *len);
 /* Decodes and validates: v == WIRE_VERSION; run, step, type, queue
  * (required) and persona (optional) valid per keys_valid_id; attempt
  * 1..UINT32_MAX; timeout_ms and queue_timeout_ms >= 0 (absent = 0); name
- * and trace strings
- * without NUL; params, git and context maps. Unknown keys are ignored, so
- * a field can be added without a version bump. On failure *job is left
- * zeroed and err names the field ("job field 'attempt' must be a positive
- * integer ..."). */
+ * and trace strings without NUL; params, git and context maps. Unknown
+ * keys are ignored, so a field can be added without a version bump. On
+ * failure *job is left zeroed and err names the field ("job field
+ * 'attempt' must be a positive integer ..."). */
 int wire_job_decode(const void *buf, size_t len, struct wire_job *job,
                     struct weft_error *err);
 /* Frees every field and zeroes job; NULL is a no-op. */
