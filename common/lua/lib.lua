@@ -119,6 +119,21 @@ local function member(step, attempt)
     return RUN .. '|' .. step .. '|' .. S(attempt)
 end
 
+-- Leaves the durable mark that step's attempt is ready (a `ready` event,
+-- with field = value when given: `breaker` or `from`) and returns it to
+-- the scheduler in out[list] as {step, attempt, mark id, value}.
+local function mark_ready(list, step, attempt, field, value)
+    local id
+    if field then
+        id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
+                        'step', step, 'attempt', S(attempt), field, value)
+    else
+        id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
+                        'step', step, 'attempt', S(attempt))
+    end
+    push(out, list, {step, attempt, id, value})
+end
+
 -- Puts a pre-rendered job on its queue and marks the step queued. A job
 -- with a queue timeout (job.qt, ms) gets a deadline that start.lua clears.
 local function emit_job(step, attempt, job)
@@ -293,10 +308,7 @@ local function dispatch_job(step, attempt, job)
         end
         brk_wait(step, attempt, math.min(due, due2), b, fb.brk)
     elseif job.on_open == 'fail' then
-        local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run',
-                              RUN, 'step', step, 'attempt', attempt,
-                              'breaker', b.name)
-        push(out, 'ready', {step, attempt, id, b.name})
+        mark_ready('ready', step, attempt, 'breaker', b.name)
         brk_hist(b, step, 'rejected', {'attempt', attempt})
     else
         brk_wait(step, attempt, due, b)
@@ -314,9 +326,7 @@ local function make_ready(item, fresh)
         dispatch_job(step, attempt, item.job)
         return
     end
-    local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
-                          'step', step, 'attempt', S(attempt))
-    push(out, 'ready', {step, attempt, id})
+    mark_ready('ready', step, attempt)
 end
 
 -- A big list opens in parts (docs/protocol.md, "Big groups"): after the
@@ -325,10 +335,7 @@ end
 local function next_part(step, attempt)
     if P.next then
         redis.call('HSET', K_DEPS, step .. ':next', S(P.next))
-        local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run',
-                              RUN, 'step', step, 'attempt', S(attempt),
-                              'from', S(P.next))
-        push(out, 'more', {step, attempt, id, P.next})
+        mark_ready('more', step, attempt, 'from', P.next)
     elseif P.from then
         redis.call('HDEL', K_DEPS, step .. ':next')
     end
@@ -421,9 +428,7 @@ local function request_rollback()
         hist('rollback', '', 'pending', {'changes', #ch, 'due', due})
         return
     end
-    local id = redis.call('XADD', K_EVENTS, '*', 'type', 'ready', 'run', RUN,
-                          'step', ROLLBACK_STEP, 'attempt', attempt)
-    push(out, 'ready', {ROLLBACK_STEP, attempt, id})
+    mark_ready('ready', ROLLBACK_STEP, attempt)
     hist('rollback', '', 'pending', {'changes', #ch})
 end
 
