@@ -137,25 +137,34 @@ static void wait_done(long long target)
  * "done_us" when the worker reported) of a run's history: for `step`
  * entries with status `status`, in order; or the run entries when step
  * is "". */
+/* A history entry's status, step and `field` ("", "" and "0" when
+ * absent). */
+static void entry_fields(const redisReply *f, const char *field,
+                         const char **st, const char **sp, const char **val)
+{
+    *st = *sp = "";
+    *val = "0";
+    for (size_t k = 0; k + 1 < f->elements; k += 2) {
+        const char *key = f->element[k]->str, *v = f->element[k + 1]->str;
+        if (strcmp(key, "status") == 0)
+            *st = v;
+        else if (strcmp(key, "step") == 0)
+            *sp = v;
+        else if (strcmp(key, field) == 0)
+            *val = v;
+    }
+}
+
 static int history_field(const char *run, const char *step, const char *status,
                          const char *field, long long *out, int max)
 {
     redisReply *r = cmd("XRANGE weft:run:%s:history - +", run);
     int n = 0;
     for (size_t i = 0; i < r->elements && n < max; i++) {
-        redisReply *f = r->element[i]->element[1];
-        const char *st = "", *sp = "", *us = "0";
-        for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            const char *key = f->element[k]->str;
-            if (strcmp(key, "status") == 0)
-                st = f->element[k + 1]->str;
-            else if (strcmp(key, "step") == 0)
-                sp = f->element[k + 1]->str;
-            else if (strcmp(key, field) == 0)
-                us = f->element[k + 1]->str;
-        }
+        const char *st, *sp, *val;
+        entry_fields(r->element[i]->element[1], field, &st, &sp, &val);
         if (strcmp(st, status) == 0 && (step == NULL || strcmp(sp, step) == 0))
-            out[n++] = strtoll(us, NULL, 10);
+            out[n++] = strtoll(val, NULL, 10);
     }
     freeReplyObject(r);
     return n;
@@ -649,18 +658,9 @@ static void fan_timeline(const char *run)
     redisReply *r = cmd("XRANGE weft:run:%s:history - +", run);
     long long t0 = -1, t[8] = {0};
     for (size_t i = 0; i < r->elements; i++) {
-        redisReply *f = r->element[i]->element[1];
-        const char *st = "", *sp = "";
-        long long us = 0;
-        for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            const char *key = f->element[k]->str, *v = f->element[k + 1]->str;
-            if (strcmp(key, "status") == 0)
-                st = v;
-            else if (strcmp(key, "step") == 0)
-                sp = v;
-            else if (strcmp(key, "us") == 0)
-                us = strtoll(v, NULL, 10);
-        }
+        const char *st, *sp, *val;
+        entry_fields(r->element[i]->element[1], "us", &st, &sp, &val);
+        long long us = strtoll(val, NULL, 10);
         if (t0 < 0)
             t0 = us;
         bool kid = sp[0] == 's' && isdigit((unsigned char)sp[1]);
