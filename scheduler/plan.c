@@ -632,10 +632,10 @@ static int items_of(const struct plan_env *env, const struct runinfo *ri,
 }
 
 /* The part of a list's opening (steps idx[0..n): a group's children, or
- * the run's top level) that starts at root `from` (the steps without
- * dependencies, counted in order): the items of at most `size` roots,
- * and in *next the index of the first root left for the next part (0:
- * none). */
+ * the run's top level) that starts at position `from` of the list: the
+ * items of at most `size` of its steps without dependencies (its roots),
+ * and in *next the position of the first root left for the next part (0:
+ * none). A part costs what its own steps cost, wherever it starts. */
 static int roots_part(const struct plan_env *env, const struct runinfo *ri,
                       const uint32_t *idx, uint32_t n, uint32_t from,
                       uint32_t size, struct plan *p, json_t **out,
@@ -644,17 +644,17 @@ static int roots_part(const struct plan_env *env, const struct runinfo *ri,
     json_t *list = json_array();
     if (list == NULL)
         return WEFT_ENOMEM;
-    uint32_t root = 0;
+    uint32_t taken = 0;
     *next = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = from; i < n; i++) {
         const struct wf_step *s = &ri->wf->steps[idx[i]];
         if (s->ndeps > 0)
             continue;
-        if (root >= from && root - from >= size) {
-            *next = root;
+        if (taken++ == size) {
+            *next = i;
             break;
         }
-        int rc = root++ < from ? 0 : ready_item(env, ri, s, true, p, list, err);
+        int rc = ready_item(env, ri, s, true, p, list, err);
         if (rc) {
             json_decref(list);
             return rc;

@@ -143,7 +143,7 @@ int plan_activate(const struct plan_env *env, const struct runinfo *ri,
 
 /* activate, continued: the next part of parallel group s's opening (or,
  * s NULL, of the run's top level; its ready marks name PLAN_TOP_STEP),
- * from its root child `from` on (docs/protocol.md, "Big groups"). */
+ * from position `from` of its list on (docs/protocol.md, "Big groups"). */
 int plan_activate_more(const struct plan_env *env, const struct runinfo *ri,
                        const struct wf_step *s, uint32_t attempt,
                        const char *mark, uint32_t from, struct plan *p,

@@ -313,9 +313,9 @@ static void kid_ids(json_t *t, char *out, size_t size)
     }
 }
 
-/* A parallel group of 150 children (one of them, d, with a dependency)
+/* A parallel group of 150 children (the first, d, with a dependency)
  * opens in parts of PLAN_ACTIVATE_PART: 64, 64, then the last 21 of its
- * 149 roots. */
+ * 149 roots. A part starts at a position in the list (k64 is at 65). */
 Test(plan, a_big_parallel_group_opens_in_parts, .init = setup)
 {
     env.keys = &keys;
@@ -328,22 +328,22 @@ Test(plan, a_big_parallel_group_opens_in_parts, .init = setup)
     struct plan p;
     plan_init(&p);
     cr_assert_eq(plan_activate(&env, &ri, g, 1, "", 0, &p, NULL), 0);
-    cr_assert_eq(plan_activate_more(&env, &ri, g, 1, "m1", 64, &p, NULL), 0);
-    cr_assert_eq(plan_activate_more(&env, &ri, g, 1, "m2", 128, &p, NULL), 0);
+    cr_assert_eq(plan_activate_more(&env, &ri, g, 1, "m1", 65, &p, NULL), 0);
+    cr_assert_eq(plan_activate_more(&env, &ri, g, 1, "m2", 129, &p, NULL), 0);
     char ids[2048];
     json_t *t = plan_get(&p, 0);
     cr_assert_eq(json_integer_value(json_object_get(t, "nkids")), 150);
     cr_assert_eq(json_array_size(json_object_get(t, "kids")), 64);
     kid_ids(t, ids, sizeof(ids));
     cr_assert(strncmp(ids, "k0 k1 k2 ", 9) == 0, "%s", ids);
-    cr_assert_eq(json_integer_value(json_object_get(t, "next")), 64);
+    cr_assert_eq(json_integer_value(json_object_get(t, "next")), 65);
     cr_assert_null(json_object_get(t, "from"));
     t = plan_get(&p, 1);
     kid_ids(t, ids, sizeof(ids));
     cr_assert_eq(json_array_size(json_object_get(t, "kids")), 64);
     cr_assert(strncmp(ids, "k64 k65 ", 8) == 0, "%s", ids);
-    cr_assert_eq(json_integer_value(json_object_get(t, "from")), 64);
-    cr_assert_eq(json_integer_value(json_object_get(t, "next")), 128);
+    cr_assert_eq(json_integer_value(json_object_get(t, "from")), 65);
+    cr_assert_eq(json_integer_value(json_object_get(t, "next")), 129);
     cr_assert_str_eq(json_string_value(json_object_get(t, "mark")), "m1");
     t = plan_get(&p, 2);
     kid_ids(t, ids, sizeof(ids));
