@@ -6,8 +6,8 @@
 --   step of the list not taken), branch ('then'|'else'|''), plus the
 --   finish plan fields used when nkids is 0 (the group completes now).
 -- A big parallel group opens in parts (docs/protocol.md, "Big groups"):
--- next is the index, among its children without dependencies, of the
--- first one this part leaves out (see next_part). The transition that
+-- next is the position in the list of the first child without
+-- dependencies this part leaves out (see next_part). The transition that
 -- answers the part's mark (P.from, and kids from there on) compare-and-
 -- sets the group running with attempt A and S:next = from. The parts of
 -- a run's top level (create_run.lua) come here too, as step TOP_STEP:
