@@ -19,25 +19,38 @@ for k, v in pairs(P.header) do
     h[#h + 1] = v
 end
 redis.call(unpack(h))
--- Lua's unpack is bounded by the C stack: write large runs in chunks.
-local CHUNK = 500
+-- Writes the flat field, value list to hash key. Lua's unpack is bounded
+-- by the C stack: large runs are written in chunks. Redis starts a hash
+-- as a listpack, whose every insert scans it, until it holds
+-- hash-max-listpack-entries fields (512 on Debian's Redis 7.0): 4.4 ms
+-- for a run of 1,002 steps. A value longer than hash-max-listpack-value
+-- (64) in the first HSET makes it a hashtable at once (1.5 ms); the
+-- placeholder goes again. Ids never start with '.'.
+local CHUNK, WIDE = 500, 100
+local function hset_all(key, args)
+    if #args == 0 then return end
+    local wide = #args > 2 * WIDE
+    if wide then
+        table.insert(args, 1, '.wide')
+        table.insert(args, 2, string.rep('-', 256))
+    end
+    for i = 1, #args, 2 * CHUNK do
+        redis.call('HSET', key, unpack(args, i, math.min(i + 2 * CHUNK - 1, #args)))
+    end
+    if wide then redis.call('HDEL', key, '.wide') end
+end
 local args = {}
-for i, id in ipairs(P.steps) do
+for _, id in ipairs(P.steps) do
     args[#args + 1] = id
     args[#args + 1] = 'pending'
-    if #args >= 2 * CHUNK or i == #P.steps then
-        redis.call('HSET', K_STEPS, unpack(args))
-        args = {}
-    end
 end
-for i, d in ipairs(P.deps) do
+hset_all(K_STEPS, args)
+args = {}
+for _, d in ipairs(P.deps) do
     args[#args + 1] = d[1]
     args[#args + 1] = S(d[2])
-    if #args >= 2 * CHUNK or i == #P.deps then
-        redis.call('HSET', K_DEPS, unpack(args))
-        args = {}
-    end
 end
+hset_all(K_DEPS, args)
 redis.call('ZADD', K_RUNS, NOW_S, RUN)
 -- The workflow's timeout (ms): fire_delayed turns it into a `timeout`
 -- event of kind `run`; end_run removes it.

@@ -458,6 +458,10 @@ Test(runtime, a_big_group_opens_in_parts_and_runs_each_child_once)
                             i < 2 ? "g:next" : ".top:next");
         cr_assert_eq(r->integer, 0, "no part left to open in %s", runs[i]);
         freeReplyObject(r);
+        /* create_run's placeholder for a big steps hash is gone. */
+        r = cmd("HEXISTS weft:run:%s:steps .wide", runs[i]);
+        cr_assert_eq(r->integer, 0, "no placeholder in %s", runs[i]);
+        freeReplyObject(r);
     }
 }
 
