@@ -20,4 +20,9 @@ for _, a in ipairs(ACKS) do
         redis.call('XDEL', a.stream, unpack(a.del, i, math.min(i + 999, #a.del)))
     end
 end
+-- Each history written to is capped once (approximately, as MAXLEN ~
+-- does: whole stream nodes go).
+for k, max in pairs(TRIM) do
+    redis.call('XTRIM', k, 'MAXLEN', '~', S(max))
+end
 return cjson.encode(results)
