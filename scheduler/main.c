@@ -39,6 +39,8 @@ static void usage(FILE *out)
           "  --batch N          entries per read (default 256)\n"
           "  --retention SEC    keep finished runs this long (default 7 "
           "days; 0 = forever)\n"
+          "  --history-max N    keep about the last N entries of a run's "
+          "history (default 100000)\n"
           "  --claim-idle MS    reclaim messages of dead schedulers after "
           "MS (default 5000)\n"
           "  --log-level L      debug, info, warn, error (env "
@@ -119,6 +121,7 @@ int main(int argc, char **argv)
         {"personas", required_argument, NULL, 'P'},
         {"batch", required_argument, NULL, 'b'},
         {"retention", required_argument, NULL, 't'},
+        {"history-max", required_argument, NULL, 'M'},
         {"claim-idle", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},
         {"http", required_argument, NULL, 'H'},
@@ -153,6 +156,15 @@ int main(int argc, char **argv)
         case 't':
             if (parse_u32("--retention", optarg, &cfg.ttl_s))
                 return 2;
+            break;
+        case 'M':
+            if (parse_u32("--history-max", optarg, &cfg.hist_max))
+                return 2;
+            if (cfg.hist_max == 0) {
+                fprintf(stderr, "weft-scheduler: --history-max: must be at "
+                                "least 1\n");
+                return 2;
+            }
             break;
         case 'c':
             if (parse_u32("--claim-idle", optarg, &cfg.claim_idle_ms))

@@ -465,6 +465,28 @@ Test(runtime, a_big_group_opens_in_parts_and_runs_each_child_once)
     }
 }
 
+/* A run's history keeps about its last --history-max entries: each
+ * batch trims the histories it wrote to, whole stream nodes at a time
+ * (at most 100 entries each), and the newest entries stay. */
+Test(runtime, a_runs_history_is_capped)
+{
+    start_system_args(1, 1, "--history-max=10");
+    submit(big_top(80), "{}", "long");
+    cr_assert_str_eq(wait_run("long", 60), "success");
+    /* 80 steps queued, running and done, and the run's two entries. */
+    redisReply *r = cmd("XLEN weft:run:long:history");
+    cr_assert(r->integer >= 10 && r->integer <= 110, "%lld entries",
+              r->integer);
+    freeReplyObject(r);
+    /* The newest entry is the run's end. */
+    r = cmd("XREVRANGE weft:run:long:history + - COUNT 1");
+    cr_assert_eq(r->elements, 1);
+    redisReply *f = r->element[0]->element[1];
+    cr_assert_str_eq(f->element[1]->str, "run", "type first");
+    cr_assert_str_eq(f->element[5]->str, "success", "then step, status");
+    freeReplyObject(r);
+}
+
 /* A part's ready mark that comes again, or after its group ended, is
  * stale: it queues nothing. A mark with a bad `from` is dead-lettered. */
 Test(runtime, a_late_or_bad_part_mark_changes_nothing)
