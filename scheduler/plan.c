@@ -96,9 +96,12 @@ int plan_argv(const struct plan *p, const char *now_us, json_t *only,
     int total = (int)p->nkeys + 2 + (int)p->nbodies;
     const char **av = weft_calloc((size_t)total, sizeof(*av));
     size_t *al = weft_calloc((size_t)total, sizeof(*al));
-    json_t *one = only ? json_pack("[O]", only) : NULL;
-    char *doc = jsondump_str(one ? one : p->doc, NULL);
-    json_decref(one);
+    json_t *batch = json_pack("{s:I, s:I, s:s, s:o}", "hist_max",
+                              (json_int_t)p->hist_max, "ttl",
+                              (json_int_t)p->ttl_s, "chan", p->chan, "plans",
+                              only ? json_pack("[O]", only) : json_incref(p->doc));
+    char *doc = batch ? jsondump_str(batch, NULL) : NULL;
+    json_decref(batch);
     if (av == NULL || al == NULL || doc == NULL) {
         weft_free(av);
         weft_free(al);
@@ -790,8 +793,13 @@ static json_t *begin(const struct plan_env *env, const struct runinfo *ri,
                 return NULL;
         }
     }
-    if (p->doc == NULL && (p->doc = json_array()) == NULL)
-        return NULL;
+    if (p->doc == NULL) {
+        if ((p->doc = json_array()) == NULL)
+            return NULL;
+        p->hist_max = env->hist_max;
+        p->ttl_s = env->ttl_s;
+        keys_global(env->keys, KEYS_CANCEL, p->chan);
+    }
     /* A run's five keys are added together, so the first one's index
      * locates them all; a run already in the batch reuses them. */
     keys_run(env->keys, run_keys[0], ri->run, key);
@@ -801,13 +809,8 @@ static json_t *begin(const struct plan_env *env, const struct runinfo *ri,
         if (plan_key(p, key) != k + i)
             return NULL;
     }
-    char chan[KEYS_MAX];
-    keys_global(env->keys, KEYS_CANCEL, chan);
-    json_t *t =
-        k ? json_pack("{s:s, s:i, s:i, s:i, s:s}", "run", ri->run, "k",
-                      (json_int_t)k, "hist_max", (json_int_t)env->hist_max,
-                      "ttl", (json_int_t)env->ttl_s, "chan", chan)
-          : NULL;
+    json_t *t = k ? json_pack("{s:s, s:i}", "run", ri->run, "k", (json_int_t)k)
+                  : NULL;
     if (t == NULL || json_array_append_new(p->doc, t) != 0)
         return NULL;
     /* Any transition may end the run; end_run reads this (lib.lua). */

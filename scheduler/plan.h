@@ -63,6 +63,10 @@ struct plan {
     char **bodies; /* owned msgpack bodies */
     size_t *blens;
     uint32_t nbodies;
+    /* What every transition of the batch shares, from the plan_env of
+     * its first one: sent once, beside the plans (plan_argv). */
+    uint32_t hist_max, ttl_s;
+    char chan[KEYS_MAX];
 };
 
 /* Transitions in p. */
@@ -78,7 +82,8 @@ void plan_init(struct plan *p);
 void plan_deinit(struct plan *p);
 
 /* Builds the argv of EVALSHA's keys and args for p (after the script
- * sha and numkeys), with now_us (microseconds, as text; borrowed): *argc, argv
+ * sha and numkeys), with now_us (microseconds, as text; borrowed). The
+ * batch goes as {"hist_max", "ttl", "chan", "plans": [...]}: *argc, argv
  * and lens are owned by the caller (weft_free of argv and lens; the strings are
  * borrowed from p and the serialized doc stored in *docstr, also owned).
  * When only is non-NULL the batch sent holds just that transition (keys

@@ -1,12 +1,17 @@
 -- epilogue.lua - applies each transition of the batch (see lib.lua).
-local batch = cjson.decode(ARGV[2])
+-- The scheduler's batch is {hist_max, ttl, chan, plans}; the worker's
+-- (start) is just the plans.
+local doc = cjson.decode(ARGV[2])
+local batch = doc.plans or doc
+HIST_MAX = tonumber(doc.hist_max) or 100000
+TTL = tonumber(doc.ttl) or 0
+CHAN = doc.chan
 local results = {}
 for i, t in ipairs(batch) do
     local k = t.k
     K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST = KEYS[k], KEYS[k + 1],
         KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
     P, RUN = t, t.run
-    HIST_MAX = tonumber(t.hist_max) or 100000
     out = {}
     results[i] = main()
 end

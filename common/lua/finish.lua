@@ -10,12 +10,12 @@
 --   (ms; 0 = no retry), done_us (when the worker reported, its clock in
 --   us), on_failure (absent: fail), run_error, deps [{id, job?}], anc
 --   [{id, kind, deps, desc, skey, on_failure}] (both absent when empty),
---   skip [ids]
---   (descendants of a skipped composite), ttl, chan (cancel channel); brk, fbrk (the breakers of
---   the step's persona and of its fallback persona, see lib.lua), bres
---   (how the attempt counts on them: fail|ok|none), fb (the step has a
---   fallback persona), qt (the step has a queue timeout). expect
---   'queued': only a job no worker has started ends (a queue timeout).
+--   skip [ids] (descendants of a skipped composite); brk, fbrk (the
+--   breakers of the step's persona and of its fallback persona, see
+--   lib.lua), bres (how the attempt counts on them: fail|ok|none), fb
+--   (the step has a fallback persona), qt (the step has a queue
+--   timeout). expect 'queued': only a job no worker has started ends (a
+--   queue timeout).
 -- The step's status is the whole check, as in start.lua: a run that
 -- ends stops every step it has not finished (end_run).
 local function cas()

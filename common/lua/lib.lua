@@ -37,9 +37,12 @@ local function S(n)
     return s
 end
 local NOW_S = S(NOW)
--- Set by the epilogue for each transition.
+-- Set by the epilogue: for the batch (its history cap, the retention of
+-- runs that end in s, 0 = forever, and the cancel channel), then for
+-- each transition.
+local HIST_MAX, TTL, CHAN
 local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST
-local P, RUN, HIST_MAX, out
+local P, RUN, out
 
 -- Appends x to the list t[k], made on first use: most transitions make
 -- no ready marks and stop no jobs.
@@ -386,7 +389,7 @@ local function stop_step(step, status)
     if st == 'running' then
         local m = member(step, attempt)
         push(out, 'cancel', m)
-        if P.chan then redis.call('PUBLISH', P.chan, m) end
+        if CHAN then redis.call('PUBLISH', CHAN, m) end
         status = 'cancelled'
     end
     redis.call('HSET', K_STEPS, step, status, step .. ':finished', NOW_S)
@@ -396,10 +399,9 @@ local function stop_step(step, status)
 end
 
 local function set_retention()
-    local ttl = tonumber(P.ttl) or 0
-    if ttl > 0 then
+    if TTL > 0 then
         for _, k in ipairs({K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST}) do
-            redis.call('EXPIRE', k, S(ttl))
+            redis.call('EXPIRE', k, S(TTL))
         end
     end
 end

@@ -354,6 +354,43 @@ Test(control, retry_of_a_cancelled_run_runs_the_interrupted_steps)
     cr_assert_str_eq(step_of("x1", "b:attempt"), "1");
 }
 
+/* Cancelling a run tells its running jobs on the cancel channel (the
+ * batch's `chan`), and the run's keys then expire after the scheduler's
+ * retention (its `ttl`, 7 days by default). */
+Test(control, cancel_publishes_to_running_jobs_and_the_run_expires)
+{
+    struct redis_url u;
+    cr_assert_eq(redis_url_parse(fx.url, &u, NULL), 0);
+    redisContext *sub = rconn_connect_sync(&u, 2000, NULL);
+    redis_url_deinit(&u);
+    cr_assert_not_null(sub);
+    struct timeval tv = {WAIT_S, 0};
+    redisSetTimeout(sub, tv);
+    redisReply *r = redisCommand(sub, "SUBSCRIBE weft:cancel");
+    cr_assert_not_null(r);
+    freeReplyObject(r);
+    submit("name: slow\n"
+           "steps:\n"
+           "  - {id: a, type: noop, params: {delay_ms: 20000}}\n",
+           "x9");
+    char at[64] = "0";
+    wait_step("x9", at, "a", "running");
+    WEFT_OK("cancel", "x9");
+    cr_assert_eq(redisGetReply(sub, (void **)&r), REDIS_OK);
+    cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 3);
+    cr_assert_str_eq(r->element[2]->str, "x9|a|1");
+    freeReplyObject(r);
+    redisFree(sub);
+    wait_run("x9", at, "cancelled");
+    const char *keys[] = {"", ":steps", ":history"};
+    for (int i = 0; i < 3; i++) {
+        r = cmd("TTL weft:run:x9%s", keys[i]);
+        cr_assert(r->integer > 7 * 86400 - 600 && r->integer <= 7 * 86400,
+                  "TTL of weft:run:x9%s: %lld", keys[i], r->integer);
+        freeReplyObject(r);
+    }
+}
+
 Test(control, retry_inside_a_group_reopens_it)
 {
     submit("name: grouped\n"
