@@ -834,14 +834,26 @@ static int start_key(char (*keys)[KEYS_MAX], int *n, const char *key)
     return ++*n;
 }
 
-/* Appends one start plan (start.lua: run, k, step, attempt, worker,
- * deadline, qt when the job has a queue timeout) to the batch's JSON array,
- * written directly: a jansson tree per job and its dump were a fifth of the
+/* Appends one start plan (start.lua: run, k, step, attempt, deadline
+ * when there is one, qt when the job has a queue timeout) to the batch,
+ * {"worker": ..., "plans": [...]}, opening it for the first; written
+ * directly: a jansson tree per job and its dump were a fifth of the
  * worker's time. */
 static int start_plan(struct buf *doc, const struct worker *w,
                       const struct job *j, int k, int64_t deadline)
 {
-    int rc = buf_append_str(doc, doc->len == 0 ? "[{\"run\":" : ",{\"run\":");
+    int rc = 0;
+    if (doc->len == 0) {
+        rc = buf_append_str(doc, "{\"worker\":");
+        if (rc == 0)
+            rc = jsondump_string(doc, w->name, strlen(w->name));
+        if (rc == 0)
+            rc = buf_append_str(doc, ",\"plans\":[");
+    } else {
+        rc = buf_append_char(doc, ',');
+    }
+    if (rc == 0)
+        rc = buf_append_str(doc, "{\"run\":");
     if (rc == 0)
         rc = jsondump_string(doc, j->spec.run, strlen(j->spec.run));
     if (rc == 0)
@@ -849,13 +861,12 @@ static int start_plan(struct buf *doc, const struct worker *w,
     if (rc == 0)
         rc = jsondump_string(doc, j->spec.step, strlen(j->spec.step));
     if (rc == 0)
-        rc = buf_printf(
-            doc, ",\"attempt\":%" PRIu32 ",\"worker\":", j->spec.attempt);
+        rc = buf_printf(doc, ",\"attempt\":%" PRIu32, j->spec.attempt);
+    if (rc == 0 && deadline > 0)
+        rc = buf_printf(doc, ",\"deadline\":%" PRId64, deadline);
     if (rc == 0)
-        rc = jsondump_string(doc, w->name, strlen(w->name));
-    if (rc == 0)
-        rc = buf_printf(doc, ",\"deadline\":%" PRId64 "%s}", deadline,
-                        j->spec.queue_timeout_ms > 0 ? ",\"qt\":1" : "");
+        rc = buf_append_str(doc, j->spec.queue_timeout_ms > 0 ? ",\"qt\":1}"
+                                                              : "}");
     return rc;
 }
 
@@ -898,7 +909,7 @@ static void start_send(struct start_batch *b)
                             : 0);
     }
     if (rc == 0)
-        rc = buf_append_char(doc, ']');
+        rc = buf_append_str(doc, "]}");
     if (rc == 0) {
         for (int i = 0; i < nkeys; i++)
             argv[i] = keys[i];

@@ -1,11 +1,11 @@
 -- epilogue.lua - applies each transition of the batch (see lib.lua).
--- The scheduler's batch is {hist_max, ttl, chan, plans}; the worker's
--- (start) is just the plans.
-local doc = cjson.decode(ARGV[2])
-local batch = doc.plans or doc
-HIST_MAX = tonumber(doc.hist_max) or 100000
-TTL = tonumber(doc.ttl) or 0
-CHAN = doc.chan
+-- A batch is {shared fields..., plans: [...]}: the scheduler's share
+-- hist_max, ttl and chan, a worker's start its worker.
+BATCH = cjson.decode(ARGV[2])
+local batch = BATCH.plans or {}
+HIST_MAX = tonumber(BATCH.hist_max) or 100000
+TTL = tonumber(BATCH.ttl) or 0
+CHAN = BATCH.chan
 local results = {}
 for i, t in ipairs(batch) do
     local k = t.k

@@ -37,10 +37,10 @@ local function S(n)
     return s
 end
 local NOW_S = S(NOW)
--- Set by the epilogue: for the batch (its history cap, the retention of
--- runs that end in s, 0 = forever, and the cancel channel), then for
--- each transition.
-local HIST_MAX, TTL, CHAN
+-- Set by the epilogue: for the batch (its shared fields; its history
+-- cap, the retention of runs that end in s, 0 = forever, and the cancel
+-- channel), then for each transition.
+local BATCH, HIST_MAX, TTL, CHAN
 local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST
 local P, RUN, out
 

@@ -2,8 +2,9 @@
 -- Compare-and-set: the step is queued (or running after a reclaim) with
 -- the job's attempt; otherwise the job is stale (skipped, cancelled,
 -- superseded) and the worker drops it without running it.
--- Plan: run, step, attempt, worker, deadline (ms, 0 = none), qt (the job
--- has a queue timeout, whose deadline this start clears).
+-- Plan: run, step, attempt, deadline (ms; absent or 0 = none), qt (the
+-- job has a queue timeout, whose deadline this start clears); the batch
+-- names the worker (BATCH.worker).
 -- The deadline is the attempt's: a reclaim (the step already running)
 -- keeps the one its first start set, so a job taken over from a dead
 -- worker does not get its timeout anew, however many times it is.
@@ -15,8 +16,8 @@ local v = redis.call('HMGET', K_STEPS, P.step, P.step .. ':attempt')
 local st = v[1]
 if (tonumber(v[2]) or 0) ~= P.attempt then return 'superseded' end
 if st ~= 'queued' and st ~= 'running' then return st or 'missing' end
-redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':worker', P.worker,
-           P.step .. ':started', NOW_S)
+redis.call('HSET', K_STEPS, P.step, 'running', P.step .. ':worker',
+           BATCH.worker, P.step .. ':started', NOW_S)
 -- Started: the step's queue timeout no longer applies.
 if P.qt then
     redis.call('ZREM', K_DEADLINES, member(P.step, P.attempt) .. '|queue')
@@ -30,5 +31,6 @@ if (tonumber(P.deadline) or 0) > 0 then
                    member(P.step, P.attempt))
     end
 end
-hist('step', P.step, 'running', 'attempt', S(P.attempt), 'worker', P.worker)
+hist('step', P.step, 'running', 'attempt', S(P.attempt), 'worker',
+     BATCH.worker)
 return 'ok'
