@@ -26,6 +26,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "expr_int.h"
+#include "num.h"
 
 /* Longest name or key quoted in an error message; the message itself is
  * bounded by WEFT_ERROR_MSG_MAX. */
@@ -223,17 +224,6 @@ static bool is_ident_char(char c)
     return is_ident_start(c) || is_digit(c);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool at(const struct parser *p, size_t off, char c)
 {
     return p->pos + off < p->len && p->src[p->pos + off] == c;
@@ -248,11 +238,11 @@ static long lex_digits(struct parser *p, int shift, char *out, size_t *o)
     int limit = shift ? 1 << shift : 10;
     while (p->pos < p->len) {
         char c = p->src[p->pos];
-        int d = hex_value(c);
+        int d = num_hex_digit(c);
         if (c == '_') {
             if (count == 0 || p->pos + 1 >= p->len ||
-                hex_value(p->src[p->pos + 1]) < 0 ||
-                hex_value(p->src[p->pos + 1]) >= limit) {
+                num_hex_digit(p->src[p->pos + 1]) < 0 ||
+                num_hex_digit(p->src[p->pos + 1]) >= limit) {
                 fail(p, WEFT_EINVAL, p->pos, "invalid numeric separator");
                 return -1;
             }
@@ -351,9 +341,9 @@ static long lex_unicode_escape(struct parser *p, size_t esc)
     if (at(p, 0, '{')) {
         size_t n = 0;
         p->pos++;
-        while (p->pos < p->len && hex_value(p->src[p->pos]) >= 0) {
+        while (p->pos < p->len && num_hex_digit(p->src[p->pos]) >= 0) {
             if (cp <= 0x10FFFF)
-                cp = cp * 16 + hex_value(p->src[p->pos]);
+                cp = cp * 16 + num_hex_digit(p->src[p->pos]);
             p->pos++;
             n++;
         }
@@ -365,7 +355,7 @@ static long lex_unicode_escape(struct parser *p, size_t esc)
         return cp;
     }
     for (int i = 0; i < 4; i++) {
-        int d = p->pos < p->len ? hex_value(p->src[p->pos]) : -1;
+        int d = p->pos < p->len ? num_hex_digit(p->src[p->pos]) : -1;
         if (d < 0) {
             fail(p, WEFT_EINVAL, esc, "invalid Unicode escape sequence");
             return -1;
@@ -418,8 +408,8 @@ static int lex_escape(struct parser *p, size_t esc)
         fail(p, WEFT_EINVAL, esc, "octal escape sequences are not supported");
         return -1;
     case 'x': {
-        int h = p->pos < p->len ? hex_value(p->src[p->pos]) : -1;
-        int l = p->pos + 1 < p->len ? hex_value(p->src[p->pos + 1]) : -1;
+        int h = p->pos < p->len ? num_hex_digit(p->src[p->pos]) : -1;
+        int l = p->pos + 1 < p->len ? num_hex_digit(p->src[p->pos + 1]) : -1;
         if (h < 0 || l < 0) {
             fail(p, WEFT_EINVAL, esc, "invalid hexadecimal escape sequence");
             return -1;

@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "error.h"
+#include "num.h"
 
 /* Digits needed to round-trip any double (DBL_DECIMAL_DIG). */
 #define JSVAL_MAX_DIGITS 17
@@ -318,17 +319,6 @@ bool expr_is_js_space(uint32_t cp)
     }
 }
 
-static int digit_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return 99;
-}
-
 double expr_radix_value(const char *digits, size_t n, int shift)
 {
     /* Keep the leading bits in m (at least 61 of them once it is full),
@@ -339,7 +329,7 @@ double expr_radix_value(const char *digits, size_t n, int shift)
     int exp = 0;
     bool sticky = false;
     for (size_t i = 0; i < n; i++) {
-        unsigned d = (unsigned)digit_value(digits[i]);
+        unsigned d = (unsigned)num_hex_digit(digits[i]);
         if (exp == 0 && (m >> (64 - shift)) == 0) {
             m = (m << shift) | d;
         } else {
@@ -368,7 +358,7 @@ static double radix_string_value(const char *s, size_t n, int shift)
     if (n == 0)
         return NAN;
     for (size_t i = 0; i < n; i++) {
-        if (digit_value(s[i]) >= (1 << shift))
+        if ((unsigned)num_hex_digit(s[i]) >= 1u << shift)
             return NAN;
     }
     return expr_radix_value(s, n, shift);

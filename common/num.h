@@ -19,4 +19,7 @@ int num_parse_i64(const char *s, size_t len, int64_t min, int64_t max,
  * (overflow to infinity). */
 int num_parse_double(const char *s, size_t len, double *out);
 
+/* The value of hexadecimal digit c (0-9, a-f, A-F), or -1. */
+int num_hex_digit(char c);
+
 #endif

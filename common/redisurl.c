@@ -61,17 +61,6 @@ static bool all_digits(const char *s, size_t len)
     return true;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into a new string in *out. what names the
  * part for messages. */
 static int decode_part(const char *s, size_t len, const char *what, char **out,
@@ -88,8 +77,8 @@ static int decode_part(const char *s, size_t len, const char *what, char **out,
         }
         int v = -1;
         if (len - i >= 3) {
-            int hi = hex_value(s[i + 1]);
-            int lo = hex_value(s[i + 2]);
+            int hi = num_hex_digit(s[i + 1]);
+            int lo = num_hex_digit(s[i + 2]);
             if (hi >= 0 && lo >= 0)
                 v = hi * 16 + lo;
         }

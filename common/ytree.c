@@ -124,13 +124,7 @@ static int parse_radix(const char *s, size_t n, unsigned radix, int64_t *out)
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        unsigned d;
-        if (is_digit(c))
-            d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else
-            d = (unsigned)(c - 'A' + 10);
+        unsigned d = (unsigned)num_hex_digit(c);
         if (v > ((uint64_t)INT64_MAX - d) / radix)
             return WEFT_ELIMIT;
         v = v * radix + d;
@@ -469,9 +463,7 @@ static bool dq_escape(const char *s, size_t n, size_t *src_len, size_t *val_len)
         char c = s[2 + i];
         if (!is_hex(c))
             return false;
-        cp = cp * 16 + (uint32_t)(is_digit(c)              ? c - '0'
-                                  : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                                                           : c - 'A' + 10);
+        cp = cp * 16 + (uint32_t)num_hex_digit(c);
     }
     *src_len = 2 + hex;
     *val_len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
