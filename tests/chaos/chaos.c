@@ -33,9 +33,10 @@
  *   8. a persona that always fails opens its circuit breaker and stops
  *      receiving requests: beside the main runs, runs of a one-step
  *      workflow asking a persona whose service is down (every request
- *      logged) are submitted throughout the chaos; the breaker opens once,
- *      and every such run submitted after it opened fails fast without a
- *      job, a request or a `queued` entry.
+ *      logged) are submitted throughout the chaos, and one more after
+ *      the last main run; the breaker opens once, and every such run
+ *      submitted after it opened fails fast without a job, a request or a
+ *      `queued` entry.
  *   9. a hung persona is killed at its timeout: beside the main runs,
  *      runs of a workflow whose persona step never answers (a `timeout`
  *      of 2 s, one retry, then `on_failure: continue`; one run in three
@@ -171,6 +172,9 @@ static const double redis_at[REDIS_EVENTS] = {0.25, 0.5, 0.75};
 #define BRK_EVERY     15
 #define BRK_RUNS_MIN  20
 #define BRK_MARGIN_MS 2000
+/* The last breaker run goes this long after the last main run: in a
+ * short chaos, every other one may come within the margin. */
+#define BRK_LATE_MS (BRK_MARGIN_MS + 500)
 #define BRK_THRESHOLD 3 /* chaos.yml: failures */
 /* The personas of checks 8 and 9. */
 #define REGISTRY WEFT_SOURCE_ROOT "/tests/data/personas/chaos.yml"
@@ -2571,7 +2575,7 @@ int main(int argc, char **argv)
         events_log = fopen(path, "w");
     }
     run_status = calloc((size_t)nruns, sizeof(*run_status));
-    brk_submit_us = calloc((size_t)nruns / brk_every + 1, sizeof(long long));
+    brk_submit_us = calloc((size_t)nruns / brk_every + 2, sizeof(long long));
     if (run_status == NULL || brk_submit_us == NULL)
         return 1;
     side_init(&hang_runs, HANG_EVERY);
@@ -2675,10 +2679,11 @@ int main(int argc, char **argv)
     long long next_kill = t0 + rng_range(KILL_MIN_MS, KILL_MAX_MS);
     long long next_held = t0;
     int submitted = 0, redis_done = 0;
+    bool brk_late = false;
     int redis_planned = redis_kill ? REDIS_EVENTS : REDIS_EVENTS - 1;
     while (!stop_requested) {
         long long now = mono_ms();
-        if (now >= t_end && submitted == nruns)
+        if (now >= t_end && submitted == nruns && brk_late)
             break;
         while (submitted < nruns &&
                (now - t0) >= (long long)submitted * SUBMIT_SPACING_MS) {
@@ -2689,6 +2694,11 @@ int main(int argc, char **argv)
             if (submitted % ESC_EVERY == ESC_OFFSET)
                 esc_submit();
             submit(submitted++);
+        }
+        if (!brk_late && submitted == nruns &&
+            now - t0 >= submit_ms + BRK_LATE_MS) {
+            brk_submit();
+            brk_late = true;
         }
         if (redis_done < redis_planned &&
             now - t0 >= (long long)(redis_at[redis_done] * (double)chaos_ms)) {
