@@ -64,6 +64,8 @@ else
     for _, item in ipairs(P.ready) do make_ready(item, true) end
     next_part(TOP_STEP, 1)
 end
+-- A new run's history holds a part's entries at most: nothing to trim.
+TRIM[K_HIST] = nil
 ack(K_TASKS, 'schedulers', P.entry)
 out.created = true
 return out

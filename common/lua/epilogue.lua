@@ -3,7 +3,7 @@
 -- hist_max, ttl and chan, a worker's start its worker.
 BATCH = cjson.decode(ARGV[2])
 local batch = BATCH.plans or {}
-HIST_MAX = tonumber(BATCH.hist_max) or 100000
+HIST_MAX = tonumber(BATCH.hist_max)
 TTL = tonumber(BATCH.ttl) or 0
 CHAN = BATCH.chan
 local results = {}
@@ -27,7 +27,7 @@ for _, a in ipairs(ACKS) do
 end
 -- Each history written to is capped once (approximately, as MAXLEN ~
 -- does: whole stream nodes go).
-for k, max in pairs(TRIM) do
-    redis.call('XTRIM', k, 'MAXLEN', '~', S(max))
+for k in pairs(TRIM) do
+    redis.call('XTRIM', k, 'MAXLEN', '~', S(HIST_MAX))
 end
 return cjson.encode(results)

@@ -71,8 +71,10 @@ local GIT_CHANGES_MAX = 1000
 -- gone before the rollback touches the repository.
 local ROLLBACK_GRACE_MS = 5000
 
--- The histories this batch wrote to -> their cap (HIST_MAX): the epilogue
--- trims each once. A MAXLEN on every XADD cost about 1 us per entry.
+-- The histories a scheduler's batch wrote to (a set): the epilogue trims
+-- each once to HIST_MAX. A MAXLEN on every XADD cost about 1 us per
+-- entry. A worker's start batch has no HIST_MAX and trims nothing: each
+-- step it starts ends in a scheduler's transition, which trims.
 local TRIM = {}
 
 -- Appends an entry to the run's history: the fixed fields, then the
@@ -91,7 +93,7 @@ local function hist(kind, step, status, ...)
     end
     redis.call('XADD', K_HIST, '*', 'type', kind, 'step', step or '',
                'status', status or '', 'ts', NOW_S, 'us', US, ...)
-    TRIM[K_HIST] = HIST_MAX
+    if HIST_MAX then TRIM[K_HIST] = true end
 end
 
 -- Acknowledges the message that caused this transition. Acknowledged

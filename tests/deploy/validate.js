@@ -1313,11 +1313,9 @@ function redisChecks(conf, aclText, creds) {
       const p = new Problems();
       const f = path.join(luaDir, 'start.lua');
       if (!fs.existsSync(f)) return { skip: 'common/lua/start.lua not found' };
-      // start.lua's own calls, hist()'s XADD to the run history and the
-      // epilogue's (XTRIM caps the history).
+      // start.lua's own calls, and hist()'s XADD to the run history.
       const cmds = luaCmds(f);
       cmds.add('XADD');
-      for (const c of luaCmds(path.join(luaDir, 'epilogue.lua'))) cmds.add(c);
       for (const cmd of cmds) {
         const r = dry('weft-worker', [...cmd.split(' '), ...(sample[cmd] || ['weft:run:r1'])]);
         p.expect(r === 'OK', `start.lua calls ${cmd}: ${r} (add +${cmd.toLowerCase().replace(' ', '|')} to weft-worker in deploy/k8s/secrets/users.acl.in)`);
