@@ -96,10 +96,10 @@ int plan_argv(const struct plan *p, const char *now_us, json_t *only,
     int total = (int)p->nkeys + 2 + (int)p->nbodies;
     const char **av = weft_calloc((size_t)total, sizeof(*av));
     size_t *al = weft_calloc((size_t)total, sizeof(*al));
-    json_t *batch = json_pack("{s:I, s:I, s:s, s:o}", "hist_max",
-                              (json_int_t)p->hist_max, "ttl",
-                              (json_int_t)p->ttl_s, "chan", p->chan, "plans",
-                              only ? json_pack("[O]", only) : json_incref(p->doc));
+    json_t *batch =
+        json_pack("{s:I, s:I, s:s, s:o}", "hist_max", (json_int_t)p->hist_max,
+                  "ttl", (json_int_t)p->ttl_s, "chan", p->chan, "plans",
+                  only ? json_pack("[O]", only) : json_incref(p->doc));
     char *doc = batch ? jsondump_str(batch, NULL) : NULL;
     json_decref(batch);
     if (av == NULL || al == NULL || doc == NULL) {
@@ -809,8 +809,8 @@ static json_t *begin(const struct plan_env *env, const struct runinfo *ri,
         if (plan_key(p, key) != k + i)
             return NULL;
     }
-    json_t *t = k ? json_pack("{s:s, s:i}", "run", ri->run, "k", (json_int_t)k)
-                  : NULL;
+    json_t *t =
+        k ? json_pack("{s:s, s:i}", "run", ri->run, "k", (json_int_t)k) : NULL;
     if (t == NULL || json_array_append_new(p->doc, t) != 0)
         return NULL;
     /* Any transition may end the run; end_run reads this (lib.lua). */

@@ -865,8 +865,8 @@ static int start_plan(struct buf *doc, const struct worker *w,
     if (rc == 0 && deadline > 0)
         rc = buf_printf(doc, ",\"deadline\":%" PRId64, deadline);
     if (rc == 0)
-        rc = buf_append_str(doc, j->spec.queue_timeout_ms > 0 ? ",\"qt\":1}"
-                                                              : "}");
+        rc = buf_append_str(doc,
+                            j->spec.queue_timeout_ms > 0 ? ",\"qt\":1}" : "}");
     return rc;
 }
 

@@ -174,7 +174,7 @@ static const double redis_at[REDIS_EVENTS] = {0.25, 0.5, 0.75};
 #define BRK_MARGIN_MS 2000
 /* The last breaker run goes this long after the last main run: in a
  * short chaos, every other one may come within the margin. */
-#define BRK_LATE_MS (BRK_MARGIN_MS + 500)
+#define BRK_LATE_MS   (BRK_MARGIN_MS + 500)
 #define BRK_THRESHOLD 3 /* chaos.yml: failures */
 /* The personas of checks 8 and 9. */
 #define REGISTRY WEFT_SOURCE_ROOT "/tests/data/personas/chaos.yml"
