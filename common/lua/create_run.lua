@@ -28,14 +28,14 @@ redis.call(unpack(h))
 -- placeholder goes again. Ids never start with '.'.
 local CHUNK, WIDE = 500, 100
 local function hset_all(key, args)
-    if #args == 0 then return end
     local wide = #args > 2 * WIDE
     if wide then
         table.insert(args, 1, '.wide')
         table.insert(args, 2, string.rep('-', 256))
     end
     for i = 1, #args, 2 * CHUNK do
-        redis.call('HSET', key, unpack(args, i, math.min(i + 2 * CHUNK - 1, #args)))
+        local last = math.min(i + 2 * CHUNK - 1, #args)
+        redis.call('HSET', key, unpack(args, i, last))
     end
     if wide then redis.call('HDEL', key, '.wide') end
 end
