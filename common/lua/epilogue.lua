@@ -1,11 +1,7 @@
 -- epilogue.lua - applies each transition of the batch (see lib.lua).
--- A batch is {shared fields..., plans: [...]}: the scheduler's share
--- hist_max, ttl and chan, a worker's start its worker.
+-- A batch is {shared fields..., plans: [...]} (see BATCH in lib.lua).
 BATCH = cjson.decode(ARGV[2])
 local batch = BATCH.plans or {}
-HIST_MAX = tonumber(BATCH.hist_max)
-TTL = tonumber(BATCH.ttl) or 0
-CHAN = BATCH.chan
 local results = {}
 for i, t in ipairs(batch) do
     local k = t.k
@@ -28,6 +24,6 @@ end
 -- Each history written to is capped once (approximately, as MAXLEN ~
 -- does: whole stream nodes go).
 for k in pairs(TRIM) do
-    redis.call('XTRIM', k, 'MAXLEN', '~', S(HIST_MAX))
+    redis.call('XTRIM', k, 'MAXLEN', '~', S(BATCH.hist_max))
 end
 return cjson.encode(results)

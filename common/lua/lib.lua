@@ -37,10 +37,11 @@ local function S(n)
     return s
 end
 local NOW_S = S(NOW)
--- Set by the epilogue: for the batch (its shared fields; its history
--- cap, the retention of runs that end in s, 0 = forever, and the cancel
--- channel), then for each transition.
-local BATCH, HIST_MAX, TTL, CHAN
+-- Set by the epilogue: the batch's shared fields (a scheduler's:
+-- hist_max, the history cap; ttl, the retention of runs that end in s,
+-- 0 = forever; chan, the cancel channel. A worker's start: worker), then
+-- each transition's.
+local BATCH
 local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST
 local P, RUN, out
 
@@ -72,8 +73,8 @@ local GIT_CHANGES_MAX = 1000
 local ROLLBACK_GRACE_MS = 5000
 
 -- The histories a scheduler's batch wrote to (a set): the epilogue trims
--- each once to HIST_MAX. A MAXLEN on every XADD cost about 1 us per
--- entry. A worker's start batch has no HIST_MAX and trims nothing: each
+-- each once to BATCH.hist_max. A MAXLEN on every XADD cost about 1 us
+-- per entry. A worker's start batch has no cap and trims nothing: each
 -- step it starts ends in a scheduler's transition, which trims.
 local TRIM = {}
 
@@ -93,7 +94,7 @@ local function hist(kind, step, status, ...)
     end
     redis.call('XADD', K_HIST, '*', 'type', kind, 'step', step or '',
                'status', status or '', 'ts', NOW_S, 'us', US, ...)
-    if HIST_MAX then TRIM[K_HIST] = true end
+    if BATCH.hist_max then TRIM[K_HIST] = true end
 end
 
 -- Acknowledges the message that caused this transition. Acknowledged
@@ -391,7 +392,7 @@ local function stop_step(step, status)
     if st == 'running' then
         local m = member(step, attempt)
         push(out, 'cancel', m)
-        if CHAN then redis.call('PUBLISH', CHAN, m) end
+        if BATCH.chan then redis.call('PUBLISH', BATCH.chan, m) end
         status = 'cancelled'
     end
     redis.call('HSET', K_STEPS, step, status, step .. ':finished', NOW_S)
@@ -401,9 +402,10 @@ local function stop_step(step, status)
 end
 
 local function set_retention()
-    if TTL > 0 then
+    local ttl = BATCH.ttl or 0
+    if ttl > 0 then
         for _, k in ipairs({K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST}) do
-            redis.call('EXPIRE', k, S(TTL))
+            redis.call('EXPIRE', k, S(ttl))
         end
     end
 end
