@@ -26,10 +26,12 @@
  * worker's own child (not the child's: a persona that waits for all its
  * children, as a shell's `wait` does, never waits for it; and no zombie
  * is left for PID 1 to reap, which in a container is the worker itself),
- * forked right after the child into the child's group. It blocks every
- * signal (a SIGTERM to the group on timeout leaves it on guard through
- * the grace period) and dies with the group's SIGKILL when the child
- * exits; done_cb waits until it is reaped too.
+ * forked right after the child into the child's group. The child waits
+ * for it (a byte on the `go` pipe) before it runs anything, so a worker
+ * killed between the two forks leaves no group unguarded. The warden
+ * blocks every signal (a SIGTERM to the group on timeout leaves it on
+ * guard through the grace period) and dies with the group's SIGKILL
+ * when the child exits; done_cb waits until it is reaped too.
  *
  * The worker is single-threaded, so descriptors are made close-on-exec
  * right as they are created (pipe2, pidfd) and no other thread can fork
@@ -270,9 +272,10 @@ static void warden_run(int life, pid_t pgid)
     _exit(0);
 }
 
-/* Runs in the forked child; never returns. */
+/* Runs in the forked child; never returns. go: the read end of the
+ * pipe on which the worker says the warden is in place. */
 static void child_run(const struct subproc_opts *o, char **envp, int in,
-                      int out, int errfd, pid_t parent)
+                      int out, int errfd, int go, pid_t parent)
 {
     static const int reset[] = {SIGPIPE, SIGINT,  SIGTERM, SIGHUP,
                                 SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
@@ -286,6 +289,13 @@ static void child_run(const struct subproc_opts *o, char **envp, int in,
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(SUBPROC_EXEC_FAILED);
+    char b;
+    ssize_t n;
+    do {
+        n = read(go, &b, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(SUBPROC_EXEC_FAILED); /* the worker is gone, or failed */
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
     for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++)
@@ -661,7 +671,7 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
                   struct weft_error *err)
 {
     int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1};
-    int life[2] = {-1, -1};
+    int life[2] = {-1, -1}, go[2] = {-1, -1};
     struct subproc *p = NULL;
     char **envp = NULL;
     pid_t parent = getpid();
@@ -693,7 +703,7 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
         p->in_len = opts->stdin_len;
     }
     if (make_pipe(in) != 0 || make_pipe(o) != 0 || make_pipe(e) != 0 ||
-        make_pipe(life) != 0) {
+        make_pipe(life) != 0 || make_pipe(go) != 0) {
         rc = weft_error_set(err, WEFT_EIO, 0, 0, "subproc: pipe: %s",
                             strerror(errno));
         goto fail;
@@ -722,8 +732,10 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
                             strerror(errno));
         goto fail;
     }
-    if (p->pid == 0)
-        child_run(opts, envp, in[0], o[1], e[1], parent);
+    if (p->pid == 0) {
+        close(go[1]); /* so that a worker gone before its byte is an EOF */
+        child_run(opts, envp, in[0], o[1], e[1], go[0], parent);
+    }
     /* Also from the parent, so that a kill right after this call cannot
      * miss the group. EACCES (the child already exec'd) is fine. */
     setpgid(p->pid, p->pid);
@@ -742,6 +754,18 @@ int subproc_start(struct event_base *base, const struct subproc_opts *opts,
         goto fail;
     }
     setpgid(p->warden, p->pid);
+    /* The warden guards the group: the child may run. Should the worker
+     * die before this byte, the child exits on EOF (or PDEATHSIG). */
+    if (write(go[1], "g", 1) != 1) {
+        rc = weft_error_set(err, WEFT_EIO, 0, 0, "subproc: pipe: %s",
+                            strerror(errno));
+        kill_group(p, SIGKILL);
+        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        goto fail;
+    }
+    close_fd(&go[0]);
+    close_fd(&go[1]);
     close_fd(&in[0]);
     close_fd(&o[1]);
     close_fd(&e[1]);
@@ -777,6 +801,8 @@ fail:
     close_fd(&e[1]);
     close_fd(&life[0]);
     close_fd(&life[1]);
+    close_fd(&go[0]);
+    close_fd(&go[1]);
     weft_free(envp);
     if (p != NULL)
         subproc_free(p);
