@@ -463,7 +463,7 @@ static int dec_map(struct dec *d, uint64_t n, unsigned depth, json_t **out)
     for (uint64_t i = 0; i < n && rc == 0; i++) {
         uint64_t klen;
         size_t lb;
-        const unsigned char *key;
+        const unsigned char *key = NULL;
         if ((rc = dec_need(d, 1, "map key")) != 0)
             break;
         unsigned b = d->p[d->pos];
@@ -593,7 +593,7 @@ static int dec_value(struct dec *d, unsigned depth, json_t **out)
         v = json_false();
         break;
     case DEC_STR: {
-        const unsigned char *s;
+        const unsigned char *s = NULL;
         if (lb > 0 && (rc = dec_uint(d, lb, "str length", &n)) != 0)
             return rc;
         if ((rc = dec_str_body(d, n, &s)) != 0)
