@@ -6,8 +6,10 @@
  * steps take the whole path: queue, worker, result, transition). Before
  * that it measures the floor in the same run: a bare C round trip over
  * two streams (one process XADDs to A; another XREADGROUPs A and XADDs
- * to B; the first XREADs B), so every figure can be read as a ratio to
- * what Redis itself allows on this machine.
+ * to B; the first XREADs B), the cost of a minimal transition script,
+ * and the throughput of a minimal engine (the same streams, groups and
+ * batching, three minimal transitions per step), so every figure can be
+ * read as a ratio to what Redis itself allows on this machine.
  *
  * Latencies come from the runs' history streams, which the transition
  * scripts stamp with Redis' own clock in microseconds (one clock for all
@@ -484,6 +486,196 @@ static void bench_transition_floor(int n)
     freeReplyObject(cmd("DEL floor:steps floor:history"));
 }
 
+/* The floor of the engine's throughput: a minimal engine moving one run
+ * of n parallel steps the way weft does (the same streams, groups and
+ * batching, three transitions per step), and nothing else. The bench is
+ * its scheduler: one script queues 64 steps at a time (status
+ * compare-and-set, status, history entry, job), and one applies up to
+ * 256 results (compare-and-set, status, history entry, then XACK and
+ * XDEL of the batch). Two forked workers claim 64 jobs at a time, start
+ * them with one script (compare-and-set, status, history entry), and
+ * report them in one MULTI (an XADD per result, XACK, XDEL, EXEC). No
+ * conditions, context, counters, signatures or msgpack: what weft does
+ * beyond this is what its own figures add to this one. */
+static const char floor_queue_lua[] =
+    "for i = 1, #ARGV do\n"
+    "  if not redis.call('HGET', KEYS[1], ARGV[i]) then\n"
+    "    redis.call('HSET', KEYS[1], ARGV[i], 'queued')\n"
+    "    redis.call('XADD', KEYS[2], '*', 'step', ARGV[i], 'status', "
+    "'queued')\n"
+    "    redis.call('XADD', KEYS[3], '*', 'step', ARGV[i])\n"
+    "  end\n"
+    "end\n"
+    "return 0\n";
+static const char floor_start_lua[] =
+    "for i = 1, #ARGV do\n"
+    "  if redis.call('HGET', KEYS[1], ARGV[i]) == 'queued' then\n"
+    "    redis.call('HSET', KEYS[1], ARGV[i], 'running')\n"
+    "    redis.call('XADD', KEYS[2], '*', 'step', ARGV[i], 'status', "
+    "'running')\n"
+    "  end\n"
+    "end\n"
+    "return 0\n";
+static const char floor_finish_lua[] =
+    "local ids = {}\n"
+    "for i = 1, #ARGV, 2 do\n"
+    "  ids[#ids + 1] = ARGV[i]\n"
+    "  if redis.call('HGET', KEYS[1], ARGV[i + 1]) == 'running' then\n"
+    "    redis.call('HSET', KEYS[1], ARGV[i + 1], 'success')\n"
+    "    redis.call('XADD', KEYS[2], '*', 'step', ARGV[i + 1], 'status', "
+    "'success')\n"
+    "  end\n"
+    "end\n"
+    "redis.call('XACK', KEYS[3], 'schedulers', unpack(ids))\n"
+    "redis.call('XDEL', KEYS[3], unpack(ids))\n"
+    "return #ids\n";
+
+static void script_sha(redisContext *c, const char *lua, char sha[48])
+{
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", lua);
+    if (r == NULL || r->type != REDIS_REPLY_STRING)
+        die("SCRIPT LOAD failed");
+    snprintf(sha, 48, "%s", r->str);
+    freeReplyObject(r);
+}
+
+/* Sends argv and returns the reply; any error ends the bench. */
+static redisReply *floor_argv(redisContext *c, int argc, const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (r == NULL)
+        die(c->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        die(r->str);
+    return r;
+}
+
+/* The entries of a one-stream XREADGROUP reply (NULL when none). */
+static redisReply *floor_entries(redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1)
+        return NULL;
+    return r->element[0]->element[1];
+}
+
+static void floor_worker(const char *name)
+{
+    struct redis_url u;
+    redis_url_parse(fx.url, &u, NULL);
+    redisContext *c = rconn_connect_sync(&u, 2000, NULL);
+    redis_url_deinit(&u);
+    if (c == NULL)
+        die("floor worker cannot connect");
+    char sha[48];
+    script_sha(c, floor_start_lua, sha);
+    enum { CLAIM = 64 };
+    for (;;) {
+        const char *rd[] = {"XREADGROUP", "GROUP",   "workers", name,
+                            "COUNT",      "64",      "BLOCK",   "0",
+                            "STREAMS",    "floor:q", ">"};
+        redisReply *r = floor_argv(c, 11, rd);
+        redisReply *e = floor_entries(r);
+        size_t n = e ? e->elements : 0;
+        const char *argv[4 + CLAIM + 3];
+        int argc = 0;
+        argv[argc++] = "EVALSHA";
+        argv[argc++] = sha;
+        argv[argc++] = "2";
+        argv[argc++] = "floor:steps";
+        argv[argc++] = "floor:history";
+        for (size_t i = 0; i < n && i < CLAIM; i++)
+            argv[argc++] = e->element[i]->element[1]->element[1]->str;
+        freeReplyObject(floor_argv(c, argc, argv));
+        redisAppendCommand(c, "MULTI");
+        for (size_t i = 0; i < n && i < CLAIM; i++)
+            redisAppendCommand(c, "XADD floor:ev * step %s status success",
+                               e->element[i]->element[1]->element[1]->str);
+        const char *ack[3 + CLAIM] = {"XACK", "floor:q", "workers"};
+        const char *del[2 + CLAIM] = {"XDEL", "floor:q"};
+        for (size_t i = 0; i < n && i < CLAIM; i++)
+            ack[3 + i] = del[2 + i] = e->element[i]->element[0]->str;
+        redisAppendCommandArgv(c, 3 + (int)n, ack, NULL);
+        redisAppendCommandArgv(c, 2 + (int)n, del, NULL);
+        redisAppendCommand(c, "EXEC");
+        for (size_t i = 0; i < n + 4; i++) {
+            redisReply *x;
+            if (redisGetReply(c, (void **)&x) != REDIS_OK)
+                die("floor worker lost Redis");
+            freeReplyObject(x);
+        }
+        freeReplyObject(r);
+    }
+}
+
+static double floor_sps; /* the engine floor's steps/s, 0 until measured */
+
+static void bench_engine_floor(int n)
+{
+    freeReplyObject(cmd("XGROUP CREATE floor:q workers $ MKSTREAM"));
+    freeReplyObject(cmd("XGROUP CREATE floor:ev schedulers $ MKSTREAM"));
+    char qsha[48], fsha[48];
+    script_sha(rc, floor_queue_lua, qsha);
+    script_sha(rc, floor_finish_lua, fsha);
+    pid_t kids[2];
+    for (int i = 0; i < 2; i++) {
+        fflush(stdout);
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            floor_worker(i ? "w1" : "w0");
+            _exit(0);
+        }
+    }
+    double redis0 = cpu_s(fx.pid), self0 = cpu_s(getpid()),
+           kids0 = cpu_s(kids[0]) + cpu_s(kids[1]);
+    double t0 = now_s();
+    enum { QUEUE = 64, APPLY = 256 };
+    char ids[QUEUE][16];
+    for (int done = 0; done < n; done += QUEUE) {
+        const char *argv[6 + QUEUE] = {
+            "EVALSHA", qsha, "3", "floor:steps", "floor:history", "floor:q"};
+        int argc = 6;
+        for (int i = 0; i < QUEUE && done + i < n; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "s%d", done + i);
+            argv[argc++] = ids[i];
+        }
+        freeReplyObject(floor_argv(rc, argc, argv));
+    }
+    for (int finished = 0; finished < n;) {
+        const char *rd[] = {"XREADGROUP", "GROUP",    "schedulers", "s",
+                            "COUNT",      "256",      "BLOCK",      "0",
+                            "STREAMS",    "floor:ev", ">"};
+        redisReply *r = floor_argv(rc, 11, rd);
+        redisReply *e = floor_entries(r);
+        size_t m = e ? e->elements : 0;
+        const char *argv[6 + 2 * APPLY] = {
+            "EVALSHA", fsha, "3", "floor:steps", "floor:history", "floor:ev"};
+        int argc = 6;
+        for (size_t i = 0; i < m && i < APPLY; i++) {
+            argv[argc++] = e->element[i]->element[0]->str;
+            argv[argc++] = e->element[i]->element[1]->element[3]->str;
+        }
+        if (m > 0)
+            freeReplyObject(floor_argv(rc, argc, argv));
+        finished += (int)m;
+        freeReplyObject(r);
+    }
+    double dt = now_s() - t0;
+    double redis = cpu_s(fx.pid) - redis0, self = cpu_s(getpid()) - self0,
+           kids_cpu = cpu_s(kids[0]) + cpu_s(kids[1]) - kids0;
+    for (int i = 0; i < 2; i++) {
+        kill(kids[i], SIGKILL);
+        waitpid(kids[i], NULL, 0);
+    }
+    floor_sps = n / dt;
+    printf("floor: a minimal engine, one run of %d parallel steps (queue, "
+           "claim, start, report, finish): %.2f s, %.0f steps/s\n",
+           n, dt, floor_sps);
+    printf("  cpu per step (floor engine): redis %.0f us, scheduler %.0f us, "
+           "workers %.0f us\n",
+           redis * 1e6 / n, self * 1e6 / n, kids_cpu * 1e6 / n);
+    freeReplyObject(cmd("DEL floor:q floor:ev floor:steps floor:history"));
+}
+
 /* ---- the system --------------------------------------------------------- */
 
 static void start_system(void)
@@ -600,6 +792,9 @@ static void bench_one_wide_run(int steps)
            "%.1f Redis commands/step (%.2f round trips/step)\n",
            steps, dt, steps / dt, (double)(after.calls - before.calls) / steps,
            (double)(after.trips - before.trips) / steps);
+    if (floor_sps > 0)
+        printf("  %.2f of the floor engine's steps/s\n",
+               steps / dt / floor_sps);
     phase_end(&ph, "wide", steps);
     wf_free(wf);
 }
@@ -782,6 +977,7 @@ int main(int argc, char **argv)
     if (PHASE("floor")) {
         bench_floor(quick ? 500 : 2000);
         bench_transition_floor(quick ? 5000 : 50000);
+        bench_engine_floor(wide);
     }
     if (PHASE("independent"))
         bench_independent(independent);
