@@ -1,7 +1,8 @@
 /* rconn.c - one Redis connection on a libevent loop: hiredis 0.14 async
  * plus what 0.14 lacks (connect timeout, reconnect with backoff, AUTH and
  * SELECT on every new connection), a PING for the round-trip time, and
- * EVALSHA that recovers from NOSCRIPT.
+ * FCALL and EVALSHA that load their function library or script again when
+ * Redis lost it.
  *
  * Lifetimes. hiredis owns the redisAsyncContext (c->ac) and frees it by
  * itself on connect failure and after a disconnect; struct rconn always
@@ -103,20 +104,22 @@ struct rconn {
     bool freeing; /* rconn_free was called; release when safe */
 };
 
-/* One accepted command whose callback is still owed. For EVALSHA it also
- * holds the command (argv points into this same allocation) so that it
- * can be sent again after SCRIPT LOAD. */
+/* One accepted command whose callback is still owed. For FCALL and
+ * EVALSHA it also holds the command (argv points into this same
+ * allocation) so that it can be sent again after FUNCTION LOAD or SCRIPT
+ * LOAD. */
 struct op {
     struct rconn *c;
     rconn_reply_cb cb;
     void *ud;
-    /* EVALSHA only (argv == NULL otherwise): */
+    /* FCALL and EVALSHA only (argv == NULL otherwise): */
+    bool fcall;        /* FCALL of a library's function, else EVALSHA */
     const char *label; /* script name for logs, borrowed */
-    const char *text;  /* script source, borrowed */
+    const char *text;  /* library or script source, borrowed */
     size_t text_len;
-    bool retried;      /* NOSCRIPT recovery already done once */
-    int argc;          /* "EVALSHA" sha nkeys keys... args... */
-    const char **argv; /* argv[1] is the SHA */
+    bool retried;      /* recovery already done once */
+    int argc;          /* "FCALL" name (or "EVALSHA" sha) nkeys keys... */
+    const char **argv; /* args... */
     size_t *argvlen;
 };
 
@@ -686,16 +689,21 @@ static void on_script_load(redisAsyncContext *ac, void *r, void *priv)
         deliver(op, NULL);
         return;
     }
-    if (reply->type == REDIS_REPLY_ERROR) {
+    /* Another process may have loaded the same library in the meantime:
+     * its name carries a hash of its code, so that is ours. */
+    if (reply->type == REDIS_REPLY_ERROR &&
+        !(op->fcall && strstr(reply->str, "already exists") != NULL)) {
         /* The load error (say, a compile error) tells the caller more
          * than the NOSCRIPT the EVALSHA would get. */
-        rconn_log(op->c, "SCRIPT LOAD %s failed: %.*s", op->label,
+        rconn_log(op->c, "%s %s failed: %.*s",
+                  op->fcall ? "FUNCTION LOAD" : "SCRIPT LOAD", op->label,
                   (int)reply->len, reply->str);
         deliver(op, reply);
         return;
     }
-    if (reply->type != REDIS_REPLY_STRING || reply->len != RCONN_SHA_LEN ||
-        memcmp(reply->str, op->argv[1], RCONN_SHA_LEN) != 0)
+    if (!op->fcall &&
+        (reply->type != REDIS_REPLY_STRING || reply->len != RCONN_SHA_LEN ||
+         memcmp(reply->str, op->argv[1], RCONN_SHA_LEN) != 0))
         rconn_log(op->c, "SCRIPT LOAD %s: Redis computed another SHA-1",
                   op->label);
     if (redisAsyncCommandArgv(ac, on_eval_reply, op, op->argc, op->argv,
@@ -708,12 +716,16 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
     struct op *op = priv;
     redisReply *reply = r;
 
-    if (reply != NULL && !op->retried && is_error_prefix(reply, "NOSCRIPT")) {
-        /* The script cache is empty (restart, SCRIPT FLUSH, failover):
-         * load it and run the call again. Once only, so a concurrent
-         * flush cannot loop us. */
+    if (reply != NULL && !op->retried &&
+        is_error_prefix(reply,
+                        op->fcall ? "ERR Function not found" : "NOSCRIPT")) {
+        /* Redis lost the library or script (a restart without
+         * persistence, FUNCTION FLUSH, SCRIPT FLUSH, a failover): load it
+         * and run the call again. Once only, so a concurrent flush
+         * cannot loop us. */
         op->retried = true;
-        if (redisAsyncCommand(ac, on_script_load, op, "SCRIPT LOAD %b",
+        if (redisAsyncCommand(ac, on_script_load, op,
+                              op->fcall ? "FUNCTION LOAD %b" : "SCRIPT LOAD %b",
                               op->text, op->text_len) == REDIS_OK)
             return;
         reply = NULL; /* the connection is going away */
@@ -801,15 +813,15 @@ out:
     return rc;
 }
 
-/* Builds the EVALSHA op: the op, then argvlen[], argv[] and the copied
- * keys and args, in one allocation. NULL on OOM or size overflow. */
-static struct op *eval_op_new(struct rconn *c, const char *label,
-                              const char *sha, const char *text,
+/* Builds the FCALL (fcall) or EVALSHA op: the op, then argvlen[], argv[]
+ * and the copied keys and args, in one allocation. NULL on OOM or size
+ * overflow. */
+static struct op *eval_op_new(struct rconn *c, bool fcall, const char *label,
+                              const char *name, const char *text,
                               size_t text_len, rconn_reply_cb cb, void *ud,
                               int nkeys, int argc, const char **argv,
                               const size_t *argvlen)
 {
-    static const char evalsha[] = "EVALSHA";
     char nk[24];
     int nklen = snprintf(nk, sizeof(nk), "%d", nkeys);
     size_t n = (size_t)argc + 3;
@@ -836,6 +848,7 @@ static struct op *eval_op_new(struct rconn *c, const char *label,
     op->c = c;
     op->cb = cb;
     op->ud = ud;
+    op->fcall = fcall;
     op->label = label;
     op->text = text;
     op->text_len = text_len;
@@ -844,10 +857,10 @@ static struct op *eval_op_new(struct rconn *c, const char *label,
     op->argv = (const char **)(op->argvlen + n);
     data = (char *)(op->argv + n);
 
-    op->argv[0] = evalsha;
-    op->argvlen[0] = sizeof(evalsha) - 1;
-    op->argv[1] = sha;
-    op->argvlen[1] = RCONN_SHA_LEN;
+    op->argv[0] = fcall ? "FCALL" : "EVALSHA";
+    op->argvlen[0] = strlen(op->argv[0]);
+    op->argv[1] = name;
+    op->argvlen[1] = strlen(name);
     memcpy(data, nk, (size_t)nklen);
     op->argv[2] = data;
     op->argvlen[2] = (size_t)nklen;
@@ -863,20 +876,20 @@ static struct op *eval_op_new(struct rconn *c, const char *label,
     return op;
 }
 
-int rconn_eval_script(struct rconn *c, const char *label, const char *sha,
-                      const char *text, size_t text_len, rconn_reply_cb cb,
-                      void *ud, int nkeys, int argc, const char **argv,
-                      const size_t *argvlen)
+static int send_op(struct rconn *c, bool fcall, const char *label,
+                   const char *name, const char *text, size_t text_len,
+                   rconn_reply_cb cb, void *ud, int nkeys, int argc,
+                   const char **argv, const size_t *argvlen)
 {
     struct op *op;
 
-    if (c == NULL || sha == NULL || strlen(sha) != RCONN_SHA_LEN ||
-        text == NULL || nkeys < 0 || argc < nkeys || (argc > 0 && argv == NULL))
+    if (c == NULL || name == NULL || text == NULL || nkeys < 0 ||
+        argc < nkeys || (argc > 0 && argv == NULL))
         return WEFT_EINVAL;
     if (!rconn_is_up(c))
         return WEFT_EREDIS;
-    op = eval_op_new(c, label != NULL ? label : "script", sha, text, text_len,
-                     cb, ud, nkeys, argc, argv, argvlen);
+    op = eval_op_new(c, fcall, label != NULL ? label : "script", name, text,
+                     text_len, cb, ud, nkeys, argc, argv, argvlen);
     if (op == NULL)
         return WEFT_ENOMEM;
     if (redisAsyncCommandArgv(c->ac, on_eval_reply, op, op->argc, op->argv,
@@ -887,6 +900,26 @@ int rconn_eval_script(struct rconn *c, const char *label, const char *sha,
     return 0;
 }
 
+int rconn_eval_script(struct rconn *c, const char *label, const char *sha,
+                      const char *text, size_t text_len, rconn_reply_cb cb,
+                      void *ud, int nkeys, int argc, const char **argv,
+                      const size_t *argvlen)
+{
+    if (sha == NULL || strlen(sha) != RCONN_SHA_LEN)
+        return WEFT_EINVAL;
+    return send_op(c, false, label, sha, text, text_len, cb, ud, nkeys, argc,
+                   argv, argvlen);
+}
+
+int rconn_fcall_library(struct rconn *c, const char *label, const char *fn,
+                        const char *lib, size_t lib_len, rconn_reply_cb cb,
+                        void *ud, int nkeys, int argc, const char **argv,
+                        const size_t *argvlen)
+{
+    return send_op(c, true, label, fn, lib, lib_len, cb, ud, nkeys, argc, argv,
+                   argvlen);
+}
+
 int rconn_eval(struct rconn *c, enum script_id id, rconn_reply_cb cb, void *ud,
                int nkeys, int argc, const char **argv, const size_t *argvlen)
 {
@@ -895,9 +928,13 @@ int rconn_eval(struct rconn *c, enum script_id id, rconn_reply_cb cb, void *ud,
 
     if ((int)id < 0 || id >= SCRIPT_COUNT)
         return WEFT_EINVAL;
+    if (scripts_function(id) != NULL) {
+        text = scripts_library(&len);
+        return rconn_fcall_library(c, scripts_name(id), scripts_function(id),
+                                   text, len, cb, ud, nkeys, argc, argv,
+                                   argvlen);
+    }
     text = scripts_text(id, &len);
-    if (text == NULL)
-        return WEFT_EINVAL;
     return rconn_eval_script(c, scripts_name(id), scripts_sha(id), text, len,
                              cb, ud, nkeys, argc, argv, argvlen);
 }

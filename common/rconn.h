@@ -1,5 +1,5 @@
 /* rconn.h - one Redis connection on a libevent loop (hiredis async), with
- * reconnect, AUTH/SELECT, and script calls that survive NOSCRIPT.
+ * reconnect, AUTH/SELECT, and script calls that survive a flushed Redis.
  *
  * The only module that talks to hiredis' async API, so the transport can
  * change (TLS through bufferevent_openssl, FIELD-NOTES) without touching
@@ -84,14 +84,16 @@ int rconn_argv(struct rconn *c, rconn_reply_cb cb, void *ud, int argc,
 int rconn_cmd(struct rconn *c, rconn_reply_cb cb, void *ud, const char *fmt,
               ...);
 
-/* EVALSHA of a script from scripts.h with nkeys keys then the args
- * (argv/argvlen hold keys first, then args; copied). On a NOSCRIPT reply
- * the module sends SCRIPT LOAD and the EVALSHA again before calling cb, so
- * callers do not see NOSCRIPT; the retried call then runs after commands
- * sent in the meantime. Recovery happens once per call: a second NOSCRIPT
- * (a flush racing the reload) reaches cb, and a failed SCRIPT LOAD hands
- * cb that error reply. Same returns as rconn_argv; WEFT_EINVAL for an
- * unknown id or nkeys outside 0..argc. */
+/* Calls a transition or script from scripts.h with nkeys keys then the
+ * args (argv/argvlen hold keys first, then args; copied): FCALL of a
+ * function of the library, EVALSHA of a script. When Redis does not have
+ * it ("ERR Function not found", NOSCRIPT) the module sends FUNCTION LOAD
+ * (SCRIPT LOAD) and the call again before calling cb, so callers do not
+ * see it; the retried call then runs after commands sent in the meantime.
+ * Recovery happens once per call: a second miss (a flush racing the
+ * reload) reaches cb, and a failed load hands cb that error reply (a
+ * library another process loaded first is not a failure). Same returns as
+ * rconn_argv; WEFT_EINVAL for an unknown id or nkeys outside 0..argc. */
 int rconn_eval(struct rconn *c, enum script_id id, rconn_reply_cb cb, void *ud,
                int nkeys, int argc, const char **argv, const size_t *argvlen);
 

@@ -49,7 +49,7 @@ struct plan_env {
 };
 
 /* A plan: a batch of transitions for one script call. Each plan_*
- * builder below appends one transition; the batch is sent as one EVALSHA
+ * builder below appends one transition; the batch is sent as one FCALL
  * (see common/lua/lib.lua for the layout): KEYS are the five shared keys,
  * then each transition's run keys and the queues its jobs go to (deduped
  * across the batch), ARGV[2] the JSON array of transitions, ARGV[3..] the
@@ -81,8 +81,8 @@ json_t *plan_get(const struct plan *p, size_t i);
 void plan_init(struct plan *p);
 void plan_deinit(struct plan *p);
 
-/* Builds the argv of EVALSHA's keys and args for p (after the script
- * sha and numkeys), with now_us (microseconds, as text; borrowed). The
+/* Builds the argv of FCALL's keys and args for p (after the function
+ * and numkeys), with now_us (microseconds, as text; borrowed). The
  * batch goes as {"hist_max", "ttl", "chan", "plans": [...]}: *argc, argv
  * and lens are owned by the caller (weft_free of argv and lens; the strings are
  * borrowed from p and the serialized doc stored in *docstr, also owned).

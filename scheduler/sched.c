@@ -3,7 +3,7 @@
  * Each stream entry becomes a `struct work` that moves through a short
  * chain of asynchronous steps on the command connection: learn the run
  * (cached header + definition), fetch the run's state when a condition or
- * template needs it, build the plan (plan.c), EVALSHA the transition, and
+ * template needs it, build the plan (plan.c), FCALL the transition, and
  * spawn follow-up work for the steps the script reports ready. Many works
  * are in flight at once, so their commands are pipelined on one
  * connection; the blocking XREADGROUP has its own.
@@ -115,8 +115,8 @@ struct work {
 };
 
 /* Transitions that become ready in one pass of the loop go out together:
- * one EVALSHA per script carries them all (common/lua/lib.lua), so the
- * fixed cost of a script call and of a round trip is shared. A batch is
+ * one FCALL per transition carries them all (common/lua/lib.lua), so the
+ * fixed cost of a call and of a round trip is shared. A batch is
  * sent when the loop has run every pending callback, or earlier when it
  * reaches these sizes. Past a few dozen transitions a batch saves little
  * and holds Redis, and with it every worker, for longer: 20,000
@@ -1939,12 +1939,16 @@ static void on_cmd_state(struct rconn *c, bool up, void *ud)
     struct sched *s = ud;
     if (up) {
         log_info("connected to redis", "conn", "cmd", NULL);
-        /* Scripts are loaded up front (and again after NOSCRIPT, which a
-         * Redis restart without persistence of scripts causes). */
+        /* The library and the scripts are loaded up front (and again
+         * when a call finds them gone: rconn_eval). A library another
+         * process loaded answers "already exists", which is fine. */
+        size_t len;
+        const char *text = scripts_library(&len);
+        rconn_cmd(s->cmd, NULL, NULL, "FUNCTION LOAD %b", text, len);
         for (int id = 0; id < SCRIPT_COUNT; id++) {
-            size_t len;
-            const char *text = scripts_text((enum script_id)id, &len);
-            rconn_cmd(s->cmd, NULL, NULL, "SCRIPT LOAD %b", text, len);
+            text = scripts_text((enum script_id)id, &len);
+            if (text != NULL)
+                rconn_cmd(s->cmd, NULL, NULL, "SCRIPT LOAD %b", text, len);
         }
         create_groups(s);
     } else {

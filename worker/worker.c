@@ -7,7 +7,7 @@
  * plain fields, signature, body, agreement of the two. A bad entry is
  * copied to the DLQ, reported as `invalid` when it names a step, and
  * acknowledged, in one MULTI. A good one becomes a struct job: it waits
- * in the backlog for a slot, runs the `start` transition (EVALSHA), runs
+ * in the backlog for a slot, runs the `start` transition (FCALL), runs
  * its handler and is reported with one MULTI (XADD result, XACK, XDEL).
  * Every path ends in exactly one of: reported, acknowledged as stale, or
  * left pending for a later reclaim (connection lost, shutdown).
@@ -105,7 +105,7 @@ struct entry {
 
 enum job_state {
     JOB_WAITING,       /* in the backlog, no slot yet */
-    JOB_STARTING,      /* EVALSHA start sent, reply owed */
+    JOB_STARTING,      /* FCALL start sent, reply owed */
     JOB_RUNNING,       /* handler owns the work; job_complete owed */
     JOB_REPORT_QUEUED, /* report waiting for the loop's batch to go out */
     JOB_REPORTING,     /* MULTI/EXEC sent, reply owed */
@@ -808,7 +808,7 @@ static uint64_t job_timeout_ms(const struct job *j)
 }
 
 /* The start transitions of the jobs a kick activates go out as one
- * batched EVALSHA (common/lua/lib.lua): KEYS are the five shared keys,
+ * batched FCALL (common/lua/lib.lua): KEYS are the five shared keys,
  * then each run's five keys; ARGV[2] is the array of plans; the reply is
  * the array of answers, 'ok' or why the job must not run. */
 #define WORKER_START_BATCH 64

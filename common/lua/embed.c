@@ -1,36 +1,25 @@
 /* embed.c - build tool: embeds the Lua scripts into a C file.
  *
- * Usage: embed OUT DIR NAME[:p]...
- * Each NAME (in enum script_id order) is DIR/NAME.lua, and becomes a byte
- * array in OUT. A NAME marked :p is a transition body: it is wrapped as
- * `local function main() ... end` after the prelude DIR/lib.lua and
- * before DIR/epilogue.lua, which applies it to each transition of a
- * batch.
- *
- * Redis runs a script's whole text on every call, so each script gets
- * only the part of the prelude it uses: lib.lua is cut into top-level
- * declarations (a line starting "local " begins one; it runs to the
- * next), and a declaration is kept when a name it declares appears in the
- * body, the epilogue or another kept declaration. Names are matched as
- * words, so a name in a comment or a string can only keep a declaration
- * that is not needed; order is kept, so Lua's scoping is unchanged.
+ * Usage: embed OUT DIR NAME[:p|:f]...
+ * Each NAME (in enum script_id order) is DIR/NAME.lua. A plain NAME is a
+ * script of its own (EVALSHA), embedded as it is. The others go into one
+ * Redis function library, after the shared prelude DIR/lib.lua and the
+ * batch loop DIR/epilogue.lua (as apply()): a NAME marked :p is a
+ * transition body, `local function main_NAME()`, and the library's
+ * function weft_<v>_NAME applies it to every transition of a batch; a
+ * NAME marked :f is a function of its own, called with FCALL's keys and
+ * args as KEYS and ARGV. Redis runs a library's
+ * top level once, at FUNCTION LOAD; a script's whole text ran on every
+ * call, and creating the prelude's closures was most of what a finish
+ * call cost when its batch was small (docs/protocol.md, "Transitions").
+ * The library and its functions are named after a hash of their code
+ * (<v>, 16 hex digits), so processes of two versions of weft can share a
+ * Redis during an upgrade without calling each other's code.
  */
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define DECLS_MAX 256
-#define NAMES_MAX 8
-
-struct decl {
-    const char *text;
-    size_t len;
-    char *names[NAMES_MAX];
-    int nnames;
-    bool kept;
-};
 
 static void die(const char *what, const char *arg)
 {
@@ -60,102 +49,6 @@ static char *slurp(const char *dir, const char *name)
     return s;
 }
 
-static bool ident_start(int c)
-{
-    return isalpha(c) || c == '_';
-}
-
-static bool ident_char(int c)
-{
-    return isalnum(c) || c == '_';
-}
-
-/* Whether the word w[0..n) occurs in text[0..len) as a whole word,
- * outside "--" comments. */
-static bool uses(const char *text, size_t len, const char *w, size_t n)
-{
-    size_t i = 0;
-    while (i < len) {
-        if (text[i] == '-' && i + 1 < len && text[i + 1] == '-') {
-            while (i < len && text[i] != '\n')
-                i++;
-        } else if (ident_start((unsigned char)text[i])) {
-            size_t j = i;
-            while (j < len && ident_char((unsigned char)text[j]))
-                j++;
-            if (j - i == n && memcmp(text + i, w, n) == 0)
-                return true;
-            i = j;
-        } else {
-            i++;
-        }
-    }
-    return false;
-}
-
-/* The names a declaration's first line declares: `local function f`, or
- * `local a, b, c` up to "=" or the end of the line. */
-static void declared_names(struct decl *d)
-{
-    const char *p = d->text + strlen("local ");
-    if (strncmp(p, "function ", 9) == 0)
-        p += 9;
-    while (*p != '\0' && *p != '\n' && *p != '=') {
-        if (ident_start((unsigned char)*p)) {
-            const char *q = p;
-            while (ident_char((unsigned char)*q))
-                q++;
-            if (d->nnames == NAMES_MAX)
-                die("too many names in one declaration", NULL);
-            d->names[d->nnames++] = strndup(p, (size_t)(q - p));
-            p = q;
-        } else if (*p == '(') {
-            break; /* a function's parameters */
-        } else {
-            p++;
-        }
-    }
-}
-
-/* Cuts the prelude into declarations; returns their count. Text before
- * the first one (the header comment) is dropped. */
-static int split(const char *lib, struct decl *d)
-{
-    int n = 0;
-    for (const char *p = lib; *p != '\0';) {
-        const char *eol = strchr(p, '\n');
-        const char *next = eol ? eol + 1 : p + strlen(p);
-        if (strncmp(p, "local ", 6) == 0) {
-            if (n == DECLS_MAX)
-                die("too many declarations in lib.lua", NULL);
-            memset(&d[n], 0, sizeof(d[n]));
-            d[n].text = p;
-            declared_names(&d[n]);
-            n++;
-        }
-        if (n > 0)
-            d[n - 1].len = (size_t)(next - d[n - 1].text);
-        p = next;
-    }
-    return n;
-}
-
-/* Marks the declarations `text` needs, and theirs, as kept. */
-static void keep_used(struct decl *d, int n, const char *text, size_t len)
-{
-    for (int i = 0; i < n; i++) {
-        if (d[i].kept)
-            continue;
-        for (int k = 0; k < d[i].nnames; k++) {
-            if (uses(text, len, d[i].names[k], strlen(d[i].names[k]))) {
-                d[i].kept = true;
-                keep_used(d, n, d[i].text, d[i].len);
-                break;
-            }
-        }
-    }
-}
-
 /* Writes s[0..len) as array elements; returns len. */
 static size_t emit_bytes(FILE *out, const char *s, size_t len)
 {
@@ -169,61 +62,125 @@ static size_t emit_str(FILE *out, const char *s)
     return emit_bytes(out, s, strlen(s));
 }
 
+/* A growing string. */
+struct sb {
+    char *s;
+    size_t len, cap;
+};
+
+static void sb_add(struct sb *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+        if (b->s == NULL)
+            die("out of memory", NULL);
+    }
+    memcpy(b->s + b->len, s, n + 1);
+    b->len += n;
+}
+
+/* FNV-1a, 64 bits: names a version of the library, nothing more. */
+static unsigned long long fnv1a(const char *s, size_t len)
+{
+    unsigned long long h = 14695981039346656037ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4)
-        die("usage: embed OUT DIR NAME[:p]...", NULL);
+        die("usage: embed OUT DIR NAME[:p|:f]...", NULL);
     const char *dir = argv[2];
-    char *lib = slurp(dir, "lib");
-    char *epilogue = slurp(dir, "epilogue");
-    static struct decl decls[DECLS_MAX];
-    int ndecls = split(lib, decls);
+    int n = argc - 3;
+    char *kind = calloc((size_t)n, 1); /* 'p', 'f' or 0 */
+    struct sb body = {0}, regs = {0};
+    char *lib = slurp(dir, "lib"), *epilogue = slurp(dir, "epilogue");
+    sb_add(&body, lib);
+    sb_add(&body,
+           "local function apply(main, keys, args)\nbegin(keys, args)\n");
+    sb_add(&body, epilogue);
+    sb_add(&body, "end\n");
     FILE *out = fopen(argv[1], "w");
-    if (out == NULL)
+    if (out == NULL || kind == NULL)
         die("cannot write", argv[1]);
     fprintf(out, "/* Generated from common/lua by embed.c: do not edit. */\n"
                  "#include <stddef.h>\n");
-    size_t *lens = calloc((size_t)argc, sizeof(*lens));
-    for (int a = 3; a < argc; a++) {
-        /* From here on argv[a] is the bare name. */
-        const char *name = argv[a];
-        char *colon = strchr(argv[a], ':');
-        bool preluded = colon != NULL && strcmp(colon, ":p") == 0;
-        if (colon != NULL)
+    size_t *lens = calloc((size_t)n, sizeof(*lens));
+    for (int i = 0; i < n; i++) {
+        /* From here on argv[3 + i] is the bare name. */
+        char *name = argv[3 + i], *colon = strchr(name, ':');
+        if (colon != NULL) {
+            if (strcmp(colon, ":p") != 0 && strcmp(colon, ":f") != 0)
+                die("unknown mark", colon);
+            kind[i] = colon[1];
             *colon = '\0';
-        char *body = slurp(dir, name);
-        fprintf(out, "static const char src_%s[] = {\n", name);
-        if (preluded) {
-            for (int i = 0; i < ndecls; i++)
-                decls[i].kept = false;
-            keep_used(decls, ndecls, body, strlen(body));
-            keep_used(decls, ndecls, epilogue, strlen(epilogue));
-            for (int i = 0; i < ndecls; i++)
-                if (decls[i].kept)
-                    lens[a] += emit_bytes(out, decls[i].text, decls[i].len);
-            lens[a] += emit_str(out, "local function main()\n");
-            lens[a] += emit_str(out, body);
-            lens[a] += emit_str(out, "\nend\n");
-            lens[a] += emit_str(out, epilogue);
-        } else {
-            lens[a] = emit_str(out, body);
         }
-        fprintf(out, "0};\n");
-        free(body);
+        char *text = slurp(dir, name);
+        if (kind[i]) {
+            sb_add(&body, "local function main_");
+            sb_add(&body, name);
+            sb_add(&body, kind[i] == 'p' ? "()\n" : "(KEYS, ARGV)\n");
+            sb_add(&body, text);
+            sb_add(&body, "\nend\n");
+        } else {
+            fprintf(out, "static const char src_%s[] = {\n", name);
+            lens[i] = emit_str(out, text);
+            fprintf(out, "0};\n");
+        }
+        free(text);
     }
-    fprintf(out, "const char *const scripts_src[] = {");
-    for (int a = 3; a < argc; a++)
-        fprintf(out, "src_%s, ", argv[a]);
+    char v[24];
+    snprintf(v, sizeof(v), "%016llx", fnv1a(body.s, body.len));
+    for (int i = 0; i < n; i++) {
+        const char *name = argv[3 + i];
+        char line[256];
+        if (kind[i] == 'p')
+            snprintf(line, sizeof(line),
+                     "redis.register_function('weft_%s_%s', "
+                     "function(keys, args)\n"
+                     "    return apply(main_%s, keys, args)\nend)\n",
+                     v, name, name);
+        else if (kind[i] == 'f')
+            snprintf(line, sizeof(line),
+                     "redis.register_function('weft_%s_%s', main_%s)\n", v,
+                     name, name);
+        else
+            continue;
+        sb_add(&regs, line);
+    }
+    fprintf(out, "static const char lib[] = {\n");
+    char head[64];
+    snprintf(head, sizeof(head), "#!lua name=weft_%s\n", v);
+    size_t liblen = emit_str(out, head) + emit_bytes(out, body.s, body.len) +
+                    emit_str(out, regs.s ? regs.s : "");
+    fprintf(out,
+            "0};\nconst char *const scripts_lib = lib;\n"
+            "const size_t scripts_lib_len = %zu;\n"
+            "const char scripts_lib_name[] = \"weft_%s\";\n"
+            "const char *const scripts_src[] = {",
+            liblen, v);
+    for (int i = 0; i < n; i++)
+        fprintf(out, kind[i] ? "NULL, " : "src_%s, ", argv[3 + i]);
     fprintf(out, "};\nconst size_t scripts_len[] = {");
-    for (int a = 3; a < argc; a++)
-        fprintf(out, "%zu, ", lens[a]);
+    for (int i = 0; i < n; i++)
+        fprintf(out, "%zu, ", lens[i]);
+    fprintf(out, "};\nconst char *const scripts_fn[] = {");
+    for (int i = 0; i < n; i++)
+        if (kind[i])
+            fprintf(out, "\"weft_%s_%s\", ", v, argv[3 + i]);
+        else
+            fprintf(out, "NULL, ");
     fprintf(out, "};\n");
     if (fclose(out) != 0)
         die("cannot write", argv[1]);
-    for (int i = 0; i < ndecls; i++)
-        for (int k = 0; k < decls[i].nnames; k++)
-            free(decls[i].names[k]);
     free(lens);
+    free(kind);
+    free(body.s);
+    free(regs.s);
     free(lib);
     free(epilogue);
     return 0;

@@ -1,4 +1,5 @@
--- epilogue.lua - applies each transition of the batch (see lib.lua).
+-- epilogue.lua - apply(main, keys, args): applies main to each transition
+-- of the batch (see lib.lua; embed.c wraps this file in the function).
 -- A batch is {shared fields..., plans: [...]} (see BATCH in lib.lua).
 BATCH = cjson.decode(ARGV[2])
 local batch = BATCH.plans or {}

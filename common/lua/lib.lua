@@ -1,14 +1,15 @@
--- lib.lua - shared prelude of every transition script (docs/protocol.md).
+-- lib.lua - shared prelude of the transition functions (docs/protocol.md).
 --
--- The build (embed.c) wraps each script's body in `local function main()`
--- between this prelude and epilogue.lua, so one EVALSHA applies a batch of
--- transitions: the epilogue loops over them, pointing the variables below
--- at each transition's keys and plan before calling main(). Batching
--- spreads the cost of a script call over every transition a scheduler or
--- worker has ready at once. Redis runs a script's whole text on every
--- call, so a script gets only the declarations below that it uses: each
--- starts with `local ` at the start of a line and runs to the next one.
--- Conventions:
+-- The build (embed.c) makes one Redis function library of this prelude,
+-- epilogue.lua (as apply()) and every transition script's body (as
+-- `local function main_<name>()`), with a function per script that
+-- applies its body to a batch of transitions: apply() loops over them,
+-- pointing the variables below at each transition's keys and plan before
+-- calling the body. Batching spreads the cost of a call over every
+-- transition a scheduler or worker has ready at once. Redis runs this
+-- top level once, when it loads the library: what a call needs afresh,
+-- begin() (at the end of this file) sets.
+-- Conventions (keys and args are FCALL's):
 --   KEYS[1..5]  events, runs, delayed, deadlines, stats (shared);
 --               then each transition's run, steps, deps, state and
 --               history keys from index t.k, then extra keys (queues,
@@ -21,13 +22,14 @@
 -- A script never reads the definition: what it needs of the graph is in
 -- the plan, so its cost follows the step's own edges.
 
-local K_EVENTS, K_RUNS, K_DELAYED, K_DEADLINES, K_STATS = KEYS[1], KEYS[2],
-    KEYS[3], KEYS[4], KEYS[5]
-local US = ARGV[1]
-local NOW = math.floor(tonumber(US) / 1000)
+-- The call's keys and args, its shared keys, and its time (ms, and as
+-- text).
+local KEYS, ARGV
+local K_EVENTS, K_RUNS, K_DELAYED, K_DEADLINES, K_STATS
+local US, NOW, NOW_S
 -- Numbers handed to redis.call are formatted with "%.17g", about 1 us
--- each: the hot paths pass integers as text, formatted once (S).
-local NUMS = {}
+-- each: the hot paths pass integers as text, formatted once per call (S).
+local NUMS
 local function S(n)
     local s = NUMS[n]
     if s == nil then
@@ -36,11 +38,10 @@ local function S(n)
     end
     return s
 end
-local NOW_S = S(NOW)
--- Set by the epilogue: the batch's shared fields (a scheduler's:
--- hist_max, the history cap; ttl, the retention of runs that end in s,
--- 0 = forever; chan, the cancel channel. A worker's start: worker), then
--- each transition's.
+-- Set by apply(): the batch's shared fields (a scheduler's: hist_max,
+-- the history cap; ttl, the retention of runs that end in s, 0 = forever;
+-- chan, the cancel channel. A worker's start: worker), then each
+-- transition's.
 local BATCH
 local K_RUN, K_STEPS, K_DEPS, K_STATE, K_HIST
 local P, RUN, out
@@ -76,7 +77,7 @@ local ROLLBACK_GRACE_MS = 5000
 -- each once to BATCH.hist_max. A MAXLEN on every XADD cost about 1 us
 -- per entry. A worker's start batch has no cap and trims nothing: each
 -- step it starts ends in a scheduler's transition, which trims.
-local TRIM = {}
+local TRIM
 
 -- Appends an entry to the run's history: the fixed fields, then the
 -- extra ones, given as field, value, ... or as one table of them (or
@@ -103,7 +104,7 @@ end
 -- deleting it keeps it from being read and evaluated again. The epilogue
 -- sends the batch's acknowledgements, one XACK (and XDEL) per stream, once
 -- every transition is applied: a call per message cost more than the ack.
-local ACKS, ACK_AT = {}, {}
+local ACKS, ACK_AT
 local function ack(stream, group, id)
     if not id or id == '' then return end
     local g = ACK_AT[stream]
@@ -607,4 +608,16 @@ end
 local function ready_cas()
     return run_active() and redis.call('HGET', K_STEPS, P.step) == 'pending'
         and attempt_of(P.step) == P.attempt - 1
+end
+
+-- Starts a call: its keys and args, its time, and nothing accumulated
+-- yet (formatted numbers, histories to trim, acknowledgements).
+local function begin(keys, args)
+    KEYS, ARGV = keys, args
+    K_EVENTS, K_RUNS, K_DELAYED, K_DEADLINES, K_STATS = keys[1], keys[2],
+        keys[3], keys[4], keys[5]
+    US = args[1]
+    NOW = math.floor(tonumber(US) / 1000)
+    NUMS, TRIM, ACKS, ACK_AT = {}, {}, {}, {}
+    NOW_S = S(NOW)
 end

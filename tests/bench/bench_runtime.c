@@ -237,9 +237,9 @@ static bool is_trip(const char *name)
 {
     /* Commands a client sends on its own: scripts, reads, the worker's
      * EXEC, and the bench's own submits and polls. */
-    static const char *const trips[] = {"evalsha",    "eval",    "xreadgroup",
-                                        "exec",       "hgetall", "hmget",
-                                        "xautoclaim", "get"};
+    static const char *const trips[] = {"evalsha", "eval",       "xreadgroup",
+                                        "exec",    "hgetall",    "hmget",
+                                        "fcall",   "xautoclaim", "get"};
     for (size_t i = 0; i < sizeof(trips) / sizeof(trips[0]); i++)
         if (strcmp(name, trips[i]) == 0)
             return true;

@@ -1205,6 +1205,7 @@ function redisChecks(conf, aclText, creds) {
           ['XGROUP', 'CREATE', 'weft:tasks', 'schedulers', '0', 'MKSTREAM'],
           ['XINFO', 'GROUPS', 'weft:q:default'], ['XINFO', 'STREAM', 'weft:q:default'], ['XPENDING', 'weft:q:default', 'workers'],
           ['XTRIM', 'weft:events', 'MINID', '0-1'], ['XLEN', 'weft:dlq'], ['XRANGE', 'weft:dlq', '-', '+'],
+          ['FCALL', 'weft_0123456789abcdef_finish', '2', 'weft:events', 'weft:run:r1'], ['FUNCTION', 'LOAD', '#!lua name=x'],
           ['EVALSHA', '0123456789012345678901234567890123456789', '2', 'weft:events', 'weft:run:r1'], ['EVAL', 'return 1', '0'],
           ['SCRIPT', 'LOAD', 'return 1'],
           ['HGET', 'weft:run:r1', 'status'], ['HMGET', 'weft:run:r1:steps', 'a'], ['HGETALL', 'weft:breaker:p'], ['HSET', 'weft:run:r1', 'a', 'b'],
@@ -1218,7 +1219,7 @@ function redisChecks(conf, aclText, creds) {
         deny: [
           ['GET', 'other:key'], ['XADD', 'jobs', ...X], ['PUBLISH', 'other', 'x'], ['FLUSHALL'], ['KEYS', '*'],
           ['CONFIG', 'SET', 'appendonly', 'no'], ['SHUTDOWN'], ['DEBUG', 'SLEEP', '0'], ['SUBSCRIBE', 'weft:cancel'],
-          ['DEL', 'weft:runs'], ['MONITOR'], ['ACL', 'LIST'],
+          ['DEL', 'weft:runs'], ['MONITOR'], ['ACL', 'LIST'], ['FUNCTION', 'FLUSH'], ['FUNCTION', 'DELETE', 'x'],
         ],
       },
       'weft-worker': {
@@ -1229,22 +1230,25 @@ function redisChecks(conf, aclText, creds) {
           ['XPENDING', 'weft:q:default', 'workers', '-', '+', '10', 'w'], ['XGROUP', 'CREATE', 'weft:q:default', 'workers', '0', 'MKSTREAM'],
           ['MULTI'], ['XADD', 'weft:events', ...X], ['XACK', 'weft:q:default', 'workers', '0-1'], ['XDEL', 'weft:q:default', '0-1'], ['EXEC'],
           ['XADD', 'weft:dlq', ...X],
-          ['EVALSHA', '0123456789012345678901234567890123456789', '10', 'weft:events', 'weft:runs', 'weft:delayed', 'weft:deadlines',
+          ['FCALL', 'weft_0123456789abcdef_start', '10', 'weft:events', 'weft:runs', 'weft:delayed', 'weft:deadlines',
             'weft:stats', 'weft:run:r1', 'weft:run:r1:steps', 'weft:run:r1:deps', 'weft:run:r1:state', 'weft:run:r1:history'],
-          ['SCRIPT', 'LOAD', 'return 1'],
           ['HMGET', 'weft:run:r1:steps', 'a', 'a:attempt'], ['HGETALL', 'weft:run:r1:steps'], ['HSET', 'weft:run:r1:steps', 'a', 'running'],
           ['ZADD', 'weft:deadlines', '1', 'r|s|1'], ['ZREM', 'weft:deadlines', 'r|s|1|queue'],
           ['XADD', 'weft:run:r1:history', 'MAXLEN', '~', '1000', ...X],
           ['SUBSCRIBE', 'weft:cancel'],
         ],
         deny: [
-          // Not refused: reading weft:events. Every transition script
-          // declares it, and EVALSHA needs read and write on declared keys.
+          // Not refused: reading weft:events. Every transition declares
+          // it, and FCALL needs read and write on declared keys. Refused:
+          // loading code. A library loaded with REPLACE would run in the
+          // schedulers' calls, with their rights.
           ['XADD', 'weft:tasks', ...X], ['XREADGROUP', 'GROUP', 'schedulers', 'w', 'STREAMS', 'weft:tasks', '>'],
           ['GET', 'weft:def:abc'], ['SET', 'weft:def:abc', 'x'], ['HSET', 'weft:breaker:p', 'state', 'closed'],
           ['PUBLISH', 'weft:cancel', 'x'], ['EVAL', 'return 1', '0'], ['DEL', 'weft:run:r1'], ['FLUSHALL'], ['KEYS', '*'],
           ['HDEL', 'weft:breaker:p', 'state'], ['ZREM', 'weft:breakerwait:p', 'm'],
           ['CONFIG', 'GET', '*'], ['SUBSCRIBE', 'other'], ['EVALSHA', '0123456789012345678901234567890123456789', '1', 'weft:tasks'],
+          ['FCALL', 'weft_0123456789abcdef_finish', '1', 'weft:tasks'], ['FUNCTION', 'LOAD', '#!lua name=x'],
+          ['SCRIPT', 'LOAD', 'return 1'], ['FUNCTION', 'FLUSH'],
         ],
       },
       'weft-keda': {
@@ -1271,7 +1275,7 @@ function redisChecks(conf, aclText, creds) {
     }
 
     // Redis checks each call inside a script against the caller's ACL, so
-    // every command the transitions call must be allowed: all scripts for
+    // every command the transitions call must be allowed: all of them for
     // the scheduler, the worker's `start` (and the helpers it calls).
     const luaDir = path.join(ROOT, 'common', 'lua');
     const luaCmds = (file) => {
