@@ -610,6 +610,25 @@ local function ready_cas()
         and attempt_of(P.step) == P.attempt - 1
 end
 
+-- Copies the stream entry `entry` of `origin` to the DLQ `dlq` with the
+-- bookkeeping fields (docs/protocol.md, "Dead letters") and at most `max`
+-- of its fields (the rest marked dlq_truncated); an entry already deleted
+-- gets the bookkeeping only.
+local function dlq_copy(dlq, origin, entry, reason, by, at, max)
+    local args = {'XADD', dlq, '*', 'dlq_origin', origin, 'dlq_entry', entry,
+                  'dlq_reason', reason, 'dlq_by', by, 'dlq_at', at}
+    local e = redis.call('XRANGE', origin, entry, entry)[1]
+    if e then
+        local f = e[2]
+        for i = 1, math.min(#f, 2 * max) do args[#args + 1] = f[i] end
+        if #f > 2 * max then
+            args[#args + 1] = 'dlq_truncated'
+            args[#args + 1] = '1'
+        end
+    end
+    redis.call(unpack(args))
+end
+
 -- Starts a call: its keys and args, its time, and nothing accumulated
 -- yet (formatted numbers, histories to trim, acknowledgements).
 local function begin(keys, args)

@@ -17,19 +17,8 @@ if redis.call('EXISTS', K_RUN) == 0 then
     set_retention()
     out.run = 'failed'
     if P.dk and P.entry and P.entry ~= '' then
-        local args = {'XADD', KEYS[P.dk], '*', 'dlq_origin', KEYS[P.tk],
-                      'dlq_entry', P.entry, 'dlq_reason', P.error, 'dlq_by',
-                      P.by or '', 'dlq_at', NOW_S}
-        local e = redis.call('XRANGE', KEYS[P.tk], P.entry, P.entry)[1]
-        if e then
-            local f, max = e[2], 2 * (tonumber(P.dlq_max) or 64)
-            for i = 1, math.min(#f, max) do args[#args + 1] = f[i] end
-            if #f > max then
-                args[#args + 1] = 'dlq_truncated'
-                args[#args + 1] = '1'
-            end
-        end
-        redis.call(unpack(args))
+        dlq_copy(KEYS[P.dk], KEYS[P.tk], P.entry, P.error, P.by or '', NOW_S,
+                 tonumber(P.dlq_max) or 64)
     end
 end
 ack(KEYS[P.tk], 'schedulers', P.entry)
