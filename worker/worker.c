@@ -824,16 +824,6 @@ struct start_batch {
 
 static void on_start_batch(struct rconn *c, redisReply *reply, void *ud);
 
-/* Index (1-based) of key in keys[0..*n), appending it when new. */
-static int start_key(char (*keys)[KEYS_MAX], int *n, const char *key)
-{
-    for (int i = 0; i < *n; i++)
-        if (strcmp(keys[i], key) == 0)
-            return i + 1;
-    snprintf(keys[*n], KEYS_MAX, "%s", key);
-    return ++*n;
-}
-
 /* Appends one start plan (start.lua: run, k, step, attempt, deadline
  * when there is one, qt when the job has a queue timeout) to the batch,
  * {"worker": ..., "plans": [...]}, opening it for the first; written
@@ -892,17 +882,22 @@ static void start_send(struct start_batch *b)
         keys_global(&w->keys, shared[i], keys[nkeys]);
         nkeys++;
     }
+    int ks[WORKER_START_BATCH]; /* each job's first key (1-based) */
     for (size_t i = 0; i < b->n && rc == 0; i++) {
         struct job *j = b->jobs[i];
         uint64_t timeout = job_timeout_ms(j);
-        char key[KEYS_MAX];
+        /* A run's keys go once: a job of a run already in the batch
+         * shares them. */
         int k = 0;
-        for (int r = 0; r < 5; r++) {
-            keys_run(&w->keys, run_keys[r], j->spec.run, key);
-            int idx = start_key(keys, &nkeys, key);
-            if (r == 0)
-                k = idx;
+        for (size_t e = 0; e < i && k == 0; e++)
+            if (strcmp(b->jobs[e]->spec.run, j->spec.run) == 0)
+                k = ks[e];
+        if (k == 0) {
+            k = nkeys + 1;
+            for (int r = 0; r < 5; r++)
+                keys_run(&w->keys, run_keys[r], j->spec.run, keys[nkeys++]);
         }
+        ks[i] = k;
         rc = start_plan(doc, w, j, k,
                         timeout > 0
                             ? now + (int64_t)timeout + WORKER_DEADLINE_SLACK_MS
