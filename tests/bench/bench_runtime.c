@@ -424,6 +424,15 @@ static void bench_floor(int n)
     freeReplyObject(cmd("DEL floor:a floor:b"));
 }
 
+static void script_sha(redisContext *c, const char *lua, char sha[48])
+{
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", lua);
+    if (r == NULL || r->type != REDIS_REPLY_STRING)
+        die("SCRIPT LOAD failed");
+    snprintf(sha, 48, "%s", r->str);
+    freeReplyObject(r);
+}
+
 /* The floor of an atomic transition: a script that, per transition,
  * compares a step's status (HGET), writes it (HSET) and appends to the
  * run's history (XADD), in batches of 64, the way weft batches them. A
@@ -444,10 +453,8 @@ static void bench_transition_floor(int n)
         "end\n"
         "return 0\n";
     enum { BATCH = 64 };
-    redisReply *r = cmd("SCRIPT LOAD %s", lua);
     char sha[48];
-    snprintf(sha, sizeof(sha), "%s", r->str ? r->str : "");
-    freeReplyObject(r);
+    script_sha(rc, lua, sha);
     struct cmdstats before = commandstats();
     for (int done = 0; done < n; done += BATCH) {
         const char *argv[6 + BATCH];
@@ -463,7 +470,7 @@ static void bench_transition_floor(int n)
             snprintf(ids[i], sizeof(ids[i]), "s%d", done + i);
             argv[argc++] = ids[i];
         }
-        r = redisCommandArgv(rc, argc, argv, NULL);
+        redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
         if (r == NULL)
             die(rc->errstr);
         freeReplyObject(r);
@@ -530,15 +537,6 @@ static const char floor_finish_lua[] =
     "redis.call('XDEL', KEYS[3], unpack(ids))\n"
     "return #ids\n";
 
-static void script_sha(redisContext *c, const char *lua, char sha[48])
-{
-    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", lua);
-    if (r == NULL || r->type != REDIS_REPLY_STRING)
-        die("SCRIPT LOAD failed");
-    snprintf(sha, 48, "%s", r->str);
-    freeReplyObject(r);
-}
-
 /* Sends argv and returns the reply; any error ends the bench. */
 static redisReply *floor_argv(redisContext *c, int argc, const char **argv)
 {
@@ -576,13 +574,9 @@ static void floor_worker(const char *name)
         redisReply *r = floor_argv(c, 11, rd);
         redisReply *e = floor_entries(r);
         size_t n = e ? e->elements : 0;
-        const char *argv[4 + CLAIM + 3];
-        int argc = 0;
-        argv[argc++] = "EVALSHA";
-        argv[argc++] = sha;
-        argv[argc++] = "2";
-        argv[argc++] = "floor:steps";
-        argv[argc++] = "floor:history";
+        const char *argv[5 + CLAIM] = {"EVALSHA", sha, "2", "floor:steps",
+                                       "floor:history"};
+        int argc = 5;
         for (size_t i = 0; i < n && i < CLAIM; i++)
             argv[argc++] = e->element[i]->element[1]->element[1]->str;
         freeReplyObject(floor_argv(c, argc, argv));
