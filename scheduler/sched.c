@@ -1933,6 +1933,21 @@ static void create_groups(struct sched *s)
               s->k_events, KEYS_GROUP_SCHEDULERS);
 }
 
+/* The answer to the FUNCTION LOAD sent on connecting. "already exists":
+ * another process loaded this same version first. Any other error stops
+ * every transition, so it is said plainly: most likely a Redis older than
+ * 7.0 (no functions) or a user without FUNCTION LOAD. */
+static void on_library_load(struct rconn *c, redisReply *r, void *ud)
+{
+    (void)c;
+    (void)ud;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+        strstr(r->str, "already exists") == NULL)
+        log_error("cannot load weft's function library (weft needs Redis 7.0 "
+                  "or later, and FUNCTION LOAD for the scheduler's user)",
+                  "library", scripts_library_name(), "error", r->str, NULL);
+}
+
 static void on_cmd_state(struct rconn *c, bool up, void *ud)
 {
     (void)c;
@@ -1944,7 +1959,7 @@ static void on_cmd_state(struct rconn *c, bool up, void *ud)
          * process loaded answers "already exists", which is fine. */
         size_t len;
         const char *text = scripts_library(&len);
-        rconn_cmd(s->cmd, NULL, NULL, "FUNCTION LOAD %b", text, len);
+        rconn_cmd(s->cmd, on_library_load, NULL, "FUNCTION LOAD %b", text, len);
         for (int id = 0; id < SCRIPT_COUNT; id++) {
             text = scripts_text((enum script_id)id, &len);
             if (text != NULL)

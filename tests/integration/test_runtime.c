@@ -23,6 +23,7 @@
 #include "procs.h"
 #include "rconn.h"
 #include "redis_fixture.h"
+#include "scripts.h"
 #include "redisurl.h"
 #include "runs.h"
 #include "wfdef.h"
@@ -590,6 +591,20 @@ static void wait_log_line(int i, const char *const needles[])
         nanosleep(&ts, NULL);
     }
     cr_assert_fail("no line with %s... in %s", needles[0], path);
+}
+
+/* A Redis without functions (older than 7.0, or FUNCTION renamed away as
+ * here) cannot run a single transition: the scheduler says so, naming
+ * the library, instead of failing every message in silence. */
+Test(runtime, a_redis_without_functions_is_named_in_the_log)
+{
+    cr_assert_eq(redis_fixture_start(&fx, "--rename-command FUNCTION \"\""), 0);
+    snprintf(env_url, sizeof(env_url), "REDIS_URL=%s", fx.url);
+    const char *args[] = {"--name=sched-0", NULL};
+    start_proc("scheduler/weft-scheduler", args);
+    wait_log_line(0, (const char *const[]){
+                         "cannot load weft's function library",
+                         scripts_library_name(), "unknown command", NULL});
 }
 
 Test(runtime, a_retried_step_succeeds_on_a_later_attempt)
