@@ -119,7 +119,7 @@ struct op {
     size_t text_len;
     bool retried;      /* recovery already done once */
     int argc;          /* "FCALL" name (or "EVALSHA" sha) nkeys keys... */
-    const char **argv; /* args... */
+    const char **argv; /* the command; argv[1] the function or SHA-1 */
     size_t *argvlen;
 };
 
@@ -911,15 +911,6 @@ int rconn_eval_script(struct rconn *c, const char *label, const char *sha,
                    argv, argvlen);
 }
 
-int rconn_fcall_library(struct rconn *c, const char *label, const char *fn,
-                        const char *lib, size_t lib_len, rconn_reply_cb cb,
-                        void *ud, int nkeys, int argc, const char **argv,
-                        const size_t *argvlen)
-{
-    return send_op(c, true, label, fn, lib, lib_len, cb, ud, nkeys, argc, argv,
-                   argvlen);
-}
-
 int rconn_eval(struct rconn *c, enum script_id id, rconn_reply_cb cb, void *ud,
                int nkeys, int argc, const char **argv, const size_t *argvlen)
 {
@@ -930,9 +921,8 @@ int rconn_eval(struct rconn *c, enum script_id id, rconn_reply_cb cb, void *ud,
         return WEFT_EINVAL;
     if (scripts_function(id) != NULL) {
         text = scripts_library(&len);
-        return rconn_fcall_library(c, scripts_name(id), scripts_function(id),
-                                   text, len, cb, ud, nkeys, argc, argv,
-                                   argvlen);
+        return send_op(c, true, scripts_name(id), scripts_function(id), text,
+                       len, cb, ud, nkeys, argc, argv, argvlen);
     }
     text = scripts_text(id, &len);
     return rconn_eval_script(c, scripts_name(id), scripts_sha(id), text, len,

@@ -21,12 +21,4 @@ int rconn_eval_script(struct rconn *c, const char *label, const char *sha,
                       void *ud, int nkeys, int argc, const char **argv,
                       const size_t *argvlen);
 
-/* The same for a function fn of the library lib (its source, for
- * FUNCTION LOAD): FCALL, and on "ERR Function not found" FUNCTION LOAD and
- * the FCALL again, once. fn and lib are borrowed likewise. */
-int rconn_fcall_library(struct rconn *c, const char *label, const char *fn,
-                        const char *lib, size_t lib_len, rconn_reply_cb cb,
-                        void *ud, int nkeys, int argc, const char **argv,
-                        const size_t *argvlen);
-
 #endif

@@ -8,13 +8,14 @@
  * transition body, `local function main_NAME()`, and the library's
  * function weft_<v>_NAME applies it to every transition of a batch; a
  * NAME marked :f is a function of its own, called with FCALL's keys and
- * args as KEYS and ARGV. Redis runs a library's
- * top level once, at FUNCTION LOAD; a script's whole text ran on every
- * call, and creating the prelude's closures was most of what a finish
- * call cost when its batch was small (docs/protocol.md, "Transitions").
- * The library and its functions are named after a hash of their code
- * (<v>, 16 hex digits), so processes of two versions of weft can share a
- * Redis during an upgrade without calling each other's code.
+ * args as KEYS and ARGV.
+ * Redis runs a library's top level once, at FUNCTION LOAD; a script's
+ * whole text ran on every call, and creating the prelude's closures was
+ * most of what a finish call cost when its batch was small
+ * (docs/protocol.md, "The library"). The library and its functions are
+ * named after a hash of their code (<v>, 16 hex digits), so processes of
+ * two versions of weft can share a Redis during an upgrade without
+ * calling each other's code.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -110,6 +111,8 @@ int main(int argc, char **argv)
     fprintf(out, "/* Generated from common/lua by embed.c: do not edit. */\n"
                  "#include <stddef.h>\n");
     size_t *lens = calloc((size_t)n, sizeof(*lens));
+    if (lens == NULL)
+        die("out of memory", NULL);
     for (int i = 0; i < n; i++) {
         /* From here on argv[3 + i] is the bare name. */
         char *name = argv[3 + i], *colon = strchr(name, ':');
