@@ -678,6 +678,12 @@ struct event_base *rconn_event_base_new(void)
     return base;
 }
 
+bool rconn_library_loaded(const redisReply *r)
+{
+    return r != NULL && (r->type != REDIS_REPLY_ERROR ||
+                         strstr(r->str, "already exists") != NULL);
+}
+
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv);
 
 static void on_script_load(redisAsyncContext *ac, void *r, void *priv)
@@ -689,10 +695,8 @@ static void on_script_load(redisAsyncContext *ac, void *r, void *priv)
         deliver(op, NULL);
         return;
     }
-    /* Another process may have loaded the same library in the meantime:
-     * its name carries a hash of its code, so that is ours. */
-    if (reply->type == REDIS_REPLY_ERROR &&
-        !(op->fcall && strstr(reply->str, "already exists") != NULL)) {
+    if (op->fcall ? !rconn_library_loaded(reply)
+                  : reply->type == REDIS_REPLY_ERROR) {
         /* The load error (say, a compile error) tells the caller more
          * than the NOSCRIPT the EVALSHA would get. */
         rconn_log(op->c, "%s %s failed: %.*s",

@@ -97,6 +97,12 @@ int rconn_cmd(struct rconn *c, rconn_reply_cb cb, void *ud, const char *fmt,
 int rconn_eval(struct rconn *c, enum script_id id, rconn_reply_cb cb, void *ud,
                int nkeys, int argc, const char **argv, const size_t *argvlen);
 
+/* Whether r, the answer to a FUNCTION LOAD, means the library is in
+ * Redis: loaded now, or loaded before by another process ("already
+ * exists"), which is the same code, as a library's name carries a hash
+ * of it (scripts.h). False for NULL (no answer). */
+bool rconn_library_loaded(const redisReply *r);
+
 /* Called with each message published on the subscribed channel; payload
  * is borrowed for the duration of the call. */
 typedef void (*rconn_message_cb)(struct rconn *c, const char *payload,

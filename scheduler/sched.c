@@ -1933,16 +1933,15 @@ static void create_groups(struct sched *s)
               s->k_events, KEYS_GROUP_SCHEDULERS);
 }
 
-/* The answer to the FUNCTION LOAD sent on connecting. "already exists":
- * another process loaded this same version first. Any other error stops
- * every transition, so it is said plainly: most likely a Redis older than
- * 7.0 (no functions) or a user without FUNCTION LOAD. */
+/* The answer to the FUNCTION LOAD sent on connecting. A library that
+ * is not there stops every transition, so it is said plainly: most likely
+ * a Redis older than 7.0 (no functions) or a user without FUNCTION LOAD.
+ * No answer (NULL) is a lost connection, which says so itself. */
 static void on_library_load(struct rconn *c, redisReply *r, void *ud)
 {
     (void)c;
     (void)ud;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
-        strstr(r->str, "already exists") == NULL)
+    if (r != NULL && !rconn_library_loaded(r))
         log_error("cannot load weft's function library (weft needs Redis 7.0 "
                   "or later, and FUNCTION LOAD for the scheduler's user)",
                   "library", scripts_library_name(), "error", r->str, NULL);
@@ -1955,8 +1954,7 @@ static void on_cmd_state(struct rconn *c, bool up, void *ud)
     if (up) {
         log_info("connected to redis", "conn", "cmd", NULL);
         /* The library and the scripts are loaded up front (and again
-         * when a call finds them gone: rconn_eval). A library another
-         * process loaded answers "already exists", which is fine. */
+         * when a call finds them gone: rconn_eval). */
         size_t len;
         const char *text = scripts_library(&len);
         rconn_cmd(s->cmd, on_library_load, NULL, "FUNCTION LOAD %b", text, len);
