@@ -44,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct event_base *base;
 static uint16_t port;
+static bool echo; /* FUZZ_HTTP_ECHO is set */
 
 /* One server for the whole run: starting one per input would measure
  * listen() more than parsing. */
@@ -53,6 +54,7 @@ static void setup(void)
     static struct sched_config cfg;
     struct weft_error err;
     weft_alloc_init();
+    echo = getenv("FUZZ_HTTP_ECHO") != NULL;
     signal(SIGPIPE, SIG_IGN);
     log_init("fuzz_http");
     log_set_level("error");
@@ -76,13 +78,15 @@ static void setup(void)
     port = http_port(h);
 }
 
-/* Runs what is ready in the loop, then waits up to 1 ms for fd. */
-static void spin(int fd)
+/* Runs what is ready in the loop, waits up to 1 ms for events on fd,
+ * and runs the loop again; returns poll's answer (1: fd is ready). */
+static int spin(int fd, short events)
 {
     event_base_loop(base, EVLOOP_NONBLOCK);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    poll(&p, 1, 1);
+    struct pollfd p = {.fd = fd, .events = events};
+    int n = poll(&p, 1, 1);
     event_base_loop(base, EVLOOP_NONBLOCK);
+    return n;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -108,9 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0 && errno == EINPROGRESS) {
         int e = ETIMEDOUT;
         for (int round = 0; round < 2000; round++) {
-            event_base_loop(base, EVLOOP_NONBLOCK);
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            if (poll(&p, 1, 1) == 1) {
+            if (spin(fd, POLLOUT) == 1) {
                 socklen_t elen = sizeof(e);
                 if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0)
                     e = errno;
@@ -137,11 +139,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             sent += (size_t)n;
         }
-        spin(fd);
+        spin(fd, POLLIN);
         bool got = false;
         for (;;) {
             ssize_t n = recv(fd, buf, sizeof(buf), 0);
-            if (n > 0 && getenv("FUZZ_HTTP_ECHO"))
+            if (n > 0 && echo)
                 fwrite(buf, 1, (size_t)n, stderr);
             if (n > 0) {
                 got = answered = true;
@@ -160,6 +162,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
     }
     close(fd);
-    spin(-1); /* the server sees the reset and frees the connection */
+    spin(-1, 0); /* the server sees the reset and frees the connection */
     return 0;
 }
