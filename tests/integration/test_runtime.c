@@ -23,9 +23,9 @@
 #include "procs.h"
 #include "rconn.h"
 #include "redis_fixture.h"
-#include "scripts.h"
 #include "redisurl.h"
 #include "runs.h"
+#include "scripts.h"
 #include "wfdef.h"
 #include "wire.h"
 
